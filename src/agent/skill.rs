@@ -1,0 +1,227 @@
+//! Skills, in both supported layouts:
+//! - agentskills.io: `skills/<name>/SKILL.md` with frontmatter `name` (= folder name),
+//!   `description`, `allowed-tools`, `metadata` (also `license`, `compatibility`);
+//! - Druppie's flat form: `skills/<id>.md` with `id`, `name`, `description`, `system_prompt`,
+//!   `allowed_tools`.
+//!
+//! Only name and description are kept in memory and shown to the model; the body is read from
+//! disk when the model activates the skill (progressive disclosure).
+
+use super::{frontmatter, yaml};
+use crate::diag::Diagnostic;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Which layout a skill was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkillFormat {
+    AgentSkills,
+    Druppie,
+}
+
+/// A skill's metadata; the body stays on disk until activation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skill {
+    pub name: String,
+    pub description: String,
+    pub allowed_tools: Vec<String>,
+    pub metadata: BTreeMap<String, serde_json::Value>,
+    pub path: PathBuf,
+    pub format: SkillFormat,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StringOrList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StringOrList {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(s) => s
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            Self::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct AgentSkillsFront {
+    name: Option<String>,
+    description: Option<String>,
+    #[serde(rename = "allowed-tools", alias = "allowed_tools")]
+    allowed_tools: Option<StringOrList>,
+    #[serde(default)]
+    metadata: BTreeMap<String, serde_json::Value>,
+}
+const AGENTSKILLS_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "allowed-tools",
+    "allowed_tools",
+    "metadata",
+    "license",
+    "compatibility",
+];
+
+#[derive(Debug, Deserialize)]
+struct DruppieFront {
+    id: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+    #[allow(dead_code)]
+    system_prompt: Option<String>,
+    #[serde(alias = "allowed-tools")]
+    allowed_tools: Option<StringOrList>,
+    #[serde(default)]
+    metadata: BTreeMap<String, serde_json::Value>,
+}
+const DRUPPIE_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "description",
+    "system_prompt",
+    "allowed_tools",
+    "allowed-tools",
+    "metadata",
+    "type",
+    "version",
+];
+
+/// The paths a skill named `name` may live at, in lookup order.
+pub fn candidate_paths(skills_dir: &Path, name: &str) -> [PathBuf; 2] {
+    [
+        skills_dir.join(name).join("SKILL.md"),
+        skills_dir.join(format!("{name}.md")),
+    ]
+}
+
+/// Load the skill `name` from `skills_dir`. Errors are diagnostics; warnings are appended.
+pub fn load(
+    skills_dir: &Path,
+    name: &str,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<Skill, Diagnostic> {
+    let [nested, flat] = candidate_paths(skills_dir, name);
+    let (path, format) = if nested.is_file() {
+        (nested, SkillFormat::AgentSkills)
+    } else if flat.is_file() {
+        (flat, SkillFormat::Druppie)
+    } else {
+        return Err(Diagnostic::error(
+            &nested,
+            0,
+            0,
+            format!(
+                "the agent names skill `{name}` but neither {} nor {} exists; create one of them",
+                nested.display(),
+                flat.display()
+            ),
+        ));
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Diagnostic::error(&path, 0, 0, format!("cannot read skill: {e}")))?;
+    let doc = frontmatter::split(&path, &text)?;
+    let off = doc.yaml_line_offset;
+    let required = |v: Option<String>, key: &str| {
+        v.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+            let (l, c) = yaml::key_pos(doc.yaml, off, key);
+            Diagnostic::error(&path, l, c, format!("skill is missing a non-empty `{key}`"))
+        })
+    };
+    match format {
+        SkillFormat::AgentSkills => {
+            let (f, w): (AgentSkillsFront, _) =
+                yaml::parse(&path, doc.yaml, off, AGENTSKILLS_KEYS)?;
+            warnings.extend(w);
+            let sname = required(f.name, "name")?;
+            if sname != name {
+                let (l, c) = yaml::key_pos(doc.yaml, off, "name");
+                return Err(Diagnostic::error(
+                    &path,
+                    l,
+                    c,
+                    format!("skill name `{sname}` must equal its folder name `{name}`"),
+                ));
+            }
+            Ok(Skill {
+                name: sname,
+                description: required(f.description, "description")?,
+                allowed_tools: f
+                    .allowed_tools
+                    .map(StringOrList::into_vec)
+                    .unwrap_or_default(),
+                metadata: f.metadata,
+                path,
+                format,
+            })
+        }
+        SkillFormat::Druppie => {
+            let (f, w): (DruppieFront, _) = yaml::parse(&path, doc.yaml, off, DRUPPIE_KEYS)?;
+            warnings.extend(w);
+            let id = required(f.id.or(f.name.clone()), "id")?;
+            if id != name {
+                let (l, c) = yaml::key_pos(doc.yaml, off, "id");
+                return Err(Diagnostic::error(
+                    &path,
+                    l,
+                    c,
+                    format!("skill id `{id}` must equal its file name `{name}`"),
+                ));
+            }
+            Ok(Skill {
+                name: id,
+                description: required(f.description, "description")?,
+                allowed_tools: f
+                    .allowed_tools
+                    .map(StringOrList::into_vec)
+                    .unwrap_or_default(),
+                metadata: f.metadata,
+                path,
+                format,
+            })
+        }
+    }
+}
+
+/// Errors reading a skill body at activation time.
+#[derive(Debug, thiserror::Error)]
+pub enum SkillBodyError {
+    #[error("cannot read skill file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(Diagnostic),
+}
+
+impl Skill {
+    /// The full instructions: the markdown body (for Druppie skills: `system_prompt`, then body).
+    pub fn body(&self) -> Result<String, SkillBodyError> {
+        let text = std::fs::read_to_string(&self.path).map_err(|source| SkillBodyError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        let doc = frontmatter::split(&self.path, &text).map_err(SkillBodyError::Invalid)?;
+        let mut out = String::new();
+        if self.format == SkillFormat::Druppie {
+            let (f, _): (DruppieFront, _) =
+                yaml::parse(&self.path, doc.yaml, doc.yaml_line_offset, DRUPPIE_KEYS)
+                    .map_err(SkillBodyError::Invalid)?;
+            if let Some(sp) = f.system_prompt {
+                out.push_str(sp.trim());
+                out.push_str("\n\n");
+            }
+        }
+        out.push_str(doc.body.trim());
+        Ok(out)
+    }
+}

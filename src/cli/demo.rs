@@ -1,0 +1,132 @@
+//! `bosun demo`: the main job with no API key. Brings up (or reuses) the sandbox, seeds two
+//! namespaces — one healthy, one with a crash-looping pod — and runs the sample task against the
+//! scripted model. The model's words are a replay; the tool calls run for real.
+
+use super::{exit, run, sandbox_cmd, OutputFormat};
+use anyhow::Context;
+use bosun::agent::Agent;
+use bosun::config::ModelConfig;
+use bosun::kube_client::KubeTarget;
+use bosun::model::OpenAiClient;
+use bosun::sandbox::{self, UpOptions};
+use bosun::scripted::{Script, ScriptedServer};
+use bosun::session::{Runtime, RuntimeOptions};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+const SCRIPT: &str = include_str!("../../examples/demo.script.yaml");
+pub const TASK: &str = "How many namespaces does the cluster have, and which look unhealthy?";
+
+async fn seed(kubeconfig: &Path) -> anyhow::Result<()> {
+    let cluster = bosun::kube_client::connect(&KubeTarget {
+        kubeconfig: Some(kubeconfig.to_path_buf()),
+        context: None,
+    })
+    .await?;
+    let c = cluster.client;
+    for (ns, pod, image, bad) in [
+        ("shop", "shop-web", "nginx:1.27.2", false),
+        (
+            "payments",
+            "payments-api",
+            "ghcr.io/example/payments:1.4.2",
+            true,
+        ),
+    ] {
+        let nss: Api<Namespace> = Api::all(c.clone());
+        let n: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}}))?;
+        match nss.create(&PostParams::default(), &n).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e).context(format!("creating namespace {ns}")),
+        }
+        let pods: Api<Pod> = Api::namespaced(c.clone(), ns);
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": pod, "labels": {"app": pod}},
+            "spec": {"containers": [{"name": "main", "image": image}]}
+        }))?;
+        match pods.create(&PostParams::default(), &p).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e).context(format!("creating pod {ns}/{pod}")),
+        }
+        // no kubelet in the sandbox: set the status a kubelet would report
+        let state = if bad {
+            json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}})
+        } else {
+            json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}})
+        };
+        let status = json!({"status": {"phase": "Running", "containerStatuses": [{
+            "name": "main", "image": image, "imageID": "", "ready": !bad,
+            "restartCount": if bad { 7 } else { 0 }, "state": state}]}});
+        pods.patch_status(pod, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .with_context(|| format!("setting the status of {ns}/{pod}"))?;
+    }
+    Ok(())
+}
+
+pub async fn demo(agent_dir: &Path, keep: bool) -> anyhow::Result<ExitCode> {
+    let dir = sandbox::default_dir();
+    let (state, started_here) = match sandbox::load_state(&dir)? {
+        Some(st) if st.all_alive() => {
+            eprintln!("using the running sandbox in {}", dir.display());
+            (st, false)
+        }
+        _ => {
+            eprintln!("starting a sandbox in {} …", dir.display());
+            let st = sandbox_cmd::up_with_progress(&dir, UpOptions::default()).await?;
+            eprintln!("sandbox ready in {:.2} s", st.ready_ms as f64 / 1000.0);
+            (st, true)
+        }
+    };
+    let result = async {
+        seed(&state.kubeconfig).await?;
+        let server = ScriptedServer::start(Script::from_yaml(SCRIPT)?).await?;
+        eprintln!(
+            "model: scripted replay at {} (no API key needed; the tool calls below run for real)\n",
+            server.base_url()
+        );
+        let loaded = Agent::load(agent_dir).map_err(|d| {
+            anyhow::anyhow!("{d}\n(run the demo from the bosun repository, or pass --agent DIR)")
+        })?;
+        let cfg = ModelConfig {
+            base_url: Some(server.base_url()),
+            model: "scripted-demo".into(),
+            ..Default::default()
+        };
+        let opts = RuntimeOptions {
+            kube: KubeTarget {
+                kubeconfig: Some(state.kubeconfig.clone()),
+                context: None,
+            },
+            ..Default::default()
+        };
+        let (rt, _) = Runtime::new(loaded.agent, Arc::new(OpenAiClient::new(&cfg)?), opts)?;
+        eprintln!("task: {TASK}\n");
+        let code = run::run_task(Arc::new(rt), TASK, OutputFormat::Text, false).await?;
+        let failures = server.failures();
+        if !failures.is_empty() {
+            for f in failures {
+                eprintln!("{f}");
+            }
+            return Ok(ExitCode::from(exit::TASK_FAILED));
+        }
+        Ok::<_, anyhow::Error>(code)
+    }
+    .await;
+    if started_here && !keep {
+        if let Err(e) = sandbox::down(&dir) {
+            eprintln!("bosun: stopping the sandbox: {e}");
+        } else {
+            eprintln!("\nsandbox stopped (run `bosun demo --keep` or `bosun sandbox up` to keep one running)");
+        }
+    } else if started_here {
+        eprintln!("\nsandbox left running: eval \"$(bosun sandbox env)\"; stop it with `bosun sandbox down`");
+    }
+    result
+}

@@ -1,0 +1,120 @@
+//! Command-line parsing and dispatch.
+
+mod demo;
+mod render;
+mod run;
+mod sandbox_cmd;
+mod validate;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit codes (documented in README.md).
+pub mod exit {
+    pub const SUCCESS: u8 = 0;
+    pub const TASK_FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "bosun", version, about = "A guarded infrastructure-engineer agent runtime", long_about = None)]
+pub struct Cli {
+    /// Agent directory (holds agent.md, skills/, tools/, prompts/).
+    #[arg(long, global = true, env = "BOSUN_AGENT_DIR", default_value = ".")]
+    pub agent: PathBuf,
+    /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Check agent.md, skills/, tools/ and prompts/; exit 1 with file:line:col on errors.
+    Validate,
+    /// Run one task to its final answer.
+    Run(run::RunArgs),
+    /// Show the tools the model sees.
+    Tools {
+        /// Print the JSON schemas exactly as sent to the model.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A throwaway local platform: etcd, kube-apiserver, OpenBao, a GitOps remote.
+    Sandbox {
+        #[command(subcommand)]
+        cmd: sandbox_cmd::SandboxCmd,
+        /// State directory (default: $BOSUN_SANDBOX_DIR or ~/.local/state/bosun/sandbox).
+        #[arg(long, global = true)]
+        dir: Option<PathBuf>,
+    },
+    /// Serve a scripted OpenAI-compatible model (for tests, evals and demos).
+    ScriptedModel {
+        /// The script (YAML; see `bosun::scripted`).
+        #[arg(long)]
+        script: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+    /// Try bosun with no API key: sandbox + scripted model + a sample task.
+    Demo {
+        /// Leave the sandbox running afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    Jsonl,
+}
+
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Validate => validate::validate(&cli.agent),
+        Cmd::Tools { json } => validate::tools(&cli.agent, json),
+        Cmd::Run(args) => run::run(&cli.agent, args).await,
+        Cmd::Sandbox { cmd, dir } => sandbox_cmd::sandbox(cmd, dir).await,
+        Cmd::ScriptedModel { script, listen } => {
+            let s = bosun::scripted::Script::load(&script)?;
+            let server = bosun::scripted::ScriptedServer::start_on(s, &listen).await?;
+            println!("{}", server.base_url());
+            eprintln!(
+                "scripted model serving {} turns at {} (Ctrl-C to stop)",
+                server.turns_total(),
+                server.base_url()
+            );
+            tokio::signal::ctrl_c().await?;
+            let failures = server.failures();
+            for f in &failures {
+                eprintln!("{f}");
+            }
+            Ok(ExitCode::from(if failures.is_empty() {
+                exit::SUCCESS
+            } else {
+                exit::TASK_FAILED
+            }))
+        }
+        Cmd::Demo { keep } => demo::demo(&cli.agent, keep).await,
+    }
+}

@@ -1,0 +1,116 @@
+//! `bosun validate` and `bosun tools`.
+
+use super::exit;
+use bosun::agent::Agent;
+use bosun::diag::Diagnostic;
+use bosun::kube_client::KubeTarget;
+use bosun::tools::{self, Registry};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Everything `validate` checks, without a model: returns the registry and the diagnostics.
+fn check(dir: &Path) -> (Option<(Agent, Registry, String)>, Vec<Diagnostic>) {
+    let loaded = match Agent::load(dir) {
+        Ok(l) => l,
+        Err(d) => return (None, d.0),
+    };
+    let mut diags = loaded.warnings;
+    let agent = loaded.agent;
+    let impls = tools::implementations(&agent, &KubeTarget::default());
+    let registry = match Registry::build(&agent, impls) {
+        Ok((r, w)) => {
+            diags.extend(w);
+            r
+        }
+        Err(d) => {
+            diags.extend(d);
+            return (None, diags);
+        }
+    };
+    for spec in registry.specs() {
+        for v in tools::schema::violations(&spec.parameters) {
+            let path = agent
+                .manifest(&spec.name)
+                .map(|m| m.path.clone())
+                .unwrap_or_default();
+            diags.push(Diagnostic::error(
+                &path,
+                1,
+                1,
+                format!(
+                    "schema of `{}` is not acceptable to OpenAI strict mode: {v}",
+                    spec.name
+                ),
+            ));
+        }
+    }
+    match bosun::prompt::render_system(&agent, &registry.prompt_tools(), &BTreeMap::new()) {
+        Ok(p) => (Some((agent, registry, p)), diags),
+        Err(d) => {
+            diags.push(d);
+            (None, diags)
+        }
+    }
+}
+
+pub fn validate(dir: &Path) -> anyhow::Result<ExitCode> {
+    let (ok, diags) = check(dir);
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    for d in &diags {
+        eprintln!("{d}");
+    }
+    match ok {
+        Some((agent, registry, prompt)) if errors == 0 => {
+            let offered: Vec<&str> = registry.names().collect();
+            println!(
+                "ok: agent `{}` ({} skills, {} tool manifests; offered to the model: {}); system prompt {} chars; {} warning(s)",
+                agent.def.id,
+                agent.skills.len(),
+                agent.tools.len(),
+                offered.join(", "),
+                prompt.len(),
+                diags.len()
+            );
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
+        _ => {
+            eprintln!("{errors} error(s) in {}", dir.display());
+            Ok(ExitCode::from(exit::TASK_FAILED))
+        }
+    }
+}
+
+pub fn tools(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let (ok, diags) = check(dir);
+    let Some((_, registry, _)) = ok else {
+        for d in &diags {
+            eprintln!("{d}");
+        }
+        eprintln!("the agent has errors; run `bosun validate`");
+        return Ok(ExitCode::from(exit::USAGE));
+    };
+    if json {
+        let specs: Vec<serde_json::Value> = registry
+            .specs()
+            .into_iter()
+            .map(|s| {
+                serde_json::json!({"type": "function", "function": {
+                    "name": s.name, "description": s.description,
+                    "parameters": s.parameters, "strict": true}})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&specs)?);
+        return Ok(ExitCode::from(exit::SUCCESS));
+    }
+    for name in registry.names() {
+        let Some(r) = registry.get(name) else {
+            continue;
+        };
+        println!("{name} — {}", r.description);
+        for (op, effect) in &r.operations {
+            println!("    {op:<20} {effect}");
+        }
+    }
+    Ok(ExitCode::from(exit::SUCCESS))
+}

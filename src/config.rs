@@ -1,0 +1,227 @@
+//! Model endpoint configuration.
+//!
+//! Precedence, highest first: command-line flags, environment (`OPENAI_BASE_URL`,
+//! `OPENAI_API_KEY`, `BOSUN_MODEL`), `./bosun.toml`, `~/.config/bosun/config.toml`
+//! (`$XDG_CONFIG_HOME/bosun/config.toml`), the agent's `model:` field, built-in defaults.
+//!
+//! ```toml
+//! [model]
+//! base_url = "http://127.0.0.1:8080/v1"
+//! model = "qwen2.5-coder"
+//! api_key = "..."          # prefer OPENAI_API_KEY in the environment
+//! timeout_secs = 120
+//! stream = false
+//! temperature = 0.0
+//! max_tokens = 2048
+//! ```
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The default model name when nothing else says.
+pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
+
+/// A fully resolved model configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub model: String,
+    pub timeout_secs: u64,
+    pub stream: bool,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            api_key: None,
+            model: DEFAULT_MODEL.into(),
+            timeout_secs: 120,
+            stream: false,
+            temperature: None,
+            max_tokens: None,
+        }
+    }
+}
+
+/// Values given on the command line; `None` = not given.
+#[derive(Debug, Clone, Default)]
+pub struct ModelOverrides {
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub model: Option<String>,
+    pub stream: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    model: ModelSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelSection {
+    base_url: Option<String>,
+    api_key: Option<String>,
+    model: Option<String>,
+    timeout_secs: Option<u64>,
+    stream: Option<bool>,
+    temperature: Option<f32>,
+    max_tokens: Option<u32>,
+}
+
+/// A config file that could not be read or parsed.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+fn read_file(path: &Path) -> Result<Option<ModelSection>, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(ConfigError {
+                path: path.display().to_string(),
+                message: format!("cannot read: {e}"),
+            })
+        }
+    };
+    let fc: FileConfig = toml::from_str(&text).map_err(|e| {
+        let (line, col) = e
+            .span()
+            .map(|s| line_col(&text, s.start))
+            .unwrap_or((1, 1));
+        ConfigError {
+            path: format!("{}:{line}:{col}", path.display()),
+            message: format!(
+                "{} (expected a [model] table with base_url, api_key, model, timeout_secs, stream, temperature, max_tokens)",
+                e.message()
+            ),
+        }
+    })?;
+    Ok(Some(fc.model))
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// The user-level config file path.
+pub fn user_config_path() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(x).join("bosun/config.toml"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/bosun/config.toml"))
+}
+
+/// Resolve the configuration. `cwd` is where `bosun.toml` is looked for; `agent_model` is the
+/// agent's own `model:` field.
+pub fn resolve(
+    overrides: &ModelOverrides,
+    cwd: &Path,
+    agent_model: Option<&str>,
+) -> Result<ModelConfig, ConfigError> {
+    let mut cfg = ModelConfig::default();
+    if let Some(m) = agent_model {
+        cfg.model = m.to_string();
+    }
+    let mut files = Vec::new();
+    if let Some(p) = user_config_path() {
+        files.push(p);
+    }
+    files.push(cwd.join("bosun.toml"));
+    for path in files {
+        if let Some(s) = read_file(&path)? {
+            apply(&mut cfg, s);
+        }
+    }
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if let Some(v) = env("OPENAI_BASE_URL") {
+        cfg.base_url = Some(v);
+    }
+    if let Some(v) = env("OPENAI_API_KEY") {
+        cfg.api_key = Some(v);
+    }
+    if let Some(v) = env("BOSUN_MODEL") {
+        cfg.model = v;
+    }
+    if let Some(v) = &overrides.base_url {
+        cfg.base_url = Some(v.clone());
+    }
+    if let Some(v) = &overrides.api_key {
+        cfg.api_key = Some(v.clone());
+    }
+    if let Some(v) = &overrides.model {
+        cfg.model = v.clone();
+    }
+    if let Some(v) = overrides.stream {
+        cfg.stream = v;
+    }
+    Ok(cfg)
+}
+
+fn apply(cfg: &mut ModelConfig, s: ModelSection) {
+    if s.base_url.is_some() {
+        cfg.base_url = s.base_url;
+    }
+    if s.api_key.is_some() {
+        cfg.api_key = s.api_key;
+    }
+    if let Some(m) = s.model {
+        cfg.model = m;
+    }
+    if let Some(t) = s.timeout_secs {
+        cfg.timeout_secs = t;
+    }
+    if let Some(v) = s.stream {
+        cfg.stream = v;
+    }
+    if s.temperature.is_some() {
+        cfg.temperature = s.temperature;
+    }
+    if s.max_tokens.is_some() {
+        cfg.max_tokens = s.max_tokens;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_toml_reports_line_and_column() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("bosun.toml"), "[model]\nbase_url = \n").expect("write");
+        let err = read_file(&dir.path().join("bosun.toml")).expect_err("must fail");
+        assert!(err.path.ends_with("bosun.toml:2:12"), "{}", err.path);
+    }
+
+    #[test]
+    fn file_values_apply_and_flags_win() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("bosun.toml"),
+            "[model]\nbase_url = \"http://file\"\nmodel = \"from-file\"\ntimeout_secs = 7\n",
+        )
+        .expect("write");
+        let s = read_file(&dir.path().join("bosun.toml"))
+            .expect("ok")
+            .expect("some");
+        let mut cfg = ModelConfig::default();
+        apply(&mut cfg, s);
+        assert_eq!(cfg.base_url.as_deref(), Some("http://file"));
+        assert_eq!(cfg.model, "from-file");
+        assert_eq!(cfg.timeout_secs, 7);
+    }
+}

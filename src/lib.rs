@@ -1,0 +1,36 @@
+//! bosun — a runtime that turns an agent definition (`agent.md` + `skills/` + `tools/` + `prompts/`)
+//! into a guarded infrastructure engineer driven by any OpenAI-compatible model.
+//!
+//! The library never prints: frontends (the `bosun` binary, tests, embedders) consume
+//! [`session::Event`]s and render them.
+//!
+//! Module map (see `docs/architecture.md`):
+//! - [`agent`]: loading and validating agent.md, skills, tool manifests, with file:line:col diagnostics.
+//! - [`prompt`]: the system prompt, rendered from `prompts/` with minijinja.
+//! - [`config`]: model endpoint configuration from flags, env and config files.
+//! - [`model`]: the chat-completions client (async-openai) with lenient response parsing.
+//! - [`tools`]: the tools the model can call, their JSON schemas and executors.
+//! - [`guard`]: the single chokepoint every tool call passes before any executor runs.
+//! - [`session`]: the tool-calling loop; operations in, events out.
+//! - [`scripted`]: a real OpenAI-compatible HTTP server that replays a script (tests, demo, benches).
+//! - [`sandbox`]: a throwaway local platform: etcd, kube-apiserver, OpenBao, a bare git remote.
+//! - [`kube_client`]: building a kube client from a kubeconfig, context and namespace.
+
+pub mod agent;
+pub mod config;
+pub mod diag;
+pub mod effect;
+pub mod guard;
+pub mod kube_client;
+pub mod model;
+pub mod prompt;
+pub mod sandbox;
+pub mod scripted;
+pub mod session;
+pub mod tools;
+
+/// Install the process-wide rustls crypto provider (aws-lc-rs). Call once at start-up of any
+/// binary or test that talks TLS; calling it again is harmless.
+pub fn init_crypto() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -1,0 +1,480 @@
+//! A scripted model: a real OpenAI-compatible HTTP server (`POST /v1/chat/completions`,
+//! `GET /v1/models`) that replays a script of assistant turns, checks what it receives, and
+//! records every request. Tests, `bosun demo`, evals and benchmarks drive bosun through it: the
+//! runtime is what is under test; the model is the one honest fake.
+//!
+//! ```yaml
+//! turns:
+//!   - expect:                          # optional checks on the request answered by this turn
+//!       tools_include: [kubectl]
+//!       last_tool_result_contains: ["kube-system"]
+//!     reply:
+//!       content: "Looking at the namespaces."
+//!       tool_calls:
+//!         - name: kubectl
+//!           arguments: {operation: get, kind: namespaces}
+//!   - reply:
+//!       content: "There are 4 namespaces."
+//!   - raw: {"choices": [{"message": {"content": "verbatim body"}}]}   # a recorded server shape
+//!     status: 200
+//! ```
+//! A failed expectation or a request after the last turn is answered with HTTP 400 and an error
+//! body naming the problem (and recorded in [`ScriptedServer::failures`]).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// A script: the turns, answered in order.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Script {
+    #[serde(default)]
+    pub model: Option<String>,
+    pub turns: Vec<Turn>,
+}
+
+/// One answer, with optional checks on the request it answers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Turn {
+    #[serde(default)]
+    pub expect: Expect,
+    #[serde(default)]
+    pub reply: Option<Reply>,
+    /// A verbatim response body (takes precedence over `reply`).
+    #[serde(default)]
+    pub raw: Option<Value>,
+    /// HTTP status for `raw` (default 200).
+    #[serde(default)]
+    pub status: Option<u16>,
+}
+
+/// Checks on a received request.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Tool names that must be offered.
+    #[serde(default)]
+    pub tools_include: Vec<String>,
+    /// Tool names that must not be offered.
+    #[serde(default)]
+    pub tools_exclude: Vec<String>,
+    /// Substrings the last `tool` message must contain.
+    #[serde(default)]
+    pub last_tool_result_contains: Vec<String>,
+    /// Substrings no message may contain (e.g. a planted secret).
+    #[serde(default)]
+    pub no_message_contains: Vec<String>,
+    /// Substrings the system prompt must contain.
+    #[serde(default)]
+    pub system_contains: Vec<String>,
+    /// Substrings the last user message must contain.
+    #[serde(default)]
+    pub last_user_contains: Vec<String>,
+}
+
+/// An assistant reply.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reply {
+    #[serde(default)]
+    pub content: Option<String>,
+    #[serde(default)]
+    pub tool_calls: Vec<ScriptedCall>,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+    #[serde(default)]
+    pub usage: Option<Value>,
+}
+
+/// A tool call in a reply. `arguments` may be an object (serialised) or a string (sent verbatim,
+/// e.g. to test broken JSON).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptedCall {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub arguments: Value,
+}
+
+/// Errors loading a script.
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    #[error("cannot read script {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid script{at}: {message}")]
+    Parse { at: String, message: String },
+}
+
+impl Script {
+    pub fn from_yaml(text: &str) -> Result<Self, ScriptError> {
+        serde_saphyr::from_str(text).map_err(|e| ScriptError::Parse {
+            at: e
+                .location()
+                .map(|l| format!(" at line {} col {}", l.line(), l.column()))
+                .unwrap_or_default(),
+            message: e.to_string().lines().next().unwrap_or_default().to_string(),
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ScriptError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScriptError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_yaml(&text).map_err(|e| match e {
+            ScriptError::Parse { at, message } => ScriptError::Parse {
+                at: format!(" {}{at}", path.display()),
+                message,
+            },
+            other => other,
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    script: Script,
+    next: usize,
+    requests: Vec<Value>,
+    failures: Vec<String>,
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Inner> {
+    match s.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// A running scripted server. Stops when dropped.
+pub struct ScriptedServer {
+    addr: SocketAddr,
+    state: Shared,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl ScriptedServer {
+    /// Start on a free loopback port.
+    pub async fn start(script: Script) -> std::io::Result<Self> {
+        Self::start_on(script, "127.0.0.1:0").await
+    }
+
+    /// Start on `addr`.
+    pub async fn start_on(script: Script, addr: &str) -> std::io::Result<Self> {
+        let state: Shared = Arc::new(Mutex::new(Inner {
+            script,
+            ..Default::default()
+        }));
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/chat/completions", post(chat))
+            .route("/v1/models", get(models))
+            .route("/health", get(|| async { "ok" }))
+            .route("/_scripted/requests", get(requests))
+            .route("/_scripted/failures", get(failures))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Self {
+            addr,
+            state,
+            shutdown: Some(tx),
+        })
+    }
+
+    /// The base URL to give bosun (`…/v1`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every request body received, in order.
+    pub fn requests(&self) -> Vec<Value> {
+        lock(&self.state).requests.clone()
+    }
+
+    /// Failed expectations and unexpected requests.
+    pub fn failures(&self) -> Vec<String> {
+        lock(&self.state).failures.clone()
+    }
+
+    /// How many turns have been answered.
+    pub fn turns_served(&self) -> usize {
+        lock(&self.state).next
+    }
+
+    /// How many turns the script has.
+    pub fn turns_total(&self) -> usize {
+        lock(&self.state).script.turns.len()
+    }
+}
+
+impl Drop for ScriptedServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn models(State(s): State<Shared>) -> Json<Value> {
+    let name = lock(&s)
+        .script
+        .model
+        .clone()
+        .unwrap_or_else(|| "scripted".into());
+    Json(json!({"object": "list", "data": [{"id": name, "object": "model"}]}))
+}
+
+async fn requests(State(s): State<Shared>) -> Json<Value> {
+    Json(Value::Array(lock(&s).requests.clone()))
+}
+
+async fn failures(State(s): State<Shared>) -> Json<Value> {
+    Json(json!(lock(&s).failures.clone()))
+}
+
+fn fail(msg: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": {"message": msg, "type": "scripted_model_error"}})),
+    )
+        .into_response()
+}
+
+async fn chat(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
+    let req: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return fail(format!("scripted model: request body is not JSON: {e}")),
+    };
+    let (turn, n) = {
+        let mut g = lock(&s);
+        g.requests.push(req.clone());
+        let n = g.next;
+        match g.script.turns.get(n).cloned() {
+            Some(t) => {
+                g.next += 1;
+                (t, n)
+            }
+            None => {
+                let msg = format!(
+                    "scripted model: script exhausted: request {} arrived but the script has {} turns",
+                    n + 1,
+                    g.script.turns.len()
+                );
+                g.failures.push(msg.clone());
+                return fail(msg);
+            }
+        }
+    };
+    if let Err(why) = check(&turn.expect, &req) {
+        let msg = format!("scripted model: turn {}: expectation failed: {why}", n + 1);
+        lock(&s).failures.push(msg.clone());
+        return fail(msg);
+    }
+    if let Some(raw) = turn.raw {
+        let status = StatusCode::from_u16(turn.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
+        return (status, Json(raw)).into_response();
+    }
+    let reply = turn.reply.unwrap_or_default();
+    let model = req
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("scripted")
+        .to_string();
+    let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let calls: Vec<Value> = reply
+        .tool_calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let args = match &c.arguments {
+                Value::String(s) => s.clone(),
+                Value::Null => "{}".into(),
+                other => other.to_string(),
+            };
+            json!({"id": c.id.clone().unwrap_or_else(|| format!("call_{}_{}", n + 1, i)),
+                   "type": "function", "function": {"name": c.name, "arguments": args}})
+        })
+        .collect();
+    let finish = reply.finish_reason.clone().unwrap_or_else(|| {
+        if calls.is_empty() {
+            "stop"
+        } else {
+            "tool_calls"
+        }
+        .to_string()
+    });
+    let usage = reply.usage.clone().unwrap_or_else(|| {
+        let prompt = (body.len() / 4) as u64;
+        let completion = (reply.content.as_deref().map_or(0, str::len) / 4 + 10 * calls.len()) as u64;
+        json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+    });
+    if !stream {
+        let mut message = json!({"role": "assistant", "content": reply.content});
+        if !calls.is_empty() {
+            message["tool_calls"] = Value::Array(calls);
+        }
+        return Json(json!({
+            "id": format!("chatcmpl-scripted-{}", n + 1), "object": "chat.completion",
+            "created": 0, "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": usage
+        }))
+        .into_response();
+    }
+    // streamed: content in pieces, each call's arguments in two pieces, then usage and [DONE]
+    let id = format!("chatcmpl-scripted-{}", n + 1);
+    let chunk = |delta: Value, finish: Option<&str>| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let mut events = vec![chunk(json!({"role": "assistant"}), None)];
+    if let Some(c) = &reply.content {
+        let chars: Vec<char> = c.chars().collect();
+        for piece in chars.chunks(16) {
+            events.push(chunk(
+                json!({"content": piece.iter().collect::<String>()}),
+                None,
+            ));
+        }
+    }
+    for (i, c) in calls.iter().enumerate() {
+        let args = c["function"]["arguments"]
+            .as_str()
+            .unwrap_or("{}")
+            .to_string();
+        let mid = args
+            .char_indices()
+            .nth(args.chars().count() / 2)
+            .map_or(0, |(b, _)| b);
+        events.push(chunk(
+            json!({"tool_calls": [{"index": i, "id": c["id"], "type": "function",
+                   "function": {"name": c["function"]["name"], "arguments": &args[..mid]}}]}),
+            None,
+        ));
+        events.push(chunk(
+            json!({"tool_calls": [{"index": i, "function": {"arguments": &args[mid..]}}]}),
+            None,
+        ));
+    }
+    events.push(chunk(json!({}), Some(&finish)));
+    let mut body = String::new();
+    for e in events {
+        body.push_str(&format!("data: {e}\n\n"));
+    }
+    body.push_str(&format!(
+        "data: {}\n\n",
+        json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [], "usage": usage})
+    ));
+    body.push_str("data: [DONE]\n\n");
+    ([("content-type", "text/event-stream")], body).into_response()
+}
+
+fn text_of(m: &Value) -> String {
+    match m.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect(),
+        _ => String::new(),
+    }
+}
+
+fn check(e: &Expect, req: &Value) -> Result<(), String> {
+    let msgs = req
+        .get("messages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let role = |m: &Value, r: &str| m.get("role").and_then(Value::as_str) == Some(r);
+    let tools: Vec<String> = req
+        .get("tools")
+        .and_then(Value::as_array)
+        .map(|ts| {
+            ts.iter()
+                .filter_map(|t| t.pointer("/function/name").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    for t in &e.tools_include {
+        if !tools.contains(t) {
+            return Err(format!("tool `{t}` not offered; offered: {tools:?}"));
+        }
+    }
+    for t in &e.tools_exclude {
+        if tools.contains(t) {
+            return Err(format!("tool `{t}` offered but must not be"));
+        }
+    }
+    let last_tool = msgs.iter().rev().find(|m| role(m, "tool")).map(text_of);
+    for s in &e.last_tool_result_contains {
+        match &last_tool {
+            Some(t) if t.contains(s.as_str()) => {}
+            Some(t) => {
+                return Err(format!(
+                    "last tool result does not contain {s:?}; it is: {}",
+                    t.chars().take(400).collect::<String>()
+                ))
+            }
+            None => return Err(format!("no tool result yet (wanted one containing {s:?})")),
+        }
+    }
+    let last_user = msgs
+        .iter()
+        .rev()
+        .find(|m| role(m, "user"))
+        .map(text_of)
+        .unwrap_or_default();
+    for s in &e.last_user_contains {
+        if !last_user.contains(s.as_str()) {
+            return Err(format!("last user message does not contain {s:?}"));
+        }
+    }
+    let system = msgs
+        .iter()
+        .find(|m| role(m, "system"))
+        .map(text_of)
+        .unwrap_or_default();
+    for s in &e.system_contains {
+        if !system.contains(s.as_str()) {
+            return Err(format!("system prompt does not contain {s:?}"));
+        }
+    }
+    let whole = req.to_string();
+    for s in &e.no_message_contains {
+        if whole.contains(s.as_str()) {
+            return Err(format!("the request contains the forbidden text {s:?}"));
+        }
+    }
+    Ok(())
+}

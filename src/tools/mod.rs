@@ -1,0 +1,253 @@
+//! Tools the model can call.
+//!
+//! A tool is one module implementing [`Tool`] plus one manifest `tools/<name>.yaml`. The
+//! [`Registry`] joins the two: an operation is offered to the model only if both the code and the
+//! manifest know it, and its effect class is the stricter of the two. Execution is only possible
+//! with an [`Admitted`](crate::guard::Admitted) call, which only the [`guard`](crate::guard) can
+//! create: there is no path from the model to an executor that skips the guard.
+
+pub mod activate_skill;
+pub mod kubectl;
+pub mod schema;
+pub mod table;
+
+use crate::agent::Agent;
+use crate::diag::Diagnostic;
+use crate::effect::EffectClass;
+use crate::guard::Admitted;
+use crate::model::ToolSpec;
+use crate::prompt::{PromptOperation, PromptTool};
+use futures::future::BoxFuture;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Tools every agent gets without a manifest.
+pub const BUILTIN_TOOL_NAMES: &[&str] = &[activate_skill::NAME];
+
+/// What a tool call is about to do, as parsed from its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The operation, e.g. `get`.
+    pub operation: String,
+    /// A short description of the target, e.g. `pods in namespace shop (context kind-dev)`.
+    pub target: String,
+}
+
+/// A tool call failed; the message goes back to the model as the tool result.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("timed out after {0} s; pass a larger timeout_seconds if the operation is slow")]
+    Timeout(u64),
+}
+
+/// A tool implementation.
+pub trait Tool: Send + Sync {
+    /// The function name the model calls.
+    fn name(&self) -> &str;
+    /// Default description (the manifest's description wins when present).
+    fn description(&self) -> &str;
+    /// The operations this implementation supports, with their built-in effect class.
+    fn operations(&self) -> &[(&'static str, EffectClass)];
+    /// JSON schema of the arguments (before strict-mode post-processing).
+    fn parameters(&self) -> Value;
+    /// Validate the arguments and say what the call would do. Must not perform I/O.
+    fn plan(&self, args: &Value) -> Result<Invocation, ToolError>;
+    /// Execute an admitted call. Returns the text the model sees.
+    fn execute<'a>(&'a self, call: &'a Admitted) -> BoxFuture<'a, Result<String, ToolError>>;
+}
+
+/// A tool plus what the agent's manifest allows of it.
+pub struct Registered {
+    pub tool: Arc<dyn Tool>,
+    pub description: String,
+    /// Offered operations and their effective (strictest) effect class.
+    pub operations: BTreeMap<String, EffectClass>,
+    pub spec: ToolSpec,
+}
+
+/// The tools of one agent, keyed by name.
+#[derive(Default)]
+pub struct Registry {
+    tools: BTreeMap<String, Registered>,
+}
+
+impl Registry {
+    /// Join the available implementations with the agent's manifests. Manifest problems that
+    /// make a tool unsafe are errors; tools or operations without an implementation are warnings
+    /// and are not offered.
+    pub fn build(
+        agent: &Agent,
+        implementations: Vec<Arc<dyn Tool>>,
+    ) -> Result<(Self, Vec<Diagnostic>), Vec<Diagnostic>> {
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let mut impls: BTreeMap<String, Arc<dyn Tool>> = implementations
+            .into_iter()
+            .map(|t| (t.name().to_string(), t))
+            .collect();
+        let mut reg = Registry::default();
+        for m in &agent.tools {
+            let Some(tool) = impls.remove(&m.name) else {
+                warnings.push(Diagnostic::warning(
+                    &m.path,
+                    1,
+                    1,
+                    format!(
+                        "this bosun has no executor for tool `{}` yet; it is not offered to the model",
+                        m.name
+                    ),
+                ));
+                continue;
+            };
+            let code_ops: BTreeMap<&str, EffectClass> = tool.operations().iter().copied().collect();
+            let mut ops = BTreeMap::new();
+            let mut missing = Vec::new();
+            for (op, spec) in &m.operations {
+                let (l, c) = m.operation_pos(op);
+                match code_ops.get(op.as_str()) {
+                    None => missing.push(op.as_str()),
+                    Some(&builtin) if spec.effect < builtin => errors.push(Diagnostic::error(
+                        &m.path,
+                        l,
+                        c,
+                        format!(
+                            "operation `{op}` is declared `{}` but bosun classifies it as `{builtin}`; a manifest may only make an operation stricter — write `effect: {builtin}`",
+                            spec.effect
+                        ),
+                    )),
+                    Some(&builtin) => {
+                        ops.insert(op.clone(), builtin.max(spec.effect));
+                    }
+                }
+            }
+            if !missing.is_empty() {
+                warnings.push(Diagnostic::warning(
+                    &m.path,
+                    1,
+                    1,
+                    format!(
+                        "tool `{}`: operations not implemented by this bosun, not offered: {}",
+                        m.name,
+                        missing.join(", ")
+                    ),
+                ));
+            }
+            if ops.is_empty() {
+                warnings.push(Diagnostic::warning(
+                    &m.path,
+                    1,
+                    1,
+                    format!(
+                        "tool `{}` has no implemented operation; it is not offered",
+                        m.name
+                    ),
+                ));
+                continue;
+            }
+            for unmet in m.unmet_prerequisites() {
+                warnings.push(Diagnostic::warning(
+                    &m.path,
+                    1,
+                    1,
+                    format!("tool `{}`: {unmet}", m.name),
+                ));
+            }
+            let description = if m.description.is_empty() {
+                tool.description().to_string()
+            } else {
+                m.description.clone()
+            };
+            reg.insert(tool, description, ops);
+        }
+        // built-in tools that need no manifest
+        for name in BUILTIN_TOOL_NAMES {
+            if let Some(tool) = impls.remove(*name) {
+                let ops = tool
+                    .operations()
+                    .iter()
+                    .map(|(o, e)| (o.to_string(), *e))
+                    .collect();
+                let d = tool.description().to_string();
+                reg.insert(tool, d, ops);
+            }
+        }
+        if errors.is_empty() {
+            Ok((reg, warnings))
+        } else {
+            errors.extend(warnings);
+            Err(errors)
+        }
+    }
+
+    fn insert(
+        &mut self,
+        tool: Arc<dyn Tool>,
+        description: String,
+        ops: BTreeMap<String, EffectClass>,
+    ) {
+        let offered: Vec<&str> = ops.keys().map(String::as_str).collect();
+        let parameters = schema::strict(tool.parameters(), &offered);
+        let spec = ToolSpec {
+            name: tool.name().to_string(),
+            description: description.clone(),
+            parameters,
+        };
+        self.tools.insert(
+            tool.name().to_string(),
+            Registered {
+                tool,
+                description,
+                operations: ops,
+                spec,
+            },
+        );
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Registered> {
+        self.tools.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tools.keys().map(String::as_str)
+    }
+
+    /// The schemas the model sees.
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        self.tools.values().map(|r| r.spec.clone()).collect()
+    }
+
+    /// The tools as shown in the system prompt.
+    pub fn prompt_tools(&self) -> Vec<PromptTool> {
+        self.tools
+            .values()
+            .map(|r| PromptTool {
+                name: r.spec.name.clone(),
+                description: r.description.clone(),
+                operations: r
+                    .operations
+                    .iter()
+                    .map(|(name, effect)| PromptOperation {
+                        name: name.clone(),
+                        effect: effect.to_string(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+/// Every tool implementation this bosun ships, configured for `agent` and `kube`.
+pub fn implementations(agent: &Agent, kube: &crate::kube_client::KubeTarget) -> Vec<Arc<dyn Tool>> {
+    vec![
+        Arc::new(kubectl::Kubectl::new(
+            kube.kubeconfig.clone(),
+            kube.context.clone(),
+        )),
+        Arc::new(activate_skill::ActivateSkill::new(agent.skills.clone())),
+    ]
+}
