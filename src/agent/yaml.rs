@@ -20,7 +20,14 @@ pub fn parse<T: DeserializeOwned>(
             .unwrap_or((1, 1));
         let msg = e.to_string();
         // the crate renders a snippet after the first line; we print our own position
-        let first = msg.lines().next().unwrap_or("invalid YAML").trim();
+        let mut first = msg.lines().next().unwrap_or("invalid YAML").trim();
+        // drop the crate's own "error: line N column M: " prefix; we print the position
+        first = first.strip_prefix("error: ").unwrap_or(first);
+        if first.starts_with("line ") {
+            if let Some((_, rest)) = first.split_once(": ") {
+                first = rest;
+            }
+        }
         Diagnostic::error(
             path,
             line + line_offset,

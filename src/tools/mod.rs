@@ -251,3 +251,83 @@ pub fn implementations(agent: &Agent, kube: &crate::kube_client::KubeTarget) -> 
         Arc::new(activate_skill::ActivateSkill::new(agent.skills.clone())),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::{AgentDef, Prompts, ToolManifest};
+
+    struct Fake;
+    impl Tool for Fake {
+        fn name(&self) -> &str {
+            "fake"
+        }
+        fn description(&self) -> &str {
+            "fake"
+        }
+        fn operations(&self) -> &[(&'static str, EffectClass)] {
+            &[
+                ("read", EffectClass::ReadOnly),
+                ("apply", EffectClass::Mutating),
+            ]
+        }
+        fn parameters(&self) -> Value {
+            serde_json::json!({"type": "object", "properties": {"operation": {"type": "string", "enum": ["read", "apply"]}}})
+        }
+        fn plan(&self, _: &Value) -> Result<Invocation, ToolError> {
+            Err(ToolError::Failed("unused".into()))
+        }
+        fn execute<'a>(&'a self, _: &'a Admitted) -> BoxFuture<'a, Result<String, ToolError>> {
+            Box::pin(async { Err(ToolError::Failed("unused".into())) })
+        }
+    }
+
+    fn agent_with(ops: &str) -> Agent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("fake.yaml");
+        let text = format!("name: fake\noperations:\n{ops}");
+        std::fs::write(&path, &text).expect("write");
+        let mut m: ToolManifest = serde_saphyr::from_str(&text).expect("manifest");
+        m.path = path;
+        std::mem::forget(dir);
+        Agent {
+            dir: ".".into(),
+            def: serde_saphyr::from_str::<AgentDef>(
+                "id: a\nname: a\ndescription: a\ntools: [fake]\n",
+            )
+            .expect("def"),
+            role: String::new(),
+            skills: vec![],
+            tools: vec![m],
+            prompts: Prompts::default(),
+        }
+    }
+
+    #[test]
+    fn a_manifest_cannot_loosen_an_effect_class() {
+        let agent = agent_with("  read: {effect: read_only}\n  apply: {effect: dry_run}\n");
+        let errs = Registry::build(&agent, vec![Arc::new(Fake)])
+            .err()
+            .expect("must fail");
+        let e = errs.iter().find(|d| d.is_error()).expect("an error");
+        assert!(
+            e.message
+                .contains("`apply` is declared `dry_run` but bosun classifies it as `mutating`"),
+            "{e}"
+        );
+        assert_eq!(e.line, 4);
+    }
+
+    #[test]
+    fn tightening_wins_and_unlisted_operations_are_not_offered() {
+        let agent = agent_with("  read: {effect: destructive}\n");
+        let (reg, _) = Registry::build(&agent, vec![Arc::new(Fake)]).expect("builds");
+        let r = reg.get("fake").expect("registered");
+        assert_eq!(r.operations.get("read"), Some(&EffectClass::Destructive));
+        assert!(!r.operations.contains_key("apply"));
+        assert_eq!(
+            r.spec.parameters["properties"]["operation"]["enum"],
+            serde_json::json!(["read"])
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! The integration-test harness: one real sandbox per test binary (etcd, kube-apiserver,
+//! kube-controller-manager, OpenBao, a bare git remote), and fresh, isolated resources per test —
+//! a namespace, a vault path, a git remote — so tests can run in parallel.
+//!
+//! The sandbox's processes are tied to the harness thread (PR_SET_PDEATHSIG): when the test
+//! binary exits — normally, on panic or when killed — the kernel stops them. Set
+//! `BOSUN_TEST_SANDBOX_DIR` to the state directory of a running `bosun sandbox up` to reuse it.
+//! A missing component fails the test with the install command; nothing is skipped.
+#![allow(dead_code)]
+
+use bosun::sandbox::{self, Lifetime, SandboxState, UpOptions};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+static SANDBOX: OnceLock<Result<SandboxState, String>> = OnceLock::new();
+
+/// The shared sandbox, started on first use.
+pub fn sandbox() -> &'static SandboxState {
+    match SANDBOX.get_or_init(start) {
+        Ok(s) => s,
+        Err(e) => panic!("the test sandbox could not start: {e}"),
+    }
+}
+
+fn start() -> Result<SandboxState, String> {
+    bosun::init_crypto();
+    if let Some(dir) = std::env::var_os("BOSUN_TEST_SANDBOX_DIR") {
+        if let Ok(Some(st)) = sandbox::load_state(Path::new(&dir)) {
+            if st.all_alive() {
+                return Ok(st);
+            }
+        }
+        return Err(format!(
+            "BOSUN_TEST_SANDBOX_DIR={} holds no running sandbox; start one with `bosun sandbox up --dir …` or unset it",
+            Path::new(&dir).display()
+        ));
+    }
+    clean_stale();
+    let dir = std::env::temp_dir().join(format!("bosun-test-{}", std::process::id()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    // the processes die with this thread, so it lives as long as the test binary
+    std::thread::Builder::new()
+        .name("bosun-test-sandbox".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            let opts = UpOptions {
+                lifetime: Lifetime::TiedToParent,
+                controller_manager: true,
+            };
+            let r = rt.block_on(sandbox::up(&dir, opts, &|_| {}));
+            let _ = tx.send(r.map_err(|e| e.to_string()));
+            loop {
+                std::thread::park();
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    rx.recv().map_err(|e| e.to_string())?
+}
+
+/// Remove state dirs of earlier test runs whose process is gone.
+fn clean_stale() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some(pid) = name
+            .strip_prefix("bosun-test-")
+            .and_then(|p| p.parse::<u32>().ok())
+        {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// A short random suffix for names.
+pub fn suffix() -> String {
+    use rand::Rng;
+    let mut r = rand::rng();
+    (0..6)
+        .map(|_| (b'a' + r.random_range(0..26u8)) as char)
+        .collect()
+}
+
+/// A kube client for the sandbox.
+pub async fn kube() -> kube::Client {
+    let st = sandbox();
+    bosun::kube_client::connect(&bosun::kube_client::KubeTarget {
+        kubeconfig: Some(st.kubeconfig.clone()),
+        context: None,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("connecting to the sandbox: {e}"))
+    .client
+}
+
+/// A fresh namespace `<prefix>-<random>`, created now.
+pub async fn namespace(prefix: &str) -> String {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, PostParams};
+    let name = format!("{prefix}-{}", suffix());
+    let api: Api<Namespace> = Api::all(kube().await);
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
+        .expect("namespace object");
+    api.create(&PostParams::default(), &ns)
+        .await
+        .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+    name
+}
+
+/// A fresh KV path prefix for this test: `tests/<random>`.
+pub fn vault_path() -> String {
+    format!("tests/{}", suffix())
+}
+
+/// A fresh bare git remote (with one commit on main) in a temp dir.
+pub fn git_remote() -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().expect("tempdir");
+    let p = d.path().join("remote.git");
+    sandbox::init_remote(&p).expect("init bare remote");
+    (d, p)
+}
+
+/// The repository root (the default agent lives here).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The bosun binary under test.
+pub fn bosun_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_bosun"))
+}
+
+/// A `bosun` command with a clean, hermetic environment: no user config, no API key, the
+/// sandbox's kubeconfig.
+pub fn bosun_cmd(home: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(bosun_bin());
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("RUST_LOG", "warn");
+    c
+}
+
+/// Create a pod and set its status the way a kubelet would (the sandbox has no kubelet).
+pub async fn pod_with_status(
+    ns: &str,
+    name: &str,
+    ready: bool,
+    waiting_reason: Option<&str>,
+    restarts: i32,
+) {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    let api: Api<Pod> = Api::namespaced(kube().await, ns);
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"containers": [{"name": "main", "image": "registry.example/app:1.0.0"}]}
+    }))
+    .expect("pod object");
+    api.create(&PostParams::default(), &pod)
+        .await
+        .unwrap_or_else(|e| panic!("creating pod {ns}/{name}: {e}"));
+    let state = match waiting_reason {
+        Some(r) => serde_json::json!({"waiting": {"reason": r}}),
+        None => serde_json::json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}}),
+    };
+    let status = serde_json::json!({"status": {"phase": "Running", "containerStatuses": [{
+        "name": "main", "image": "registry.example/app:1.0.0", "imageID": "",
+        "ready": ready, "restartCount": restarts, "state": state}]}});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap_or_else(|e| panic!("setting status of {ns}/{name}: {e}"));
+}
