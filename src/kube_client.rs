@@ -28,12 +28,15 @@ pub enum KubeClientError {
     Api { context: String, detail: String },
 }
 
+/// Served resources with their capabilities, as discovered.
+pub type Resources = Arc<Vec<(ApiResource, ApiCapabilities)>>;
+
 /// A connected cluster: client, context name, default namespace, discovered resources.
 pub struct Cluster {
     pub client: kube::Client,
     pub context: String,
     pub default_namespace: String,
-    discovery: Mutex<Option<Arc<Vec<(ApiResource, ApiCapabilities)>>>>,
+    discovery: Mutex<Option<Resources>>,
 }
 
 impl Cluster {

@@ -136,59 +136,52 @@ pub fn load(
             Diagnostic::error(&path, l, c, format!("skill is missing a non-empty `{key}`"))
         })
     };
-    match format {
+    // both layouts reduce to: the identifying key, its value, description, tools, metadata
+    let (key, ident, description, allowed, metadata, what) = match format {
         SkillFormat::AgentSkills => {
             let (f, w): (AgentSkillsFront, _) =
                 yaml::parse(&path, doc.yaml, off, AGENTSKILLS_KEYS)?;
             warnings.extend(w);
-            let sname = required(f.name, "name")?;
-            if sname != name {
-                let (l, c) = yaml::key_pos(doc.yaml, off, "name");
-                return Err(Diagnostic::error(
-                    &path,
-                    l,
-                    c,
-                    format!("skill name `{sname}` must equal its folder name `{name}`"),
-                ));
-            }
-            Ok(Skill {
-                name: sname,
-                description: required(f.description, "description")?,
-                allowed_tools: f
-                    .allowed_tools
-                    .map(StringOrList::into_vec)
-                    .unwrap_or_default(),
-                metadata: f.metadata,
-                path,
-                format,
-            })
+            (
+                "name",
+                f.name,
+                f.description,
+                f.allowed_tools,
+                f.metadata,
+                "folder name",
+            )
         }
         SkillFormat::Druppie => {
             let (f, w): (DruppieFront, _) = yaml::parse(&path, doc.yaml, off, DRUPPIE_KEYS)?;
             warnings.extend(w);
-            let id = required(f.id.or(f.name.clone()), "id")?;
-            if id != name {
-                let (l, c) = yaml::key_pos(doc.yaml, off, "id");
-                return Err(Diagnostic::error(
-                    &path,
-                    l,
-                    c,
-                    format!("skill id `{id}` must equal its file name `{name}`"),
-                ));
-            }
-            Ok(Skill {
-                name: id,
-                description: required(f.description, "description")?,
-                allowed_tools: f
-                    .allowed_tools
-                    .map(StringOrList::into_vec)
-                    .unwrap_or_default(),
-                metadata: f.metadata,
-                path,
-                format,
-            })
+            (
+                "id",
+                f.id.or(f.name),
+                f.description,
+                f.allowed_tools,
+                f.metadata,
+                "file name",
+            )
         }
+    };
+    let ident = required(ident, key)?;
+    if ident != name {
+        let (l, c) = yaml::key_pos(doc.yaml, off, key);
+        return Err(Diagnostic::error(
+            &path,
+            l,
+            c,
+            format!("skill {key} `{ident}` must equal its {what} `{name}`"),
+        ));
     }
+    Ok(Skill {
+        name: ident,
+        description: required(description, "description")?,
+        allowed_tools: allowed.map(StringOrList::into_vec).unwrap_or_default(),
+        metadata,
+        path,
+        format,
+    })
 }
 
 /// Errors reading a skill body at activation time.
