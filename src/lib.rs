@@ -17,15 +17,19 @@
 //! - [`kube_client`]: building a kube client from a kubeconfig, context and namespace.
 
 pub mod agent;
+pub mod checks;
 pub mod config;
 pub mod diag;
 pub mod effect;
 pub mod guard;
 pub mod kube_client;
 pub mod model;
+pub mod policy;
 pub mod prompt;
+pub mod redact;
 pub mod sandbox;
 pub mod scripted;
+pub mod secrets;
 pub mod session;
 pub mod tools;
 

@@ -7,7 +7,7 @@ use crate::diag::Diagnostic;
 use crate::guard::{Decision, Guard, Verdict};
 use crate::kube_client::KubeTarget;
 use crate::model::{ChatRequest, FinishReason, Message, ModelClient, ModelError, ToolSpec, Usage};
-use crate::tools::{self, Registry};
+use crate::tools::{self, Registry, ToolCtx};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -61,7 +61,7 @@ pub enum Event {
 pub type EventSink = UnboundedSender<Event>;
 
 /// Options for building a [`Runtime`].
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RuntimeOptions {
     /// The cluster the Kubernetes tools talk to.
     pub kube: KubeTarget,
@@ -69,6 +69,12 @@ pub struct RuntimeOptions {
     pub max_turns: Option<u32>,
     /// Extra facts rendered into the system prompt (`environment` in the template).
     pub environment: BTreeMap<String, String>,
+    /// Where tools may write (default: a fresh temporary directory per runtime).
+    pub workspace: Option<PathBuf>,
+    /// Resolves `vault:` references (default: none configured).
+    pub secrets: Option<Arc<dyn crate::secrets::SecretResolver>>,
+    /// The redactor shared with the resolver (default: a new one).
+    pub redactor: Option<Arc<crate::redact::Redactor>>,
 }
 
 /// Errors building a runtime.
@@ -86,6 +92,9 @@ pub struct Runtime {
     pub system_prompt: String,
     pub specs: Vec<ToolSpec>,
     pub max_turns: u32,
+    pub ctx: ToolCtx,
+    /// Keeps a temporary workspace alive as long as the runtime.
+    _workspace_dir: Option<tempfile::TempDir>,
 }
 
 impl Runtime {
@@ -101,6 +110,30 @@ impl Runtime {
             crate::prompt::render_system(&agent, &registry.prompt_tools(), &opts.environment)
                 .map_err(|d| RuntimeError::Invalid(vec![d]))?;
         let specs = registry.specs();
+        let (workspace, tmp) = match opts.workspace {
+            Some(w) => (w, None),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("bosun-workspace-")
+                    .tempdir()
+                    .map_err(|e| {
+                        RuntimeError::Invalid(vec![Diagnostic::error(
+                            &std::env::temp_dir(),
+                            0,
+                            0,
+                            format!("cannot create a workspace directory: {e}; pass a workspace"),
+                        )])
+                    })?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        let mut ctx = ToolCtx::new(workspace);
+        if let Some(r) = opts.redactor {
+            ctx.redactor = r;
+        }
+        if let Some(s) = opts.secrets {
+            ctx.secrets = s;
+        }
         let max_turns = opts
             .max_turns
             .or(agent.def.max_turns)
@@ -114,6 +147,8 @@ impl Runtime {
                 system_prompt,
                 specs,
                 max_turns,
+                ctx,
+                _workspace_dir: tmp,
             },
             warnings,
         ))
@@ -275,10 +310,11 @@ impl Session {
             });
             for call in calls {
                 calls_made += 1;
+                let redactor = &rt.ctx.redactor;
                 self.emit(Event::ToolCallStarted {
                     call_id: call.id.clone(),
                     tool: call.name.clone(),
-                    arguments: call.arguments.clone(),
+                    arguments: redactor.redact(&call.arguments),
                 });
                 let started = Instant::now();
                 let (decision, admitted) = self.guard.admit(&rt.registry, &call);
@@ -287,7 +323,7 @@ impl Session {
                 self.emit(Event::GuardDecision(decision));
                 let (ok, output) = match admitted {
                     Some(a) => match rt.registry.get(&a.tool) {
-                        Some(reg) => match reg.tool.execute(&a).await {
+                        Some(reg) => match reg.tool.execute(&a, &rt.ctx).await {
                             Ok(out) => (true, out),
                             Err(e) => (false, format!("error: {e}")),
                         },
@@ -298,6 +334,8 @@ impl Session {
                         (false, format!("refused by bosun's guard: {reason}"))
                     }
                 };
+                // the one redaction point for tool output: before the model, events and logs
+                let output = redactor.redact(&output);
                 self.emit(Event::ToolCallFinished {
                     call_id: call.id.clone(),
                     tool: call.name.clone(),

@@ -1,7 +1,7 @@
 //! `activate_skill`: loads a skill's full instructions into the conversation (progressive
 //! disclosure — the system prompt only lists skill names and descriptions).
 
-use super::{Invocation, Tool, ToolError};
+use super::{Invocation, Tool, ToolCtx, ToolError};
 use crate::agent::Skill;
 use crate::effect::EffectClass;
 use crate::guard::Admitted;
@@ -63,13 +63,14 @@ impl Tool for ActivateSkill {
 
     fn plan(&self, args: &Value) -> Result<Invocation, ToolError> {
         let s = self.skill(args)?;
-        Ok(Invocation {
-            operation: "activate".into(),
-            target: format!("skill {}", s.name),
-        })
+        Ok(Invocation::read("activate", format!("skill {}", s.name)))
     }
 
-    fn execute<'a>(&'a self, call: &'a Admitted) -> BoxFuture<'a, Result<String, ToolError>> {
+    fn execute<'a>(
+        &'a self,
+        call: &'a Admitted,
+        _ctx: &'a ToolCtx,
+    ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {
             let s = self.skill(&call.args)?;
             let body = s.body().map_err(|e| ToolError::Failed(e.to_string()))?;

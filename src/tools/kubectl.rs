@@ -4,7 +4,7 @@
 //! namespaced or across all namespaces; label and field selectors) and `api_resources`.
 //! Output is a compact table with a status column and counts by status, never raw JSON.
 
-use super::{table, Invocation, Tool, ToolError};
+use super::{table, Invocation, Tool, ToolCtx, ToolError};
 use crate::effect::EffectClass;
 use crate::guard::Admitted;
 use crate::kube_client::{is_namespaced, Clusters, KubeTarget};
@@ -394,13 +394,14 @@ impl Tool for Kubectl {
         if let Some(c) = a.context.as_ref().or(self.default_context.as_ref()) {
             target.push_str(&format!(" (context {c})"));
         }
-        Ok(Invocation {
-            operation: op.into(),
-            target,
-        })
+        Ok(Invocation::read(op, target))
     }
 
-    fn execute<'a>(&'a self, call: &'a Admitted) -> BoxFuture<'a, Result<String, ToolError>> {
+    fn execute<'a>(
+        &'a self,
+        call: &'a Admitted,
+        _ctx: &'a ToolCtx,
+    ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {
             let a = Self::parse(&call.args)?;
             let secs = a.timeout_seconds.unwrap_or(30).clamp(1, 600);

@@ -20,18 +20,149 @@ use crate::prompt::{PromptOperation, PromptTool};
 use futures::future::BoxFuture;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Tools every agent gets without a manifest.
 pub const BUILTIN_TOOL_NAMES: &[&str] = &[activate_skill::NAME];
 
-/// What a tool call is about to do, as parsed from its arguments.
+/// What a tool call is about to do, as parsed from its arguments (by the tool's code, never by
+/// asking the model).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {
     /// The operation, e.g. `get`.
     pub operation: String,
     /// A short description of the target, e.g. `pods in namespace shop (context kind-dev)`.
     pub target: String,
+    /// For operations that change something (or dry-run a change): the identity of that change.
+    pub change: Option<Change>,
+    /// True when this call only asks a server or tool what the change would do (server-side
+    /// dry-run, plan, render) — the tool's code guarantees it changes nothing.
+    pub dry_run: bool,
+    /// Where the call acts, for policy rules (kube context, namespace, kinds).
+    pub scope: Scope,
+}
+
+/// Where a call acts. Tools fill in what applies to them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Scope {
+    /// kube context (for helm/kubectl/flux) — the environment is derived from it.
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+    /// Kubernetes kinds touched (e.g. `Deployment`, `Secret`).
+    pub kinds: Vec<String>,
+}
+
+impl Invocation {
+    /// A call that changes nothing and needs no dry-run (reads).
+    pub fn read(operation: impl Into<String>, target: impl Into<String>) -> Self {
+        Self {
+            operation: operation.into(),
+            target: target.into(),
+            change: None,
+            dry_run: false,
+            scope: Scope::default(),
+        }
+    }
+
+    /// The same invocation with a scope.
+    pub fn with_scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
+    }
+}
+
+/// The identity of a change, for the dry-run-before-apply rule: a dry-run and the apply that
+/// follows it must produce equal `Change`s (same tool, same target, same content).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Change {
+    /// Every part of where the change goes, e.g. `context=prod namespace=shop`, `release=minio
+    /// namespace=minio context=dev`, `dir=/ws/tf`, `remote=/x.git branch=main`.
+    pub target: String,
+    /// sha256 (hex) of the normalised content: manifests after reference resolution, chart +
+    /// version + values, the planfile bytes, the git tree.
+    pub content_hash: String,
+    /// What the model must call to dry-run this change, for the guard's refusal message.
+    pub dry_run_hint: String,
+}
+
+/// sha256 of bytes, as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(bytes);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// sha256 of a JSON value in canonical form (object keys sorted at every level), so that the same
+/// content hashes the same however it was written.
+pub fn canonical_hash(v: &Value) -> String {
+    fn canon(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    if let Some(x) = m.get(k) {
+                        canon(x, out);
+                    }
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canon(x, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut s = String::new();
+    canon(v, &mut s);
+    sha256_hex(s.as_bytes())
+}
+
+/// What executors get besides the call: shared runtime services.
+#[derive(Clone)]
+pub struct ToolCtx {
+    /// Register every secret value a tool learns here; all output is redacted with it.
+    pub redactor: Arc<crate::redact::Redactor>,
+    /// Resolves `vault:` references when a change is applied.
+    pub secrets: Arc<dyn crate::secrets::SecretResolver>,
+    /// A directory the session may write to (terraform dirs, values files, GitOps clones).
+    pub workspace: PathBuf,
+    /// Which environment each kube context is (from the policy); others are guessed by name.
+    pub environments: Arc<BTreeMap<String, crate::policy::Environment>>,
+}
+
+impl ToolCtx {
+    /// A context with no vault and a workspace at `workspace`.
+    pub fn new(workspace: PathBuf) -> Self {
+        Self {
+            redactor: Arc::new(crate::redact::Redactor::new()),
+            secrets: Arc::new(crate::secrets::NoVault),
+            workspace,
+            environments: Arc::new(BTreeMap::new()),
+        }
+    }
+
+    /// The environment of a kube context.
+    pub fn environment(&self, context: &str) -> crate::policy::Environment {
+        self.environments
+            .get(context)
+            .copied()
+            .unwrap_or_else(|| crate::policy::Environment::guess_from_context(context))
+    }
 }
 
 /// A tool call failed; the message goes back to the model as the tool result.
@@ -55,10 +186,16 @@ pub trait Tool: Send + Sync {
     fn operations(&self) -> &[(&'static str, EffectClass)];
     /// JSON schema of the arguments (before strict-mode post-processing).
     fn parameters(&self) -> Value;
-    /// Validate the arguments and say what the call would do. Must not perform I/O.
+    /// Validate the arguments and say what the call would do, including the identity of the
+    /// change it makes or dry-runs. No network or cluster I/O (reading a local file the call
+    /// names, such as a terraform planfile, is allowed).
     fn plan(&self, args: &Value) -> Result<Invocation, ToolError>;
-    /// Execute an admitted call. Returns the text the model sees.
-    fn execute<'a>(&'a self, call: &'a Admitted) -> BoxFuture<'a, Result<String, ToolError>>;
+    /// Execute an admitted call. Returns the text the model sees (redacted by the session).
+    fn execute<'a>(
+        &'a self,
+        call: &'a Admitted,
+        ctx: &'a ToolCtx,
+    ) -> BoxFuture<'a, Result<String, ToolError>>;
 }
 
 /// A tool plus what the agent's manifest allows of it.
@@ -277,7 +414,11 @@ mod tests {
         fn plan(&self, _: &Value) -> Result<Invocation, ToolError> {
             Err(ToolError::Failed("unused".into()))
         }
-        fn execute<'a>(&'a self, _: &'a Admitted) -> BoxFuture<'a, Result<String, ToolError>> {
+        fn execute<'a>(
+            &'a self,
+            _: &'a Admitted,
+            _: &'a ToolCtx,
+        ) -> BoxFuture<'a, Result<String, ToolError>> {
             Box::pin(async { Err(ToolError::Failed("unused".into())) })
         }
     }
