@@ -1,24 +1,38 @@
 //! The guard: the single chokepoint between the model and every executor.
 //!
 //! [`Guard::admit`] is the only way to obtain an [`Admitted`] call, and
-//! [`Tool::execute`](crate::tools::Tool::execute) only accepts an `Admitted` — so no call reaches
-//! an executor without passing here (the type has a private field; it cannot be built elsewhere).
+//! [`Tool::execute`](crate::tools::Tool::execute) only accepts an `Admitted` — no call reaches an
+//! executor without passing here (the type has a private field; it cannot be built elsewhere).
 //!
-//! What it checks today, in order:
+//! Checks, in order (the first that fails refuses the call, with what to do instead):
 //! 1. the tool exists and is offered to this agent;
-//! 2. the arguments are JSON and valid for the tool (its `plan` parses them without I/O);
-//! 3. the operation is offered (implemented and listed in the agent's manifest);
-//! 4. the operation's effect class is allowed: `read_only` and `dry_run` run; `mutating` and
-//!    `destructive` are refused until the dry-run-before-apply rule is enforced here.
-//! 5. a tool-call id is admitted once: a replayed id is refused.
+//! 2. the arguments are a JSON object the tool's own parser accepts (`Tool::plan`, no I/O);
+//! 3. the operation is offered (implemented and listed in the manifest);
+//! 4. the effect class — the tool code's (a dry-run flag lowers it to `dry_run`), made stricter
+//!    by the manifest — is allowed in the planner's current state;
+//! 5. **dry-run before apply**: a `mutating` or `destructive` call runs only if a successful
+//!    dry-run of an equal [`Change`] (same tool, same target, same content hash) was recorded in
+//!    this session, is younger than the configured maximum age and was not used by an earlier
+//!    apply;
+//! 6. approval: `destructive` calls, and every change in `prod`, need an approval from the
+//!    [`Approver`], bound to the change's fingerprint (a different change is a different
+//!    approval);
+//! 7. each tool-call id is admitted once.
+//!
+//! After execution the session calls [`Guard::record`]: a successful dry-run records its
+//! fingerprint; an apply consumes the dry-run it used.
 
 use crate::effect::EffectClass;
 use crate::model::ToolCall;
-use crate::tools::Registry;
-use serde::Serialize;
+use crate::planner::State;
+use crate::policy::Environment;
+use crate::tools::{Change, Registry};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Prevents construction of [`Admitted`] outside this module.
 #[derive(Debug)]
@@ -32,11 +46,40 @@ pub struct Admitted {
     pub operation: String,
     pub effect: EffectClass,
     pub args: Value,
+    /// The change this call makes or dry-runs, if any.
+    pub change: Option<Change>,
+    pub fingerprint: Option<Fingerprint>,
     _seal: Seal,
 }
 
+/// The identity of a change: tool + target + content hash.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub tool: String,
+    pub target: String,
+    pub content_hash: String,
+}
+
+impl Fingerprint {
+    pub fn of(tool: &str, change: &Change) -> Self {
+        Self {
+            tool: tool.to_string(),
+            target: change.target.clone(),
+            content_hash: change.content_hash.clone(),
+        }
+    }
+
+    /// A short printable id: the first 12 hex digits of the hash of all parts.
+    pub fn short(&self) -> String {
+        let h = crate::tools::sha256_hex(
+            format!("{}\n{}\n{}", self.tool, self.target, self.content_hash).as_bytes(),
+        );
+        h.chars().take(12).collect()
+    }
+}
+
 /// The guard's verdict on one call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Allow,
@@ -44,40 +87,200 @@ pub enum Verdict {
 }
 
 /// A record of one decision, for events, logs and the audit trail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     pub call_id: String,
     pub tool: String,
     pub operation: Option<String>,
     pub effect: Option<EffectClass>,
     pub target: Option<String>,
+    pub fingerprint: Option<String>,
     pub verdict: Verdict,
     /// Why; for refusals, what the model should do instead.
     pub reason: String,
+    /// Who approved, when an approval was needed and given.
+    pub approved_by: Option<String>,
 }
 
-/// The guard. One per session (it remembers the call ids it admitted).
-#[derive(Debug, Default)]
+/// What an approver is asked.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalRequest {
+    pub tool: String,
+    pub operation: String,
+    pub effect: EffectClass,
+    pub target: String,
+    pub environment: Option<Environment>,
+    pub fingerprint: String,
+    /// Why approval is needed.
+    pub reason: String,
+}
+
+/// An approver's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalDecision {
+    Approved { by: String },
+    Denied { by: String, reason: String },
+}
+
+/// Decides on changes that need a human (interactive prompt, a `--yes`/`--approve env=dev`
+/// policy, or an embedding application's callback).
+pub trait Approver: Send + Sync {
+    fn decide<'a>(&'a self, req: &'a ApprovalRequest) -> BoxFuture<'a, ApprovalDecision>;
+}
+
+/// The default approver: nobody is there to approve, so every request is denied with what to do.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoApprover;
+
+impl Approver for NoApprover {
+    fn decide<'a>(&'a self, _req: &'a ApprovalRequest) -> BoxFuture<'a, ApprovalDecision> {
+        Box::pin(async {
+            ApprovalDecision::Denied {
+                by: "bosun".into(),
+                reason: "no approver is configured: run interactively, or pass --approve env=<env> / --yes for non-prod".into(),
+            }
+        })
+    }
+}
+
+/// Approves every request in the listed environments (and non-kube changes when `others`);
+/// denies the rest. `--yes` = dev + tier; never prod unless listed explicitly.
+#[derive(Debug, Clone)]
+pub struct PolicyApprover {
+    pub environments: Vec<Environment>,
+    pub others: bool,
+    pub who: String,
+}
+
+impl Approver for PolicyApprover {
+    fn decide<'a>(&'a self, req: &'a ApprovalRequest) -> BoxFuture<'a, ApprovalDecision> {
+        Box::pin(async move {
+            let ok = match req.environment {
+                Some(e) => self.environments.contains(&e),
+                None => self.others,
+            };
+            if ok {
+                ApprovalDecision::Approved {
+                    by: self.who.clone(),
+                }
+            } else {
+                ApprovalDecision::Denied {
+                    by: self.who.clone(),
+                    reason: format!(
+                        "the approval policy does not cover {}",
+                        req.environment
+                            .map_or("this target".to_string(), |e| format!("environment {e}"))
+                    ),
+                }
+            }
+        })
+    }
+}
+
+/// Settings of a guard.
+#[derive(Clone)]
+pub struct GuardConfig {
+    /// A dry-run older than this no longer authorises an apply.
+    pub dry_run_max_age: Duration,
+    pub approver: Arc<dyn Approver>,
+    /// Environment of each kube context (others are guessed from the name).
+    pub environments: Arc<std::collections::BTreeMap<String, Environment>>,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        Self {
+            dry_run_max_age: Duration::from_secs(15 * 60),
+            approver: Arc::new(NoApprover),
+            environments: Arc::new(Default::default()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct DryRun {
+    at: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    seen_ids: HashSet<String>,
+    dry_runs: HashMap<Fingerprint, DryRun>,
+    approvals: HashMap<Fingerprint, String>,
+}
+
+/// The guard. One per session (or shared by a session and its subagents).
 pub struct Guard {
-    seen_ids: Mutex<HashSet<String>>,
+    cfg: GuardConfig,
+    inner: Mutex<Inner>,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Self::new(GuardConfig::default())
+    }
 }
 
 impl Guard {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(cfg: GuardConfig) -> Self {
+        Self {
+            cfg,
+            inner: Mutex::new(Inner::default()),
+        }
     }
 
-    /// Decide on `call`. On `Ok`, the call may be executed; on `Err`, the decision's reason is
-    /// what the model is told.
-    pub fn admit(&self, registry: &Registry, call: &ToolCall) -> (Decision, Option<Admitted>) {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The environment of a kube context.
+    pub fn environment(&self, context: &str) -> Environment {
+        self.cfg
+            .environments
+            .get(context)
+            .copied()
+            .unwrap_or_else(|| Environment::guess_from_context(context))
+    }
+
+    /// Number of recorded (unused, not necessarily fresh) dry-runs.
+    pub fn dry_runs(&self) -> usize {
+        self.lock().dry_runs.len()
+    }
+
+    /// Whether a fresh, unused dry-run is recorded (the planner's "validated change").
+    pub fn has_validated_change(&self) -> bool {
+        let max = self.cfg.dry_run_max_age;
+        self.lock().dry_runs.values().any(|d| d.at.elapsed() <= max)
+    }
+
+    /// Record a successful dry-run directly (used when resuming a session).
+    pub fn restore_dry_run(&self, fp: Fingerprint) {
+        self.lock()
+            .dry_runs
+            .insert(fp, DryRun { at: Instant::now() });
+    }
+
+    /// Decide on `call` in planner state `state`. The decision is always returned; the
+    /// `Admitted` only when the call may run.
+    pub async fn admit(
+        &self,
+        registry: &Registry,
+        call: &ToolCall,
+        state: State,
+    ) -> (Decision, Option<Admitted>) {
         let mut d = Decision {
             call_id: call.id.clone(),
             tool: call.name.clone(),
             operation: None,
             effect: None,
             target: None,
+            fingerprint: None,
             verdict: Verdict::Refuse,
             reason: String::new(),
+            approved_by: None,
         };
         let refuse = |mut d: Decision, reason: String| {
             tracing::info!(tool = %d.tool, operation = ?d.operation, %reason, "guard refused call");
@@ -111,7 +314,7 @@ impl Guard {
         };
         d.operation = Some(inv.operation.clone());
         d.target = Some(inv.target.clone());
-        let Some(&effect) = reg.operations.get(&inv.operation) else {
+        let Some(&registered) = reg.operations.get(&inv.operation) else {
             let offered: Vec<&str> = reg.operations.keys().map(String::as_str).collect();
             return refuse(
                 d,
@@ -123,33 +326,122 @@ impl Guard {
                 ),
             );
         };
+        // a call the tool's code marks as a dry-run changes nothing: it is at most dry_run
+        let effect = if inv.dry_run {
+            registered.min(EffectClass::DryRun)
+        } else {
+            registered
+        };
         d.effect = Some(effect);
-        if effect >= EffectClass::Mutating {
+        let fingerprint = inv.change.as_ref().map(|c| Fingerprint::of(&call.name, c));
+        d.fingerprint = fingerprint.as_ref().map(Fingerprint::short);
+        if !state.allows(effect) {
+            let need = State::needed_for(effect);
             return refuse(
                 d,
                 format!(
-                    "`{}.{}` is {effect}; this bosun build does not execute changes yet — describe the change and its dry-run result in your answer instead",
-                    call.name, inv.operation
+                    "`{}.{}` is {effect}, which is not allowed in the {state} state; call transition to {need} first (with a justification){}",
+                    call.name,
+                    inv.operation,
+                    if effect >= EffectClass::Mutating { ", after a successful dry-run of the same change" } else { "" }
                 ),
             );
         }
-        {
-            let mut seen = match self.seen_ids.lock() {
-                Ok(s) => s,
-                Err(p) => p.into_inner(),
-            };
-            if !seen.insert(call.id.clone()) {
+        if effect >= EffectClass::Mutating {
+            let (Some(change), Some(fp)) = (inv.change.as_ref(), fingerprint.as_ref()) else {
                 return refuse(
                     d,
-                    format!(
-                        "tool call id `{}` was already used; each call needs a new id",
-                        call.id
-                    ),
+                    format!("`{}.{}` declares no change identity, so bosun cannot match it to a dry-run; it is refused", call.name, inv.operation),
                 );
+            };
+            let max = self.cfg.dry_run_max_age;
+            let status = {
+                let g = self.lock();
+                g.dry_runs.get(fp).map(|r| r.at.elapsed())
+            };
+            match status {
+                None => {
+                    return refuse(
+                        d,
+                        format!(
+                            "no successful dry-run of this exact change ({} {}, content {}): {} — then apply the identical change",
+                            call.name,
+                            change.target,
+                            &change.content_hash.chars().take(12).collect::<String>(),
+                            change.dry_run_hint
+                        ),
+                    )
+                }
+                Some(age) if age > max => {
+                    return refuse(
+                        d,
+                        format!(
+                            "the dry-run of this change is {} s old (limit {} s); run it again: {}",
+                            age.as_secs(),
+                            max.as_secs(),
+                            change.dry_run_hint
+                        ),
+                    )
+                }
+                Some(_) => {}
+            }
+            let env = inv.scope.context.as_deref().map(|c| self.environment(c));
+            let needs_approval =
+                effect == EffectClass::Destructive || env == Some(Environment::Prod);
+            if needs_approval {
+                let already = self.lock().approvals.get(fp).cloned();
+                match already {
+                    Some(by) => d.approved_by = Some(by),
+                    None => {
+                        let req = ApprovalRequest {
+                            tool: call.name.clone(),
+                            operation: inv.operation.clone(),
+                            effect,
+                            target: inv.target.clone(),
+                            environment: env,
+                            fingerprint: fp.short(),
+                            reason: if effect == EffectClass::Destructive {
+                                "destructive operation".into()
+                            } else {
+                                "change in prod".into()
+                            },
+                        };
+                        match self.cfg.approver.decide(&req).await {
+                            ApprovalDecision::Approved { by } => {
+                                self.lock().approvals.insert(fp.clone(), by.clone());
+                                d.approved_by = Some(by);
+                            }
+                            ApprovalDecision::Denied { by, reason } => {
+                                return refuse(
+                                    d,
+                                    format!(
+                                        "this {} needs human approval ({}), and {by} did not approve: {reason}. Stop and report the change waiting for approval, with its dry-run result",
+                                        req.reason, fp.short()
+                                    ),
+                                )
+                            }
+                        }
+                    }
+                }
             }
         }
+        if !self.lock().seen_ids.insert(call.id.clone()) {
+            return refuse(
+                d,
+                format!(
+                    "tool call id `{}` was already used; each call needs a new id",
+                    call.id
+                ),
+            );
+        }
         d.verdict = Verdict::Allow;
-        d.reason = format!("{effect} operation");
+        d.reason = match &d.approved_by {
+            Some(by) => format!("{effect} operation; dry-run matched; approved by {by}"),
+            None if effect >= EffectClass::Mutating => {
+                format!("{effect} operation; dry-run matched")
+            }
+            None => format!("{effect} operation"),
+        };
         tracing::debug!(tool = %d.tool, operation = %inv.operation, %effect, "guard admitted call");
         let admitted = Admitted {
             call_id: call.id.clone(),
@@ -157,8 +449,27 @@ impl Guard {
             operation: inv.operation,
             effect,
             args,
+            change: inv.change,
+            fingerprint,
             _seal: Seal,
         };
         (d, Some(admitted))
+    }
+
+    /// After execution: a successful dry-run records its fingerprint; an apply (successful or
+    /// not) uses up the dry-run it matched, so the next apply needs a new dry-run.
+    pub fn record(&self, call: &Admitted, succeeded: bool) {
+        let Some(fp) = &call.fingerprint else { return };
+        let mut g = self.lock();
+        match call.effect {
+            EffectClass::DryRun if succeeded => {
+                g.dry_runs.insert(fp.clone(), DryRun { at: Instant::now() });
+            }
+            EffectClass::Mutating | EffectClass::Destructive => {
+                g.dry_runs.remove(fp);
+                g.approvals.remove(fp);
+            }
+            _ => {}
+        }
     }
 }

@@ -24,6 +24,7 @@ pub mod effect;
 pub mod guard;
 pub mod kube_client;
 pub mod model;
+pub mod planner;
 pub mod policy;
 pub mod prompt;
 pub mod redact;

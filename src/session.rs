@@ -4,9 +4,11 @@
 
 use crate::agent::Agent;
 use crate::diag::Diagnostic;
-use crate::guard::{Decision, Guard, Verdict};
+use crate::guard::{Decision, Guard, GuardConfig, Verdict};
 use crate::kube_client::KubeTarget;
 use crate::model::{ChatRequest, FinishReason, Message, ModelClient, ModelError, ToolSpec, Usage};
+use crate::planner::State;
+use crate::tools::transition::{self, TransitionArgs};
 use crate::tools::{self, Registry, ToolCtx};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -44,6 +46,12 @@ pub enum Event {
         output: String,
         duration_ms: u64,
     },
+    /// The planner moved.
+    StateChanged {
+        from: State,
+        to: State,
+        justification: String,
+    },
     /// One model round-trip finished.
     TurnComplete { turn: u32, usage: Usage },
     /// The task ended with a final answer.
@@ -52,6 +60,8 @@ pub enum Event {
         turns: u32,
         tool_calls: u32,
         usage: Usage,
+        state: State,
+        report: Option<String>,
     },
     /// The task ended with an error.
     TaskFailed { error: String },
@@ -75,6 +85,8 @@ pub struct RuntimeOptions {
     pub secrets: Option<Arc<dyn crate::secrets::SecretResolver>>,
     /// The redactor shared with the resolver (default: a new one).
     pub redactor: Option<Arc<crate::redact::Redactor>>,
+    /// Dry-run age limit, approver, environments.
+    pub guard: GuardConfig,
 }
 
 /// Errors building a runtime.
@@ -93,6 +105,7 @@ pub struct Runtime {
     pub specs: Vec<ToolSpec>,
     pub max_turns: u32,
     pub ctx: ToolCtx,
+    pub guard_config: GuardConfig,
     /// Keeps a temporary workspace alive as long as the runtime.
     _workspace_dir: Option<tempfile::TempDir>,
 }
@@ -134,6 +147,7 @@ impl Runtime {
         if let Some(s) = opts.secrets {
             ctx.secrets = s;
         }
+        ctx.environments = opts.guard.environments.clone();
         let max_turns = opts
             .max_turns
             .or(agent.def.max_turns)
@@ -148,6 +162,7 @@ impl Runtime {
                 specs,
                 max_turns,
                 ctx,
+                guard_config: opts.guard,
                 _workspace_dir: tmp,
             },
             warnings,
@@ -167,6 +182,10 @@ pub struct Outcome {
     pub turns: u32,
     pub tool_calls: u32,
     pub usage: Usage,
+    /// The planner state the task ended in.
+    pub state: State,
+    /// The report given with the move to completion or failed, if any.
+    pub report: Option<String>,
 }
 
 /// Why a task did not end with an answer.
@@ -182,7 +201,9 @@ pub enum SessionError {
 pub struct Session {
     runtime: Arc<Runtime>,
     messages: Vec<Message>,
-    guard: Guard,
+    guard: Arc<Guard>,
+    state: State,
+    report: Option<String>,
     usage: Usage,
     events: EventSink,
 }
@@ -193,12 +214,82 @@ impl Session {
             content: runtime.system_prompt.clone(),
         }];
         Self {
+            guard: Arc::new(Guard::new(runtime.guard_config.clone())),
             runtime,
             messages,
-            guard: Guard::new(),
+            state: State::Intake,
+            report: None,
             usage: Usage::default(),
             events,
         }
+    }
+
+    /// The planner state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The guard of this session.
+    pub fn guard(&self) -> &Arc<Guard> {
+        &self.guard
+    }
+
+    /// Apply a transition request; `Err` is the refusal the model gets.
+    fn transition(&mut self, a: &TransitionArgs) -> Result<String, String> {
+        let from = self.state;
+        if !from.successors().contains(&a.to) {
+            let ok: Vec<&str> = from.successors().iter().map(|s| s.as_str()).collect();
+            return Err(format!(
+                "cannot move from {from} to {}; from {from} you may move to: {}",
+                a.to,
+                if ok.is_empty() {
+                    "nothing (the task is over)".to_string()
+                } else {
+                    ok.join(", ")
+                }
+            ));
+        }
+        if a.to == State::Deployment && !self.guard.has_validated_change() {
+            return Err("cannot move to deployment: no change has passed a dry-run yet (or the dry-runs have expired); run the dry-run of each change in the validation state first".into());
+        }
+        self.state = a.to;
+        if matches!(a.to, State::Completion | State::Failed) {
+            self.report = a.report.clone();
+        }
+        self.emit(Event::StateChanged {
+            from,
+            to: a.to,
+            justification: a.justification.clone(),
+        });
+        let next = match a.to {
+            State::Deployment => " Apply exactly the changes whose dry-run passed; then move to verification.",
+            State::Verification => " Check rollout status and health of what you deployed; then completion, or back to coding / deployment (rollback) if something is wrong.",
+            State::Completion | State::Failed => " Now give your final answer: the report.",
+            _ => "",
+        };
+        Ok(format!("state: {from} → {}.{next}", a.to))
+    }
+
+    /// The per-turn planner note appended to the last message of each request.
+    fn state_note(&self) -> String {
+        let allowed: Vec<&str> = [
+            crate::effect::EffectClass::ReadOnly,
+            crate::effect::EffectClass::DryRun,
+            crate::effect::EffectClass::Mutating,
+            crate::effect::EffectClass::Destructive,
+        ]
+        .into_iter()
+        .filter(|e| self.state.allows(*e))
+        .map(|e| e.as_str())
+        .collect();
+        let moves: Vec<&str> = self.state.successors().iter().map(|s| s.as_str()).collect();
+        format!(
+            "\n\n[bosun] state: {}; allowed operations: {}; validated changes (dry-run passed, not yet applied): {}; next states: {}",
+            self.state,
+            allowed.join(", "),
+            self.guard.dry_runs(),
+            if moves.is_empty() { "none".to_string() } else { moves.join(", ") }
+        )
     }
 
     /// The conversation so far.
@@ -232,6 +323,8 @@ impl Session {
                 turns: o.turns,
                 tool_calls: o.tool_calls,
                 usage: o.usage,
+                state: o.state,
+                report: o.report.clone(),
             }),
             Err(e) => self.emit(Event::TaskFailed {
                 error: e.to_string(),
@@ -250,12 +343,37 @@ impl Session {
                     text: t.to_string(),
                 });
             };
+            // the planner state rides on the last message of every request (not stored), and only
+            // tools with an operation allowed in this state are offered
+            let mut request = self.messages.clone();
+            if let Some(last) = request.last_mut() {
+                match last {
+                    Message::User { content } | Message::Tool { content, .. } => {
+                        content.push_str(&self.state_note())
+                    }
+                    _ => {}
+                }
+            }
+            let specs: Vec<ToolSpec> = rt
+                .specs
+                .iter()
+                .filter(|spec| {
+                    rt.registry
+                        .get(&spec.name)
+                        // in validation, a mutating operation may run as its dry-run
+                        .is_some_and(|r| {
+                            self.state == State::Validation
+                                || r.operations.values().any(|e| self.state.allows(*e))
+                        })
+                })
+                .cloned()
+                .collect();
             let resp = rt
                 .model
                 .complete(
                     ChatRequest {
-                        messages: &self.messages,
-                        tools: &rt.specs,
+                        messages: &request,
+                        tools: &specs,
                     },
                     &on_delta,
                 )
@@ -302,6 +420,8 @@ impl Session {
                     turns: turn,
                     tool_calls: calls_made,
                     usage,
+                    state: self.state,
+                    report: self.report.clone(),
                 });
             }
             self.messages.push(Message::Assistant {
@@ -317,18 +437,29 @@ impl Session {
                     arguments: redactor.redact(&call.arguments),
                 });
                 let started = Instant::now();
-                let (decision, admitted) = self.guard.admit(&rt.registry, &call);
+                let (decision, admitted) = self.guard.admit(&rt.registry, &call, self.state).await;
                 let refused = decision.verdict == Verdict::Refuse;
                 let reason = decision.reason.clone();
                 self.emit(Event::GuardDecision(decision));
                 let (ok, output) = match admitted {
-                    Some(a) => match rt.registry.get(&a.tool) {
-                        Some(reg) => match reg.tool.execute(&a, &rt.ctx).await {
-                            Ok(out) => (true, out),
-                            Err(e) => (false, format!("error: {e}")),
+                    Some(a) if a.tool == transition::NAME => match TransitionArgs::parse(&a.args) {
+                        Ok(t) => match self.transition(&t) {
+                            Ok(msg) => (true, msg),
+                            Err(why) => (false, format!("refused by bosun's planner: {why}")),
                         },
-                        None => (false, format!("error: unknown tool {}", a.tool)),
+                        Err(e) => (false, format!("error: {e}")),
                     },
+                    Some(a) => {
+                        let r = match rt.registry.get(&a.tool) {
+                            Some(reg) => match reg.tool.execute(&a, &rt.ctx).await {
+                                Ok(out) => (true, out),
+                                Err(e) => (false, format!("error: {e}")),
+                            },
+                            None => (false, format!("error: unknown tool {}", a.tool)),
+                        };
+                        self.guard.record(&a, r.0);
+                        r
+                    }
                     None => {
                         debug_assert!(refused);
                         (false, format!("refused by bosun's guard: {reason}"))

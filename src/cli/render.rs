@@ -89,10 +89,12 @@ pub async fn render(mut rx: UnboundedReceiver<Event>, format: OutputFormat, quie
                 turns,
                 tool_calls,
                 usage,
+                state,
+                ..
             } => {
                 if !quiet {
                     eprintln!(
-                        "{dim}done in {turns} turn(s), {tool_calls} tool call(s), {} prompt + {} completion tokens{reset}",
+                        "{dim}done in {turns} turn(s), {tool_calls} tool call(s), {} prompt + {} completion tokens; planner state {state}{reset}",
                         usage.prompt_tokens, usage.completion_tokens
                     );
                 }

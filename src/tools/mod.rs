@@ -10,6 +10,7 @@ pub mod activate_skill;
 pub mod kubectl;
 pub mod schema;
 pub mod table;
+pub mod transition;
 
 use crate::agent::Agent;
 use crate::diag::Diagnostic;
@@ -24,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Tools every agent gets without a manifest.
-pub const BUILTIN_TOOL_NAMES: &[&str] = &[activate_skill::NAME];
+pub const BUILTIN_TOOL_NAMES: &[&str] = &[activate_skill::NAME, transition::NAME];
 
 /// What a tool call is about to do, as parsed from its arguments (by the tool's code, never by
 /// asking the model).
@@ -386,6 +387,7 @@ pub fn implementations(agent: &Agent, kube: &crate::kube_client::KubeTarget) -> 
             kube.context.clone(),
         )),
         Arc::new(activate_skill::ActivateSkill::new(agent.skills.clone())),
+        Arc::new(transition::Transition),
     ]
 }
 
