@@ -346,13 +346,11 @@ impl Session {
             // the planner state rides on the last message of every request (not stored), and only
             // tools with an operation allowed in this state are offered
             let mut request = self.messages.clone();
-            if let Some(last) = request.last_mut() {
-                match last {
-                    Message::User { content } | Message::Tool { content, .. } => {
-                        content.push_str(&self.state_note())
-                    }
-                    _ => {}
-                }
+            let note = self.state_note();
+            if let Some(Message::User { content } | Message::Tool { content, .. }) =
+                request.last_mut()
+            {
+                content.push_str(&note);
             }
             let specs: Vec<ToolSpec> = rt
                 .specs
