@@ -25,7 +25,7 @@
 use crate::effect::EffectClass;
 use crate::model::ToolCall;
 use crate::planner::State;
-use crate::policy::Environment;
+use crate::policy::{Action, CallFacts, Environment, Policy};
 use crate::tools::{Change, Registry};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -183,8 +183,8 @@ pub struct GuardConfig {
     /// A dry-run older than this no longer authorises an apply.
     pub dry_run_max_age: Duration,
     pub approver: Arc<dyn Approver>,
-    /// Environment of each kube context (others are guessed from the name).
-    pub environments: Arc<std::collections::BTreeMap<String, Environment>>,
+    /// Allow / approve / deny rules and the context → environment map.
+    pub policy: Arc<Policy>,
 }
 
 impl Default for GuardConfig {
@@ -192,7 +192,7 @@ impl Default for GuardConfig {
         Self {
             dry_run_max_age: Duration::from_secs(15 * 60),
             approver: Arc::new(NoApprover),
-            environments: Arc::new(Default::default()),
+            policy: Arc::new(Policy::default()),
         }
     }
 }
@@ -238,11 +238,7 @@ impl Guard {
 
     /// The environment of a kube context.
     pub fn environment(&self, context: &str) -> Environment {
-        self.cfg
-            .environments
-            .get(context)
-            .copied()
-            .unwrap_or_else(|| Environment::guess_from_context(context))
+        self.cfg.policy.environment(context)
     }
 
     /// Number of recorded (unused, not necessarily fresh) dry-runs.
@@ -347,6 +343,34 @@ impl Guard {
                 ),
             );
         }
+        // a replayed id is refused before anything else is asked (no approval prompt for it)
+        if self.lock().seen_ids.contains(&call.id) {
+            return refuse(
+                d,
+                format!(
+                    "tool call id `{}` was already used; each call needs a new id",
+                    call.id
+                ),
+            );
+        }
+        let env = inv.scope.context.as_deref().map(|c| self.environment(c));
+        let facts = CallFacts {
+            tool: call.name.clone(),
+            operation: inv.operation.clone(),
+            context: inv.scope.context.clone(),
+            namespace: inv.scope.namespace.clone(),
+            kinds: inv.scope.kinds.clone(),
+            environment: env,
+            effect,
+        };
+        let (action, rule) = self.cfg.policy.decide(&facts);
+        if action == Action::Deny {
+            let why = rule
+                .and_then(|r| r.reason.clone())
+                .unwrap_or_else(|| "this call is denied by policy; do not retry it".into());
+            let name = rule.map_or("policy".to_string(), |r| r.name.clone());
+            return refuse(d, format!("denied by rule `{name}`: {why}"));
+        }
         if effect >= EffectClass::Mutating {
             let (Some(change), Some(fp)) = (inv.change.as_ref(), fingerprint.as_ref()) else {
                 return refuse(
@@ -385,41 +409,52 @@ impl Guard {
                 }
                 Some(_) => {}
             }
-            let env = inv.scope.context.as_deref().map(|c| self.environment(c));
-            let needs_approval =
-                effect == EffectClass::Destructive || env == Some(Environment::Prod);
-            if needs_approval {
-                let already = self.lock().approvals.get(fp).cloned();
-                match already {
-                    Some(by) => d.approved_by = Some(by),
-                    None => {
-                        let req = ApprovalRequest {
-                            tool: call.name.clone(),
-                            operation: inv.operation.clone(),
-                            effect,
-                            target: inv.target.clone(),
-                            environment: env,
-                            fingerprint: fp.short(),
-                            reason: if effect == EffectClass::Destructive {
-                                "destructive operation".into()
-                            } else {
-                                "change in prod".into()
-                            },
-                        };
-                        match self.cfg.approver.decide(&req).await {
-                            ApprovalDecision::Approved { by } => {
-                                self.lock().approvals.insert(fp.clone(), by.clone());
-                                d.approved_by = Some(by);
-                            }
-                            ApprovalDecision::Denied { by, reason } => {
-                                return refuse(
-                                    d,
-                                    format!(
-                                        "this {} needs human approval ({}), and {by} did not approve: {reason}. Stop and report the change waiting for approval, with its dry-run result",
-                                        req.reason, fp.short()
-                                    ),
-                                )
-                            }
+        }
+        let why_approval = if action == Action::Approve {
+            Some(format!(
+                "rule `{}` requires approval",
+                rule.map_or("policy", |r| r.name.as_str())
+            ))
+        } else if effect == EffectClass::Destructive {
+            Some("destructive operation".to_string())
+        } else if effect == EffectClass::Mutating && env == Some(Environment::Prod) {
+            Some("change in prod".to_string())
+        } else {
+            None
+        };
+        if let Some(reason) = why_approval {
+            // an approval is bound to the exact change (fingerprint), or to the exact call
+            let key = fingerprint.clone().unwrap_or_else(|| Fingerprint {
+                tool: call.name.clone(),
+                target: inv.target.clone(),
+                content_hash: crate::tools::canonical_hash(&args),
+            });
+            let already = self.lock().approvals.get(&key).cloned();
+            match already {
+                Some(by) => d.approved_by = Some(by),
+                None => {
+                    let req = ApprovalRequest {
+                        tool: call.name.clone(),
+                        operation: inv.operation.clone(),
+                        effect,
+                        target: inv.target.clone(),
+                        environment: env,
+                        fingerprint: key.short(),
+                        reason: reason.clone(),
+                    };
+                    match self.cfg.approver.decide(&req).await {
+                        ApprovalDecision::Approved { by } => {
+                            self.lock().approvals.insert(key, by.clone());
+                            d.approved_by = Some(by);
+                        }
+                        ApprovalDecision::Denied { by, reason: no } => {
+                            return refuse(
+                                d,
+                                format!(
+                                    "this call needs human approval ({reason}; change {}), and {by} did not approve: {no}. Stop and report the change as waiting for approval, with its dry-run result",
+                                    key.short()
+                                ),
+                            )
                         }
                     }
                 }

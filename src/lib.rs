@@ -17,6 +17,7 @@
 //! - [`kube_client`]: building a kube client from a kubeconfig, context and namespace.
 
 pub mod agent;
+pub mod audit;
 pub mod checks;
 pub mod config;
 pub mod diag;

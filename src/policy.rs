@@ -36,3 +36,316 @@ impl fmt::Display for Environment {
         })
     }
 }
+
+use crate::diag::Diagnostic;
+use crate::effect::EffectClass;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What a rule does with a call it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Run it (still subject to the dry-run rule; destructive calls and prod changes still need approval).
+    Allow,
+    /// Run it only with a human approval.
+    Approve,
+    /// Never run it.
+    Deny,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Allow => "allow",
+            Self::Approve => "approve",
+            Self::Deny => "deny",
+        })
+    }
+}
+
+/// One value or several; `*` matches anything, `prefix*` and `*suffix` match by prefix/suffix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Pattern {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Pattern {
+    fn matches(&self, v: &str) -> bool {
+        let one = |p: &str| {
+            if p == "*" {
+                true
+            } else if let Some(s) = p.strip_prefix('*') {
+                v.ends_with(s)
+            } else if let Some(s) = p.strip_suffix('*') {
+                v.starts_with(s)
+            } else {
+                p == v
+            }
+        };
+        match self {
+            Self::One(p) => one(p),
+            Self::Many(ps) => ps.iter().any(|p| one(p)),
+        }
+    }
+}
+
+/// What a rule matches on. Absent fields match anything; a field present in the rule but unknown
+/// for the call (e.g. `namespace` for a terraform call) does not match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Match {
+    pub tool: Option<Pattern>,
+    pub operation: Option<Pattern>,
+    pub context: Option<Pattern>,
+    pub namespace: Option<Pattern>,
+    pub kind: Option<Pattern>,
+    pub environment: Option<Pattern>,
+    /// Effect classes, e.g. `[mutating, destructive]`.
+    pub effect: Option<Vec<EffectClass>>,
+}
+
+/// The facts about a call that rules match on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallFacts {
+    pub tool: String,
+    pub operation: String,
+    #[serde(default)]
+    pub context: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    #[serde(default)]
+    pub environment: Option<Environment>,
+    pub effect: EffectClass,
+}
+
+impl Match {
+    fn matches(&self, c: &CallFacts) -> bool {
+        let opt = |p: &Option<Pattern>, v: Option<&str>| match (p, v) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(p), Some(v)) => p.matches(v),
+        };
+        opt(&self.tool, Some(&c.tool))
+            && opt(&self.operation, Some(&c.operation))
+            && opt(&self.context, c.context.as_deref())
+            && opt(&self.namespace, c.namespace.as_deref())
+            && opt(
+                &self.environment,
+                c.environment.map(|e| e.to_string()).as_deref(),
+            )
+            && match &self.kind {
+                None => true,
+                Some(p) => c.kinds.iter().any(|k| p.matches(k)),
+            }
+            && self.effect.as_ref().is_none_or(|es| es.contains(&c.effect))
+    }
+}
+
+/// A rule: first match wins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub name: String,
+    pub action: Action,
+    #[serde(rename = "match", default)]
+    pub when: Match,
+    /// Told to the model when the rule refuses a call.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A call the policy must decide a certain way; checked when the policy loads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Example {
+    pub call: CallFacts,
+    pub expect: Action,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    environments: BTreeMap<Environment, Vec<String>>,
+    #[serde(default)]
+    rules: Vec<Rule>,
+    #[serde(default)]
+    examples: Vec<Example>,
+}
+
+/// The agent's policy: `policy.yaml` in the agent directory, plus built-in rules that apply
+/// after the file's own (so a file can override them explicitly).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// kube context → environment.
+    pub environments: BTreeMap<String, Environment>,
+    pub rules: Vec<Rule>,
+}
+
+/// Rules every policy ends with.
+pub fn builtin_rules() -> Vec<Rule> {
+    vec![Rule {
+        name: "builtin: kube-system is not for agents".into(),
+        action: Action::Deny,
+        when: Match {
+            namespace: Some(Pattern::Many(vec!["kube-system".into(), "kube-public".into(), "kube-node-lease".into()])),
+            effect: Some(vec![EffectClass::Mutating, EffectClass::Destructive]),
+            ..Default::default()
+        },
+        reason: Some("changes in kube-system (and the other kube-* namespaces) are denied by policy; do not attempt them — report that the request needs a cluster administrator".into()),
+    }]
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            environments: BTreeMap::new(),
+            rules: builtin_rules(),
+        }
+    }
+}
+
+/// The file name of the policy in an agent directory.
+pub const POLICY_FILE: &str = "policy.yaml";
+
+impl Policy {
+    /// Load `<dir>/policy.yaml` if it exists (else the default policy). Every example is checked:
+    /// an example the rules decide differently is an error pointing at the example.
+    pub fn load(dir: &Path) -> Result<Self, Diagnostic> {
+        let path = dir.join(POLICY_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(Diagnostic::error(&path, 0, 0, format!("cannot read: {e}"))),
+        };
+        let (file, _warnings): (PolicyFile, _) =
+            crate::agent::yaml::parse(&path, &text, 0, &["environments", "rules", "examples"])?;
+        let mut environments = BTreeMap::new();
+        for (env, contexts) in file.environments {
+            for c in contexts {
+                if let Some(prev) = environments.insert(c.clone(), env) {
+                    let (l, col) =
+                        crate::diag::find_key_line(&text, "environments").unwrap_or((1, 1));
+                    return Err(Diagnostic::error(
+                        &path,
+                        l,
+                        col,
+                        format!("context `{c}` is listed under both {prev} and {env}"),
+                    ));
+                }
+            }
+        }
+        let mut rules = file.rules;
+        rules.extend(builtin_rules());
+        let policy = Self {
+            environments,
+            rules,
+        };
+        // examples are checked when the policy loads, as Codex does for its exec policy
+        let lines: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.trim_start().starts_with("- call:"))
+            .map(|(i, _)| i + 1)
+            .collect();
+        for (i, ex) in file.examples.iter().enumerate() {
+            let mut facts = ex.call.clone();
+            if facts.environment.is_none() {
+                facts.environment = facts.context.as_deref().map(|c| policy.environment(c));
+            }
+            let (got, rule) = policy.decide(&facts);
+            if got != ex.expect {
+                return Err(Diagnostic::error(
+                    &path,
+                    lines.get(i).copied().unwrap_or(1),
+                    1,
+                    format!(
+                        "example {} expects `{}` but the policy decides `{got}` ({}); fix the rules or the example",
+                        i + 1,
+                        ex.expect,
+                        rule.map_or("no rule matched: default allow".to_string(), |r| format!("rule `{}`", r.name))
+                    ),
+                ));
+            }
+        }
+        Ok(policy)
+    }
+
+    /// The environment of a kube context: from the policy, else guessed from its name.
+    pub fn environment(&self, context: &str) -> Environment {
+        self.environments
+            .get(context)
+            .copied()
+            .unwrap_or_else(|| Environment::guess_from_context(context))
+    }
+
+    /// The action for a call, and the rule that decided it (none: default allow).
+    pub fn decide(&self, c: &CallFacts) -> (Action, Option<&Rule>) {
+        match self.rules.iter().find(|r| r.when.matches(c)) {
+            Some(r) => (r.action, Some(r)),
+            None => (Action::Allow, None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(ns: &str, effect: EffectClass) -> CallFacts {
+        CallFacts {
+            tool: "kubectl".into(),
+            operation: "apply".into(),
+            context: Some("dev".into()),
+            namespace: Some(ns.into()),
+            kinds: vec!["Deployment".into()],
+            environment: Some(Environment::Dev),
+            effect,
+        }
+    }
+
+    #[test]
+    fn kube_system_writes_are_denied_by_default_reads_are_not() {
+        let p = Policy::default();
+        assert_eq!(
+            p.decide(&facts("kube-system", EffectClass::Mutating)).0,
+            Action::Deny
+        );
+        assert_eq!(
+            p.decide(&facts("kube-system", EffectClass::ReadOnly)).0,
+            Action::Allow
+        );
+        assert_eq!(
+            p.decide(&facts("shop", EffectClass::Destructive)).0,
+            Action::Allow
+        );
+    }
+
+    #[test]
+    fn examples_are_checked_on_load_with_their_line() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let policy = "environments:\n  prod: [prod-eu]\nrules:\n  - name: secrets need approval\n    action: approve\n    match: {kind: Secret, effect: [mutating]}\nexamples:\n  - call: {tool: kubectl, operation: apply, context: prod-eu, namespace: a, kinds: [Secret], effect: mutating}\n    expect: approve\n  - call: {tool: kubectl, operation: apply, context: dev, namespace: kube-system, kinds: [Pod], effect: mutating}\n    expect: allow\n";
+        std::fs::write(d.path().join(POLICY_FILE), policy).expect("write");
+        let e = Policy::load(d.path()).expect_err("second example is wrong");
+        assert_eq!(e.line, 10);
+        assert!(
+            e.message
+                .contains("example 2 expects `allow` but the policy decides `deny`"),
+            "{e}"
+        );
+        std::fs::write(
+            d.path().join(POLICY_FILE),
+            policy.replace("expect: allow", "expect: deny"),
+        )
+        .expect("write");
+        let p = Policy::load(d.path()).expect("loads");
+        assert_eq!(p.environment("prod-eu"), Environment::Prod);
+        assert_eq!(p.environment("kind-dev"), Environment::Dev);
+    }
+}

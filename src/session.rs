@@ -4,7 +4,7 @@
 
 use crate::agent::Agent;
 use crate::diag::Diagnostic;
-use crate::guard::{Decision, Guard, GuardConfig, Verdict};
+use crate::guard::{Decision, Guard, GuardConfig};
 use crate::kube_client::KubeTarget;
 use crate::model::{ChatRequest, FinishReason, Message, ModelClient, ModelError, ToolSpec, Usage};
 use crate::planner::State;
@@ -85,8 +85,10 @@ pub struct RuntimeOptions {
     pub secrets: Option<Arc<dyn crate::secrets::SecretResolver>>,
     /// The redactor shared with the resolver (default: a new one).
     pub redactor: Option<Arc<crate::redact::Redactor>>,
-    /// Dry-run age limit, approver, environments.
+    /// Dry-run age limit and approver (the policy is always the agent's `policy.yaml`).
     pub guard: GuardConfig,
+    /// Where each session's audit log (`<session>.audit.jsonl`) is written; `None`: no audit log.
+    pub audit_dir: Option<PathBuf>,
 }
 
 /// Errors building a runtime.
@@ -106,6 +108,7 @@ pub struct Runtime {
     pub max_turns: u32,
     pub ctx: ToolCtx,
     pub guard_config: GuardConfig,
+    pub audit_dir: Option<PathBuf>,
     /// Keeps a temporary workspace alive as long as the runtime.
     _workspace_dir: Option<tempfile::TempDir>,
 }
@@ -147,7 +150,9 @@ impl Runtime {
         if let Some(s) = opts.secrets {
             ctx.secrets = s;
         }
-        ctx.environments = opts.guard.environments.clone();
+        let mut guard_config = opts.guard;
+        guard_config.policy = Arc::new(agent.policy.clone());
+        ctx.environments = Arc::new(agent.policy.environments.clone());
         let max_turns = opts
             .max_turns
             .or(agent.def.max_turns)
@@ -162,7 +167,8 @@ impl Runtime {
                 specs,
                 max_turns,
                 ctx,
-                guard_config: opts.guard,
+                guard_config,
+                audit_dir: opts.audit_dir,
                 _workspace_dir: tmp,
             },
             warnings,
@@ -195,10 +201,14 @@ pub enum SessionError {
     Model(#[from] ModelError),
     #[error("the model used all {0} turns without a final answer; raise max_turns in agent.md or split the task")]
     MaxTurns(u32),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// One conversation with the agent.
 pub struct Session {
+    id: String,
+    audit: Option<crate::audit::AuditLog>,
     runtime: Arc<Runtime>,
     messages: Vec<Message>,
     guard: Arc<Guard>,
@@ -209,11 +219,19 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(runtime: Arc<Runtime>, events: EventSink) -> Self {
+    /// A new session. Fails only if its audit log cannot be opened.
+    pub fn new(runtime: Arc<Runtime>, events: EventSink) -> Result<Self, SessionError> {
         let messages = vec![Message::System {
             content: runtime.system_prompt.clone(),
         }];
-        Self {
+        let id = crate::audit::new_session_id();
+        let audit = match &runtime.audit_dir {
+            Some(dir) => Some(crate::audit::AuditLog::open(dir, &id)?),
+            None => None,
+        };
+        Ok(Self {
+            id,
+            audit,
             guard: Arc::new(Guard::new(runtime.guard_config.clone())),
             runtime,
             messages,
@@ -221,6 +239,23 @@ impl Session {
             report: None,
             usage: Usage::default(),
             events,
+        })
+    }
+
+    /// This session's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The audit log path, if auditing.
+    pub fn audit_path(&self) -> Option<&std::path::Path> {
+        self.audit.as_ref().map(|a| a.path())
+    }
+
+    fn audit(&self, rec: &crate::audit::Record<'_>) -> Result<(), crate::audit::AuditError> {
+        match &self.audit {
+            Some(a) => a.write(&self.runtime.ctx.redactor, rec),
+            None => Ok(()),
         }
     }
 
@@ -255,6 +290,13 @@ impl Session {
         self.state = a.to;
         if matches!(a.to, State::Completion | State::Failed) {
             self.report = a.report.clone();
+        }
+        if let Err(e) = self.audit(&crate::audit::Record::Transition {
+            from,
+            to: a.to,
+            justification: &a.justification,
+        }) {
+            tracing::warn!("{e}");
         }
         self.emit(Event::StateChanged {
             from,
@@ -435,9 +477,26 @@ impl Session {
                     arguments: redactor.redact(&call.arguments),
                 });
                 let started = Instant::now();
-                let (decision, admitted) = self.guard.admit(&rt.registry, &call, self.state).await;
-                let refused = decision.verdict == Verdict::Refuse;
-                let reason = decision.reason.clone();
+                let (decision, mut admitted) =
+                    self.guard.admit(&rt.registry, &call, self.state).await;
+                let mut reason = decision.reason.clone();
+                let args = redactor.redact(&call.arguments);
+                if let Err(e) = self.audit(&crate::audit::Record::Decided {
+                    decision: &decision,
+                    arguments: &args,
+                    state: self.state,
+                }) {
+                    tracing::warn!("{e}");
+                    // no record, no change
+                    if admitted
+                        .as_ref()
+                        .is_some_and(|a| a.effect >= crate::effect::EffectClass::Mutating)
+                    {
+                        admitted = None;
+                        reason = format!("the audit log could not be written ({e}); changes are not executed without an audit record");
+                    }
+                }
+                let refused = admitted.is_none();
                 self.emit(Event::GuardDecision(decision));
                 let (ok, output) = match admitted {
                     Some(a) if a.tool == transition::NAME => match TransitionArgs::parse(&a.args) {
@@ -465,12 +524,22 @@ impl Session {
                 };
                 // the one redaction point for tool output: before the model, events and logs
                 let output = redactor.redact(&output);
+                let duration_ms = started.elapsed().as_millis() as u64;
+                if let Err(e) = self.audit(&crate::audit::Record::Finished {
+                    call_id: &call.id,
+                    tool: &call.name,
+                    ok,
+                    summary: output.lines().next().unwrap_or(""),
+                    duration_ms,
+                }) {
+                    tracing::warn!("{e}");
+                }
                 self.emit(Event::ToolCallFinished {
                     call_id: call.id.clone(),
                     tool: call.name.clone(),
                     ok,
                     output: output.clone(),
-                    duration_ms: started.elapsed().as_millis() as u64,
+                    duration_ms,
                 });
                 self.messages.push(Message::Tool {
                     tool_call_id: call.id,

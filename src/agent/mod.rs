@@ -93,6 +93,8 @@ pub struct Agent {
     pub skills: Vec<Skill>,
     pub tools: Vec<ToolManifest>,
     pub prompts: Prompts,
+    /// `policy.yaml` (or the default policy when there is none).
+    pub policy: crate::policy::Policy,
 }
 
 /// A loaded agent plus the warnings found while loading it.
@@ -167,6 +169,13 @@ impl Agent {
                 Prompts::default()
             }
         };
+        let policy = match crate::policy::Policy::load(dir) {
+            Ok(p) => p,
+            Err(d) => {
+                errors.push(d);
+                crate::policy::Policy::default()
+            }
+        };
         if !errors.is_empty() {
             errors.extend(warnings);
             return Err(Diagnostics(errors));
@@ -179,6 +188,7 @@ impl Agent {
                 skills,
                 tools,
                 prompts,
+                policy,
             },
             warnings,
         })

@@ -43,6 +43,64 @@ pub struct RunArgs {
     /// No progress lines on stderr (text output).
     #[arg(short, long)]
     pub quiet: bool,
+    /// Approve changes that need approval in these environments without asking, e.g.
+    /// `--approve env=dev` or `--approve env=dev,tier`. Prod must be named explicitly.
+    #[arg(long, value_name = "env=ENV[,ENV]")]
+    pub approve: Vec<String>,
+    /// Approve in dev and tier (never prod). The dry-run rule still applies.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Alias of --yes, for harnesses that pass it (k8s-ai-bench). Never disables the dry-run rule.
+    #[arg(long, hide = true)]
+    pub skip_permissions: bool,
+    /// Where the audit log goes (default: $XDG_STATE_HOME/bosun/audit or ~/.local/state/bosun/audit).
+    #[arg(long)]
+    pub audit_dir: Option<PathBuf>,
+}
+
+/// The approver from --approve / --yes.
+fn approver(args: &RunArgs) -> anyhow::Result<Arc<dyn bosun::guard::Approver>> {
+    use bosun::policy::Environment;
+    let mut envs: Vec<Environment> = Vec::new();
+    if args.yes || args.skip_permissions {
+        envs.extend([Environment::Dev, Environment::Tier]);
+    }
+    for a in &args.approve {
+        let list = a.strip_prefix("env=").ok_or_else(|| {
+            anyhow::anyhow!("--approve takes env=ENV[,ENV] (dev, tier, prod), got `{a}`")
+        })?;
+        for e in list.split(',').filter(|e| !e.is_empty()) {
+            let env = match e.trim() {
+                "dev" => Environment::Dev,
+                "tier" => Environment::Tier,
+                "prod" => Environment::Prod,
+                other => anyhow::bail!(
+                    "unknown environment `{other}` in --approve; use dev, tier or prod"
+                ),
+            };
+            if !envs.contains(&env) {
+                envs.push(env);
+            }
+        }
+    }
+    if envs.is_empty() {
+        return Ok(Arc::new(bosun::guard::NoApprover));
+    }
+    Ok(Arc::new(bosun::guard::PolicyApprover {
+        environments: envs,
+        others: args.yes || args.skip_permissions,
+        who: "command-line policy".into(),
+    }))
+}
+
+/// The default audit directory.
+pub fn default_audit_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("bosun/audit")
 }
 
 fn read_task(args: &RunArgs) -> anyhow::Result<String> {
@@ -90,6 +148,11 @@ pub fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Runtime>>
             context: args.context.clone(),
         },
         max_turns: args.max_turns,
+        guard: bosun::guard::GuardConfig {
+            approver: approver(args)?,
+            ..Default::default()
+        },
+        audit_dir: Some(args.audit_dir.clone().unwrap_or_else(default_audit_dir)),
         ..Default::default()
     };
     let (rt, warnings) = Runtime::new(loaded.agent, Arc::new(model), opts)?;
@@ -120,10 +183,14 @@ pub async fn run_task(
 ) -> anyhow::Result<ExitCode> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let renderer = tokio::spawn(render::render(rx, format, quiet));
-    let mut session = Session::new(rt, tx);
+    let mut session = Session::new(rt, tx)?;
+    let audit = session.audit_path().map(|p| p.display().to_string());
     let result = session.run_task(task).await;
     drop(session); // closes the event channel
     let _ = renderer.await;
+    if let (Some(a), OutputFormat::Text, false) = (&audit, format, quiet) {
+        eprintln!("audit log: {a}");
+    }
     match result {
         Ok(outcome) => {
             if format == OutputFormat::Json {
@@ -131,7 +198,8 @@ pub async fn run_task(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({
                     "status": "success", "answer": outcome.answer, "turns": outcome.turns,
-                    "tool_calls": outcome.tool_calls, "usage": outcome.usage}))?
+                    "tool_calls": outcome.tool_calls, "usage": outcome.usage,
+                    "state": outcome.state, "report": outcome.report, "audit_log": audit}))?
                 );
             }
             Ok(ExitCode::from(exit::SUCCESS))

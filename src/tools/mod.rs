@@ -443,6 +443,7 @@ mod tests {
             skills: vec![],
             tools: vec![m],
             prompts: Prompts::default(),
+            policy: crate::policy::Policy::default(),
         }
     }
 
