@@ -77,6 +77,11 @@ pub struct RuntimeOptions {
     pub kube: KubeTarget,
     /// Overrides the agent's `max_turns`.
     pub max_turns: Option<u32>,
+    /// Maximum model turns spent in one planner state (default: the task's limit).
+    pub max_turns_per_state: Option<u32>,
+    /// The same call with the same arguments this many times in a task is a loop (default 3):
+    /// the call is not run again, the model is nudged; one more repeat fails the task.
+    pub loop_limit: Option<u32>,
     /// Extra facts rendered into the system prompt (`environment` in the template).
     pub environment: BTreeMap<String, String>,
     /// Where tools may write (default: a fresh temporary directory per runtime).
@@ -106,6 +111,8 @@ pub struct Runtime {
     pub system_prompt: String,
     pub specs: Vec<ToolSpec>,
     pub max_turns: u32,
+    pub max_turns_per_state: u32,
+    pub loop_limit: u32,
     pub ctx: ToolCtx,
     pub guard_config: GuardConfig,
     pub audit_dir: Option<PathBuf>,
@@ -166,6 +173,8 @@ impl Runtime {
                 system_prompt,
                 specs,
                 max_turns,
+                max_turns_per_state: opts.max_turns_per_state.unwrap_or(max_turns).max(1),
+                loop_limit: opts.loop_limit.unwrap_or(3).max(1),
                 ctx,
                 guard_config,
                 audit_dir: opts.audit_dir,
@@ -203,6 +212,10 @@ pub enum SessionError {
     MaxTurns(u32),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    #[error("the model is stuck in a loop: it called `{tool}` with the same arguments {times} times and ignored the nudge to stop; try a larger model, or rephrase the task")]
+    Loop { tool: String, times: u32 },
+    #[error("the model spent {0} turns in the {1} state without moving on; raise max_turns_per_state or split the task")]
+    StateTurns(u32, State),
 }
 
 /// One conversation with the agent.
@@ -378,7 +391,20 @@ impl Session {
     async fn drive(&mut self, rt: &Runtime) -> Result<Outcome, SessionError> {
         let mut calls_made = 0u32;
         let start_usage = self.usage;
+        // loop detection: how often each (tool, canonical arguments) was requested in this task
+        let mut repeats: std::collections::HashMap<(String, String), u32> = Default::default();
+        let mut state_turns = 0u32;
+        let mut turn_state = self.state;
         for turn in 1..=rt.max_turns {
+            if self.state == turn_state {
+                state_turns += 1;
+                if state_turns > rt.max_turns_per_state {
+                    return Err(SessionError::StateTurns(rt.max_turns_per_state, self.state));
+                }
+            } else {
+                turn_state = self.state;
+                state_turns = 1;
+            }
             let events = self.events.clone();
             let on_delta = move |t: &str| {
                 let _ = events.send(Event::AssistantDelta {
@@ -471,6 +497,44 @@ impl Session {
             for call in calls {
                 calls_made += 1;
                 let redactor = &rt.ctx.redactor;
+                let key = (
+                    call.name.clone(),
+                    serde_json::from_str::<serde_json::Value>(&call.arguments)
+                        .map(|v| crate::tools::canonical_hash(&v))
+                        .unwrap_or_else(|_| call.arguments.clone()),
+                );
+                let seen = repeats.entry(key).or_insert(0);
+                *seen += 1;
+                if *seen > rt.loop_limit {
+                    return Err(SessionError::Loop {
+                        tool: call.name.clone(),
+                        times: *seen,
+                    });
+                }
+                if *seen == rt.loop_limit {
+                    let nudge = format!(
+                        "not run: you already called `{}` with exactly these arguments {} times and the results are above. Use them: answer the user, or call something different. Repeating this call again ends the task as failed.",
+                        call.name,
+                        *seen - 1
+                    );
+                    self.emit(Event::ToolCallStarted {
+                        call_id: call.id.clone(),
+                        tool: call.name.clone(),
+                        arguments: redactor.redact(&call.arguments),
+                    });
+                    self.emit(Event::ToolCallFinished {
+                        call_id: call.id.clone(),
+                        tool: call.name.clone(),
+                        ok: false,
+                        output: nudge.clone(),
+                        duration_ms: 0,
+                    });
+                    self.messages.push(Message::Tool {
+                        tool_call_id: call.id,
+                        content: nudge,
+                    });
+                    continue;
+                }
                 self.emit(Event::ToolCallStarted {
                     call_id: call.id.clone(),
                     tool: call.name.clone(),

@@ -271,3 +271,27 @@ async fn max_turns_stops_a_looping_model() {
     assert!(err.contains("all 3 turns"), "{err}");
     assert_eq!(server.requests().len(), 3);
 }
+
+#[tokio::test]
+async fn a_repeated_call_is_nudged_then_fails_the_task() {
+    let turn = "  - reply:\n      tool_calls:\n        - {name: kubectl, arguments: {operation: get, kind: namespaces}}\n";
+    let script = Script::from_yaml(&format!(
+        "turns:\n{}{}  - expect:\n      last_tool_result_contains: [\"not run: you already called `kubectl`\"]\n    reply:\n      tool_calls:\n        - {{name: kubectl, arguments: {{kind: namespaces, operation: get}}}}\n",
+        turn, turn.repeat(2)
+    ))
+    .expect("script");
+    let server = ScriptedServer::start(script).await.expect("server");
+    let out = run_bosun(&server, &[], "loop").await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stuck in a loop") && err.contains("4 times"),
+        "{err}"
+    );
+    assert_eq!(server.failures(), Vec::<String>::new());
+    assert_eq!(
+        server.requests().len(),
+        4,
+        "the 4th repeat ends the task without another request"
+    );
+}

@@ -37,6 +37,12 @@ pub struct RunArgs {
     /// Maximum model turns for the task (default: agent.md max_turns, else 40).
     #[arg(long)]
     pub max_turns: Option<u32>,
+    /// Maximum model turns in one planner state (default: the task's limit).
+    #[arg(long)]
+    pub max_turns_per_state: Option<u32>,
+    /// The same call with the same arguments this many times is a loop (default 3).
+    #[arg(long)]
+    pub loop_limit: Option<u32>,
     /// Output: text (answer on stdout, progress on stderr), json (one result object), jsonl (the event stream).
     #[arg(long, value_enum, default_value = "text")]
     pub output: OutputFormat,
@@ -148,6 +154,8 @@ pub fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Runtime>>
             context: args.context.clone(),
         },
         max_turns: args.max_turns,
+        max_turns_per_state: args.max_turns_per_state,
+        loop_limit: args.loop_limit,
         guard: bosun::guard::GuardConfig {
             approver: approver(args)?,
             ..Default::default()
