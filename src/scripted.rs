@@ -55,6 +55,9 @@ pub struct Turn {
     /// HTTP status for `raw` (default 200).
     #[serde(default)]
     pub status: Option<u16>,
+    /// Wait this long before answering (a slow model).
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
 }
 
 /// Checks on a received request.
@@ -294,6 +297,9 @@ async fn chat(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
             }
         }
     };
+    if let Some(ms) = turn.delay_ms {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
     if let Err(why) = check(&turn.expect, &req) {
         let msg = format!("scripted model: turn {}: expectation failed: {why}", n + 1);
         lock(&s).failures.push(msg.clone());

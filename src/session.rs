@@ -46,6 +46,13 @@ pub enum Event {
         output: String,
         duration_ms: u64,
     },
+    /// A change needs a human decision: answer with `Op::Approve` / `Op::Deny` and this id.
+    ApprovalRequested {
+        id: u64,
+        request: crate::guard::ApprovalRequest,
+    },
+    /// The user interrupted the task; the session keeps its history and takes the next turn.
+    TaskInterrupted,
     /// The planner moved.
     StateChanged {
         from: State,
@@ -94,6 +101,9 @@ pub struct RuntimeOptions {
     pub guard: GuardConfig,
     /// Where each session's audit log (`<session>.audit.jsonl`) is written; `None`: no audit log.
     pub audit_dir: Option<PathBuf>,
+    /// Tools of the embedding application, offered like built-in ones (each needs a manifest
+    /// `tools/<name>.yaml` and a place in the agent's `tools:`; they pass the same guard).
+    pub extra_tools: Vec<Arc<dyn tools::Tool>>,
 }
 
 /// Errors building a runtime.
@@ -127,7 +137,8 @@ impl Runtime {
         model: Arc<dyn ModelClient>,
         opts: RuntimeOptions,
     ) -> Result<(Self, Vec<Diagnostic>), RuntimeError> {
-        let impls = tools::implementations(&agent, &opts.kube);
+        let mut impls = tools::implementations(&agent, &opts.kube);
+        impls.extend(opts.extra_tools.iter().cloned());
         let (registry, warnings) = Registry::build(&agent, impls).map_err(RuntimeError::Invalid)?;
         let system_prompt =
             crate::prompt::render_system(&agent, &registry.prompt_tools(), &opts.environment)
@@ -184,6 +195,17 @@ impl Runtime {
         ))
     }
 
+    /// Load the agent in `dir` and build a shared runtime: the embedding entry point.
+    pub fn from_dir(
+        dir: &std::path::Path,
+        model: Arc<dyn ModelClient>,
+        opts: RuntimeOptions,
+    ) -> Result<Arc<Self>, RuntimeError> {
+        let loaded = Agent::load(dir).map_err(|d| RuntimeError::Invalid(d.0))?;
+        let (rt, _warnings) = Self::new(loaded.agent, model, opts)?;
+        Ok(Arc::new(rt))
+    }
+
     /// The agent directory.
     pub fn agent_dir(&self) -> PathBuf {
         self.agent.dir.clone()
@@ -216,11 +238,100 @@ pub enum SessionError {
     Loop { tool: String, times: u32 },
     #[error("the model spent {0} turns in the {1} state without moving on; raise max_turns_per_state or split the task")]
     StateTurns(u32, State),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// A switch a frontend flips to interrupt the running task (Ctrl-C). The task stops at the next
+/// safe point: while waiting for the model, or between tool calls — never in the middle of a
+/// tool call that may be changing something.
+#[derive(Debug, Default)]
+pub struct Interrupt {
+    flag: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Interrupt {
+    pub fn trigger(&self) {
+        self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    fn take(&self) -> bool {
+        self.flag.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn wait(&self) {
+        loop {
+            let n = self.notify.notified();
+            if self.flag.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            n.await;
+        }
+    }
+}
+
+/// An approver that asks the frontend: it emits `Event::ApprovalRequested` and waits for
+/// [`ChannelApprover::resolve`] (driven by `Op::Approve` / `Op::Deny`).
+pub struct ChannelApprover {
+    events: EventSink,
+    next: std::sync::atomic::AtomicU64,
+    pending: std::sync::Mutex<
+        std::collections::HashMap<
+            u64,
+            tokio::sync::oneshot::Sender<crate::guard::ApprovalDecision>,
+        >,
+    >,
+}
+
+impl ChannelApprover {
+    pub fn new(events: EventSink) -> Self {
+        Self {
+            events,
+            next: std::sync::atomic::AtomicU64::new(1),
+            pending: Default::default(),
+        }
+    }
+
+    /// Answer request `id`. Returns false if no such request is waiting.
+    pub fn resolve(&self, id: u64, decision: crate::guard::ApprovalDecision) -> bool {
+        let tx = match self.pending.lock() {
+            Ok(mut p) => p.remove(&id),
+            Err(e) => e.into_inner().remove(&id),
+        };
+        tx.is_some_and(|tx| tx.send(decision).is_ok())
+    }
+}
+
+impl crate::guard::Approver for ChannelApprover {
+    fn decide<'a>(
+        &'a self,
+        req: &'a crate::guard::ApprovalRequest,
+    ) -> futures::future::BoxFuture<'a, crate::guard::ApprovalDecision> {
+        Box::pin(async move {
+            let id = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            match self.pending.lock() {
+                Ok(mut p) => p.insert(id, tx),
+                Err(e) => e.into_inner().insert(id, tx),
+            };
+            let _ = self.events.send(Event::ApprovalRequested {
+                id,
+                request: req.clone(),
+            });
+            rx.await.unwrap_or(crate::guard::ApprovalDecision::Denied {
+                by: "bosun".into(),
+                reason: "the frontend went away before answering".into(),
+            })
+        })
+    }
 }
 
 /// One conversation with the agent.
 pub struct Session {
     id: String,
+    interrupt: Arc<Interrupt>,
     audit: Option<crate::audit::AuditLog>,
     runtime: Arc<Runtime>,
     messages: Vec<Message>,
@@ -244,6 +355,7 @@ impl Session {
         };
         Ok(Self {
             id,
+            interrupt: Arc::new(Interrupt::default()),
             audit,
             guard: Arc::new(Guard::new(runtime.guard_config.clone())),
             runtime,
@@ -258,6 +370,54 @@ impl Session {
     /// This session's id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Use `approver` for this session's approvals instead of the runtime's. Call before the
+    /// first task: it starts a fresh guard.
+    pub fn with_approver(mut self, approver: Arc<dyn crate::guard::Approver>) -> Self {
+        let mut cfg = self.runtime.guard_config.clone();
+        cfg.approver = approver;
+        self.guard = Arc::new(Guard::new(cfg));
+        self
+    }
+
+    /// The switch that interrupts this session's running task.
+    pub fn interrupter(&self) -> Arc<Interrupt> {
+        self.interrupt.clone()
+    }
+
+    /// After an interruption: every tool call the model asked for gets a result, so the
+    /// conversation stays valid for the next turn.
+    fn repair_after_interrupt(&mut self) {
+        let answered: std::collections::HashSet<String> = self
+            .messages
+            .iter()
+            .filter_map(|m| match m {
+                Message::Tool { tool_call_id, .. } => Some(tool_call_id.clone()),
+                _ => None,
+            })
+            .collect();
+        let missing: Vec<String> = self
+            .messages
+            .iter()
+            .rev()
+            .find_map(|m| match m {
+                Message::Assistant { tool_calls, .. } if !tool_calls.is_empty() => Some(
+                    tool_calls
+                        .iter()
+                        .filter(|c| !answered.contains(&c.id))
+                        .map(|c| c.id.clone())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .unwrap_or_default();
+        for id in missing {
+            self.messages.push(Message::Tool {
+                tool_call_id: id,
+                content: "not run: the user interrupted the task".into(),
+            });
+        }
     }
 
     /// The audit log path, if auditing.
@@ -371,7 +531,13 @@ impl Session {
         self.messages.push(Message::User {
             content: task.to_string(),
         });
+        self.interrupt.take(); // an interrupt before the task started does not count
         let result = self.drive(&rt).await;
+        if matches!(result, Err(SessionError::Interrupted)) {
+            self.repair_after_interrupt();
+            self.emit(Event::TaskInterrupted);
+            return result;
+        }
         match &result {
             Ok(o) => self.emit(Event::TaskComplete {
                 answer: o.answer.clone(),
@@ -434,16 +600,23 @@ impl Session {
                 })
                 .cloned()
                 .collect();
-            let resp = rt
-                .model
-                .complete(
+            if self.interrupt.take() {
+                return Err(SessionError::Interrupted);
+            }
+            let interrupt = self.interrupt.clone();
+            let resp = tokio::select! {
+                r = rt.model.complete(
                     ChatRequest {
                         messages: &request,
                         tools: &specs,
                     },
                     &on_delta,
-                )
-                .await?;
+                ) => r?,
+                _ = interrupt.wait() => {
+                    interrupt.take();
+                    return Err(SessionError::Interrupted);
+                }
+            };
             self.usage += resp.usage;
             self.emit(Event::TurnComplete {
                 turn,
@@ -495,6 +668,9 @@ impl Session {
                 tool_calls: calls.clone(),
             });
             for call in calls {
+                if self.interrupt.take() {
+                    return Err(SessionError::Interrupted);
+                }
                 calls_made += 1;
                 let redactor = &rt.ctx.redactor;
                 let key = (
@@ -612,5 +788,138 @@ impl Session {
             }
         }
         Err(SessionError::MaxTurns(rt.max_turns))
+    }
+}
+
+/// Operations a frontend sends to a running session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// A task or follow-up from the user.
+    UserTurn { text: String },
+    /// Approve the pending approval request `id`.
+    Approve { id: u64 },
+    /// Deny it.
+    Deny { id: u64, reason: String },
+    /// Stop the running task at the next safe point; the session stays.
+    Interrupt,
+    /// End the session.
+    Shutdown,
+}
+
+/// A session running in its own task: send [`Op`]s, receive [`Event`]s. This is the embedding
+/// API; the CLI, the REPL and the MCP server are frontends over it.
+pub struct SessionHandle {
+    ops: tokio::sync::mpsc::UnboundedSender<Op>,
+    events: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    id: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SessionHandle {
+    /// Send an operation. Returns false if the session has ended.
+    pub fn submit(&self, op: Op) -> bool {
+        self.ops.send(op).is_ok()
+    }
+
+    /// The next event; `None` once the session has ended and every event was read.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// The session id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Wait for the session task to end (after `Op::Shutdown`).
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+impl Runtime {
+    /// Start a session in its own task, with approvals asked of the frontend through
+    /// [`Event::ApprovalRequested`] (or with `approver` when given, e.g. a policy).
+    pub fn spawn_session(
+        self: &Arc<Self>,
+        approver: Option<Arc<dyn crate::guard::Approver>>,
+    ) -> Result<SessionHandle, SessionError> {
+        let (etx, erx) = tokio::sync::mpsc::unbounded_channel();
+        let (otx, mut orx) = tokio::sync::mpsc::unbounded_channel::<Op>();
+        let channel = Arc::new(ChannelApprover::new(etx.clone()));
+        let session = Session::new(self.clone(), etx)?;
+        let mut session = session.with_approver(match approver {
+            Some(a) => a,
+            None => channel.clone(),
+        });
+        let id = session.id().to_string();
+        let interrupt = session.interrupter();
+        let task = tokio::spawn(async move {
+            let mut queue: std::collections::VecDeque<String> = Default::default();
+            loop {
+                let text = match queue.pop_front() {
+                    Some(t) => t,
+                    None => match orx.recv().await {
+                        Some(Op::UserTurn { text }) => text,
+                        Some(Op::Shutdown) | None => break,
+                        Some(Op::Approve { id }) => {
+                            channel.resolve(
+                                id,
+                                crate::guard::ApprovalDecision::Approved { by: "user".into() },
+                            );
+                            continue;
+                        }
+                        Some(Op::Deny { id, reason }) => {
+                            channel.resolve(
+                                id,
+                                crate::guard::ApprovalDecision::Denied {
+                                    by: "user".into(),
+                                    reason,
+                                },
+                            );
+                            continue;
+                        }
+                        Some(Op::Interrupt) => continue,
+                    },
+                };
+                let fut = session.run_task(&text);
+                tokio::pin!(fut);
+                let mut shutdown = false;
+                loop {
+                    if shutdown {
+                        // stop at the next safe point, never mid tool call
+                        let _ = (&mut fut).await;
+                        break;
+                    }
+                    tokio::select! {
+                        _ = &mut fut => break,
+                        op = orx.recv() => match op {
+                            Some(Op::Approve { id }) => {
+                                channel.resolve(id, crate::guard::ApprovalDecision::Approved { by: "user".into() });
+                            }
+                            Some(Op::Deny { id, reason }) => {
+                                channel.resolve(id, crate::guard::ApprovalDecision::Denied { by: "user".into(), reason });
+                            }
+                            Some(Op::Interrupt) => interrupt.trigger(),
+                            Some(Op::UserTurn { text }) => queue.push_back(text),
+                            Some(Op::Shutdown) | None => {
+                                shutdown = true;
+                                interrupt.trigger();
+                            }
+                        }
+                    }
+                }
+                if shutdown {
+                    break;
+                }
+            }
+        });
+        Ok(SessionHandle {
+            ops: otx,
+            events: erx,
+            id,
+            task,
+        })
     }
 }

@@ -1,0 +1,321 @@
+//! The embedding API: sessions as operations in / events out — concurrency, approvals asked of
+//! the frontend, interrupts — and the shipped example.
+
+use bosun::config::ModelConfig;
+use bosun::effect::EffectClass;
+use bosun::guard::Admitted;
+use bosun::model::OpenAiClient;
+use bosun::scripted::{Script, ScriptedServer};
+use bosun::session::{Event, Op, Runtime, RuntimeOptions, SessionHandle};
+use bosun::tools::{sha256_hex, Change, Invocation, Scope, Tool, ToolCtx, ToolError};
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// An application tool: `apply` (mutating, with `dry_run: true` as its dry-run) and `delete`
+/// (destructive). It records what it executed.
+struct AppTool {
+    ran: Arc<Mutex<Vec<String>>>,
+}
+
+impl Tool for AppTool {
+    fn name(&self) -> &str {
+        "app"
+    }
+    fn description(&self) -> &str {
+        "an embedding application's tool"
+    }
+    fn operations(&self) -> &[(&'static str, EffectClass)] {
+        &[
+            ("apply", EffectClass::Mutating),
+            ("delete", EffectClass::Destructive),
+        ]
+    }
+    fn parameters(&self) -> Value {
+        json!({"type": "object", "properties": {
+            "operation": {"type": "string", "enum": ["apply", "delete"]},
+            "item": {"type": "string"}, "dry_run": {"type": ["boolean", "null"]}}})
+    }
+    fn plan(&self, args: &Value) -> Result<Invocation, ToolError> {
+        let op = args["operation"]
+            .as_str()
+            .ok_or_else(|| ToolError::InvalidArguments("operation".into()))?;
+        let item = args["item"]
+            .as_str()
+            .ok_or_else(|| ToolError::InvalidArguments("item".into()))?;
+        Ok(Invocation {
+            operation: op.into(),
+            target: format!("item {item}"),
+            change: Some(Change {
+                target: format!("item={item}"),
+                content_hash: sha256_hex(op.as_bytes()),
+                dry_run_hint: "call app with the same arguments and dry_run: true".into(),
+            }),
+            dry_run: args["dry_run"].as_bool().unwrap_or(false),
+            scope: Scope {
+                context: Some("bosun-sandbox".into()),
+                ..Default::default()
+            },
+        })
+    }
+    fn execute<'a>(
+        &'a self,
+        call: &'a Admitted,
+        _: &'a ToolCtx,
+    ) -> BoxFuture<'a, Result<String, ToolError>> {
+        Box::pin(async move {
+            if let Ok(mut r) = self.ran.lock() {
+                r.push(format!(
+                    "{}:{}:{}",
+                    call.operation,
+                    call.effect,
+                    call.args["item"].as_str().unwrap_or("")
+                ));
+            }
+            Ok("done".into())
+        })
+    }
+}
+
+/// A copy of the shipped agent that also lists the `app` tool.
+fn agent_dir() -> tempfile::TempDir {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let d = tempfile::tempdir().expect("tempdir");
+    let copy = |from: &std::path::Path, to: &std::path::Path| {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+            if e.path().is_file() {
+                std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+            }
+        }
+    };
+    copy(&root.join("tools"), &d.path().join("tools"));
+    copy(&root.join("prompts"), &d.path().join("prompts"));
+    for s in [
+        "kubernetes",
+        "gitops",
+        "iac",
+        "scripting",
+        "check-block-status",
+    ] {
+        copy(
+            &root.join("skills").join(s),
+            &d.path().join("skills").join(s),
+        );
+    }
+    std::fs::copy(root.join("policy.yaml"), d.path().join("policy.yaml")).expect("policy");
+    let agent = std::fs::read_to_string(root.join("agent.md")).expect("agent.md");
+    let agent = agent.replacen("tools: [", "tools: [\"app\", ", 1);
+    assert!(
+        agent.contains("\"app\""),
+        "agent.md tools line changed; update this test"
+    );
+    std::fs::write(d.path().join("agent.md"), agent).expect("write agent");
+    std::fs::write(
+        d.path().join("tools/app.yaml"),
+        "name: app\ndescription: the app\noperations:\n  apply: {effect: mutating}\n  delete: {effect: destructive}\n",
+    )
+    .expect("manifest");
+    d
+}
+
+async fn runtime(
+    script: &str,
+    ran: Arc<Mutex<Vec<String>>>,
+) -> (ScriptedServer, Arc<Runtime>, tempfile::TempDir) {
+    bosun::init_crypto();
+    let server = ScriptedServer::start(Script::from_yaml(script).expect("script"))
+        .await
+        .expect("server");
+    let model = OpenAiClient::new(&ModelConfig {
+        base_url: Some(server.base_url()),
+        ..Default::default()
+    })
+    .expect("client");
+    let dir = agent_dir();
+    let rt = Runtime::from_dir(
+        dir.path(),
+        Arc::new(model),
+        RuntimeOptions {
+            extra_tools: vec![Arc::new(AppTool { ran })],
+            ..Default::default()
+        },
+    )
+    .expect("runtime");
+    (server, rt, dir)
+}
+
+/// Read events until the task ends, answering approval requests with `approve`.
+async fn drive(s: &mut SessionHandle, approve: bool) -> Vec<Event> {
+    let mut out = Vec::new();
+    while let Some(e) = tokio::time::timeout(Duration::from_secs(20), s.next_event())
+        .await
+        .expect("event in time")
+    {
+        if let Event::ApprovalRequested { id, .. } = &e {
+            s.submit(if approve {
+                Op::Approve { id: *id }
+            } else {
+                Op::Deny {
+                    id: *id,
+                    reason: "not today".into(),
+                }
+            });
+        }
+        let end = matches!(
+            e,
+            Event::TaskComplete { .. } | Event::TaskFailed { .. } | Event::TaskInterrupted
+        );
+        out.push(e);
+        if end {
+            break;
+        }
+    }
+    out
+}
+
+const DELETE_FLOW: &str = r#"
+turns:
+  - reply:
+      tool_calls:
+        - {name: transition, arguments: {to: validation, justification: "dry-run first"}}
+        - {name: app, arguments: {operation: delete, item: cache, dry_run: true}}
+        - {name: transition, arguments: {to: deployment, justification: "dry-run passed"}}
+        - {name: app, arguments: {operation: delete, item: cache, dry_run: null}}
+  - reply: {content: "finished"}
+"#;
+
+#[tokio::test]
+async fn a_destructive_call_waits_for_the_frontend_and_runs_when_approved() {
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let (server, rt, _d) = runtime(DELETE_FLOW, ran.clone()).await;
+    let mut s = rt.spawn_session(None).expect("session");
+    s.submit(Op::UserTurn {
+        text: "clear the cache".into(),
+    });
+    let events = drive(&mut s, true).await;
+    let req = events.iter().find_map(|e| match e {
+        Event::ApprovalRequested { request, .. } => Some(request.clone()),
+        _ => None,
+    });
+    let req = req.expect("an approval was requested");
+    assert_eq!(req.operation, "delete");
+    assert_eq!(req.effect, EffectClass::Destructive);
+    assert_eq!(
+        *ran.lock().expect("lock"),
+        vec![
+            "delete:dry_run:cache".to_string(),
+            "delete:destructive:cache".to_string()
+        ]
+    );
+    assert!(matches!(events.last(), Some(Event::TaskComplete { .. })));
+    assert_eq!(server.failures(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_denied_approval_refuses_the_call() {
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let (server, rt, _d) = runtime(DELETE_FLOW, ran.clone()).await;
+    let mut s = rt.spawn_session(None).expect("session");
+    s.submit(Op::UserTurn {
+        text: "clear the cache".into(),
+    });
+    let events = drive(&mut s, false).await;
+    assert_eq!(
+        *ran.lock().expect("lock"),
+        vec!["delete:dry_run:cache".to_string()],
+        "only the dry-run ran"
+    );
+    let refusal = events.iter().find_map(|e| match e {
+        Event::ToolCallFinished {
+            ok: false, output, ..
+        } if output.contains("needs human approval") => Some(output.clone()),
+        _ => None,
+    });
+    let refusal = refusal.expect("the model was told");
+    assert!(
+        refusal.contains("user did not approve: not today"),
+        "{refusal}"
+    );
+    assert_eq!(server.failures(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_interrupt_stops_the_task_and_the_session_takes_the_next_turn() {
+    let script = r#"
+turns:
+  - delay_ms: 3000
+    reply: {content: "too late"}
+  - expect:
+      last_user_contains: ["second"]
+    reply: {content: "second answer"}
+"#;
+    let (server, rt, _d) = runtime(script, Arc::new(Mutex::new(Vec::new()))).await;
+    let mut s = rt.spawn_session(None).expect("session");
+    s.submit(Op::UserTurn {
+        text: "first".into(),
+    });
+    // wait until the model is being asked, then interrupt
+    loop {
+        match s.next_event().await {
+            Some(Event::TaskStarted { .. }) => break,
+            Some(_) => {}
+            None => panic!("session ended"),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = std::time::Instant::now();
+    s.submit(Op::Interrupt);
+    let events = drive(&mut s, false).await;
+    assert!(
+        matches!(events.last(), Some(Event::TaskInterrupted)),
+        "{events:?}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "the interrupt did not cut the wait: {:?}",
+        t.elapsed()
+    );
+    s.submit(Op::UserTurn {
+        text: "second".into(),
+    });
+    let events = drive(&mut s, false).await;
+    match events.last() {
+        Some(Event::TaskComplete { answer, .. }) => assert_eq!(answer, "second answer"),
+        other => panic!("expected completion, got {other:?}"),
+    }
+    assert_eq!(server.failures(), Vec::<String>::new());
+}
+
+#[test]
+fn the_embedding_example_runs_two_sessions_concurrently() {
+    let exe = std::env::current_exe().expect("exe");
+    let example = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|debug| debug.join("examples/embed"))
+        .expect("examples dir");
+    assert!(
+        example.is_file(),
+        "{} missing: cargo test builds examples",
+        example.display()
+    );
+    let out = std::process::Command::new(&example)
+        .output()
+        .expect("run example");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sessions: Vec<&str> = text.lines().filter(|l| l.starts_with("session ")).collect();
+    assert_eq!(sessions.len(), 2, "{text}");
+    assert_ne!(
+        sessions[0].split(':').next(),
+        sessions[1].split(':').next(),
+        "distinct session ids"
+    );
+    assert!(text.contains("model requests served: 4"), "{text}");
+}
