@@ -207,6 +207,8 @@ struct Inner {
     seen_ids: HashSet<String>,
     dry_runs: HashMap<Fingerprint, DryRun>,
     approvals: HashMap<Fingerprint, String>,
+    /// Short fingerprints of changes applied before a resume (from the audit log).
+    applied: HashSet<String>,
 }
 
 /// The guard. One per session (or shared by a session and its subagents).
@@ -252,11 +254,20 @@ impl Guard {
         self.lock().dry_runs.values().any(|d| d.at.elapsed() <= max)
     }
 
-    /// Record a successful dry-run directly (used when resuming a session).
-    pub fn restore_dry_run(&self, fp: Fingerprint) {
-        self.lock()
-            .dry_runs
-            .insert(fp, DryRun { at: Instant::now() });
+    /// Restore a dry-run recorded `age` ago (resuming a session). Already-expired ones are
+    /// dropped.
+    pub fn restore_dry_run(&self, fp: Fingerprint, age: Duration) {
+        if age > self.cfg.dry_run_max_age {
+            return;
+        }
+        let at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        self.lock().dry_runs.insert(fp, DryRun { at });
+    }
+
+    /// Mark a change (short fingerprint) as already applied — from the audit log of a resumed
+    /// session. Applying it again is refused.
+    pub fn mark_applied(&self, short: &str) {
+        self.lock().applied.insert(short.to_string());
     }
 
     /// Decide on `call` in planner state `state`. The decision is always returned; the
@@ -378,6 +389,15 @@ impl Guard {
                     format!("`{}.{}` declares no change identity, so bosun cannot match it to a dry-run; it is refused", call.name, inv.operation),
                 );
             };
+            if self.lock().applied.contains(&fp.short()) {
+                return refuse(
+                    d,
+                    format!(
+                        "this exact change ({}) was already applied in this session before it was resumed (or its apply was cut off), per the audit log; check the current state with a read before changing anything again",
+                        fp.short()
+                    ),
+                );
+            }
             let max = self.cfg.dry_run_max_age;
             let status = {
                 let g = self.lock();

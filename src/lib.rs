@@ -33,6 +33,7 @@ pub mod sandbox;
 pub mod scripted;
 pub mod secrets;
 pub mod session;
+pub mod store;
 pub mod tools;
 
 /// Install the process-wide rustls crypto provider (aws-lc-rs). Call once at start-up of any

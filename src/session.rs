@@ -101,6 +101,8 @@ pub struct RuntimeOptions {
     pub guard: GuardConfig,
     /// Where each session's audit log (`<session>.audit.jsonl`) is written; `None`: no audit log.
     pub audit_dir: Option<PathBuf>,
+    /// Where sessions are saved (`<id>.jsonl`) for `--resume`; `None`: not saved.
+    pub sessions_dir: Option<PathBuf>,
     /// Tools of the embedding application, offered like built-in ones (each needs a manifest
     /// `tools/<name>.yaml` and a place in the agent's `tools:`; they pass the same guard).
     pub extra_tools: Vec<Arc<dyn tools::Tool>>,
@@ -126,6 +128,7 @@ pub struct Runtime {
     pub ctx: ToolCtx,
     pub guard_config: GuardConfig,
     pub audit_dir: Option<PathBuf>,
+    pub sessions_dir: Option<PathBuf>,
     /// Keeps a temporary workspace alive as long as the runtime.
     _workspace_dir: Option<tempfile::TempDir>,
 }
@@ -189,6 +192,7 @@ impl Runtime {
                 ctx,
                 guard_config,
                 audit_dir: opts.audit_dir,
+                sessions_dir: opts.sessions_dir,
                 _workspace_dir: tmp,
             },
             warnings,
@@ -240,6 +244,8 @@ pub enum SessionError {
     StateTurns(u32, State),
     #[error("interrupted")]
     Interrupted,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// A switch a frontend flips to interrupt the running task (Ctrl-C). The task stops at the next
@@ -331,6 +337,7 @@ impl crate::guard::Approver for ChannelApprover {
 /// One conversation with the agent.
 pub struct Session {
     id: String,
+    file: Option<crate::store::SessionFile>,
     interrupt: Arc<Interrupt>,
     audit: Option<crate::audit::AuditLog>,
     runtime: Arc<Runtime>,
@@ -353,8 +360,31 @@ impl Session {
             Some(dir) => Some(crate::audit::AuditLog::open(dir, &id)?),
             None => None,
         };
+        let file = match &runtime.sessions_dir {
+            Some(dir) => {
+                let f = crate::store::SessionFile::open(dir, &id)?;
+                f.append(
+                    &runtime.ctx.redactor,
+                    &crate::store::Entry::Meta {
+                        id: id.clone(),
+                        agent: runtime.agent.def.id.clone(),
+                        model: runtime.model.model_name().to_string(),
+                        created: jiff::Timestamp::now().to_string(),
+                    },
+                )?;
+                f.append(
+                    &runtime.ctx.redactor,
+                    &crate::store::Entry::Message {
+                        message: messages[0].clone(),
+                    },
+                )?;
+                Some(f)
+            }
+            None => None,
+        };
         Ok(Self {
             id,
+            file,
             interrupt: Arc::new(Interrupt::default()),
             audit,
             guard: Arc::new(Guard::new(runtime.guard_config.clone())),
@@ -370,6 +400,87 @@ impl Session {
     /// This session's id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The session file, if saved.
+    pub fn file_path(&self) -> Option<&std::path::Path> {
+        self.file.as_ref().map(|f| f.path())
+    }
+
+    fn save(&self, e: &crate::store::Entry) {
+        if let Some(f) = &self.file {
+            if let Err(err) = f.append(&self.runtime.ctx.redactor, e) {
+                tracing::warn!("{err}");
+            }
+        }
+    }
+
+    /// Append a message to the conversation (and the session file).
+    fn push(&mut self, m: Message) {
+        self.save(&crate::store::Entry::Message { message: m.clone() });
+        self.messages.push(m);
+    }
+
+    /// Resume saved session `id` from the runtime's sessions directory: its messages, planner
+    /// state and fresh dry-runs come back; changes its audit log shows as applied (or cut off
+    /// mid-apply) are marked so the guard will not apply them again.
+    pub fn resume(
+        runtime: Arc<Runtime>,
+        events: EventSink,
+        id: &str,
+    ) -> Result<Self, SessionError> {
+        let dir =
+            runtime
+                .sessions_dir
+                .clone()
+                .ok_or_else(|| crate::store::StoreError::NotFound {
+                    id: id.into(),
+                    dir: PathBuf::from("(sessions are not saved: no sessions dir)"),
+                })?;
+        let saved = crate::store::load(&dir, id)?;
+        let audit = match &runtime.audit_dir {
+            Some(d) => Some(crate::audit::AuditLog::open(d, id)?),
+            None => None,
+        };
+        let file = crate::store::SessionFile::open(&dir, id)?;
+        let guard = Arc::new(Guard::new(runtime.guard_config.clone()));
+        let now = jiff::Timestamp::now();
+        for (fp, at) in &saved.dry_runs {
+            let age = at
+                .parse::<jiff::Timestamp>()
+                .ok()
+                .and_then(|t| u64::try_from(now.as_second() - t.as_second()).ok())
+                .map(std::time::Duration::from_secs);
+            if let Some(age) = age {
+                guard.restore_dry_run(fp.clone(), age);
+            }
+        }
+        if let Some(a) = &audit {
+            for short in crate::store::applied_from_audit(a.path()) {
+                guard.mark_applied(&short);
+            }
+        }
+        let mut messages = saved.messages;
+        if messages.is_empty() {
+            messages.push(Message::System {
+                content: runtime.system_prompt.clone(),
+            });
+        }
+        let mut s = Self {
+            id: id.to_string(),
+            file: Some(file),
+            interrupt: Arc::new(Interrupt::default()),
+            audit,
+            guard,
+            runtime,
+            messages,
+            state: saved.state.unwrap_or(State::Intake),
+            report: saved.report,
+            usage: Usage::default(),
+            events,
+        };
+        s.repair_after_interrupt();
+        Ok(s)
     }
 
     /// Use `approver` for this session's approvals instead of the runtime's. Call before the
@@ -413,7 +524,7 @@ impl Session {
             })
             .unwrap_or_default();
         for id in missing {
-            self.messages.push(Message::Tool {
+            self.push(Message::Tool {
                 tool_call_id: id,
                 content: "not run: the user interrupted the task".into(),
             });
@@ -461,8 +572,12 @@ impl Session {
             return Err("cannot move to deployment: no change has passed a dry-run yet (or the dry-runs have expired); run the dry-run of each change in the validation state first".into());
         }
         self.state = a.to;
+        self.save(&crate::store::Entry::State { state: a.to });
         if matches!(a.to, State::Completion | State::Failed) {
             self.report = a.report.clone();
+            if let Some(r) = &a.report {
+                self.save(&crate::store::Entry::Report { report: r.clone() });
+            }
         }
         if let Err(e) = self.audit(&crate::audit::Record::Transition {
             from,
@@ -528,7 +643,7 @@ impl Session {
             task: task.to_string(),
             model: rt.model.model_name().to_string(),
         });
-        self.messages.push(Message::User {
+        self.push(Message::User {
             content: task.to_string(),
         });
         self.interrupt.take(); // an interrupt before the task started does not count
@@ -637,17 +752,17 @@ impl Session {
                 .collect();
             if calls.is_empty() {
                 if truncated {
-                    self.messages.push(Message::Assistant {
+                    self.push(Message::Assistant {
                         content: text,
                         tool_calls: vec![],
                     });
-                    self.messages.push(Message::User {
+                    self.push(Message::User {
                         content: "Your last answer was cut off by the token limit. Retry with a shorter answer: one tool call at a time, no long explanations.".into(),
                     });
                     continue;
                 }
                 let answer = text.clone().unwrap_or_default();
-                self.messages.push(Message::Assistant {
+                self.push(Message::Assistant {
                     content: text,
                     tool_calls: vec![],
                 });
@@ -663,7 +778,7 @@ impl Session {
                     report: self.report.clone(),
                 });
             }
-            self.messages.push(Message::Assistant {
+            self.push(Message::Assistant {
                 content: text,
                 tool_calls: calls.clone(),
             });
@@ -705,7 +820,7 @@ impl Session {
                         output: nudge.clone(),
                         duration_ms: 0,
                     });
-                    self.messages.push(Message::Tool {
+                    self.push(Message::Tool {
                         tool_call_id: call.id,
                         content: nudge,
                     });
@@ -755,6 +870,14 @@ impl Session {
                             None => (false, format!("error: unknown tool {}", a.tool)),
                         };
                         self.guard.record(&a, r.0);
+                        if r.0 && a.effect == crate::effect::EffectClass::DryRun {
+                            if let Some(fp) = &a.fingerprint {
+                                self.save(&crate::store::Entry::DryRun {
+                                    fingerprint: fp.clone(),
+                                    at: jiff::Timestamp::now().to_string(),
+                                });
+                            }
+                        }
                         r
                     }
                     None => {
@@ -781,7 +904,7 @@ impl Session {
                     output: output.clone(),
                     duration_ms,
                 });
-                self.messages.push(Message::Tool {
+                self.push(Message::Tool {
                     tool_call_id: call.id,
                     content: output,
                 });

@@ -319,3 +319,109 @@ fn the_embedding_example_runs_two_sessions_concurrently() {
     );
     assert!(text.contains("model requests served: 4"), "{text}");
 }
+
+#[tokio::test]
+async fn a_resumed_session_does_not_apply_again_what_the_audit_log_says_was_applied() {
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let state = tempfile::tempdir().expect("tempdir");
+    let opts = |ran: Arc<Mutex<Vec<String>>>| RuntimeOptions {
+        extra_tools: vec![Arc::new(AppTool { ran })],
+        sessions_dir: Some(state.path().join("sessions")),
+        audit_dir: Some(state.path().join("audit")),
+        ..Default::default()
+    };
+    // first process: dry-run, apply — then the model endpoint dies mid-task
+    let first = r#"
+turns:
+  - reply:
+      tool_calls:
+        - {name: transition, arguments: {to: validation, justification: "dry-run first"}}
+        - {name: app, arguments: {operation: apply, item: web, dry_run: true}}
+        - {name: transition, arguments: {to: deployment, justification: "dry-run passed"}}
+        - {name: app, arguments: {operation: apply, item: web, dry_run: null}}
+  - raw: {"error": "the model server went away"}
+    status: 400
+"#;
+    bosun::init_crypto();
+    let dir = agent_dir();
+    let server = ScriptedServer::start(Script::from_yaml(first).expect("script"))
+        .await
+        .expect("server");
+    let model = Arc::new(
+        OpenAiClient::new(&ModelConfig {
+            base_url: Some(server.base_url()),
+            ..Default::default()
+        })
+        .expect("client"),
+    );
+    let rt = Runtime::from_dir(dir.path(), model, opts(ran.clone())).expect("runtime");
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut s1 = bosun::session::Session::new(rt, tx).expect("session");
+    let id = s1.id().to_string();
+    let err = s1
+        .run_task("deploy web")
+        .await
+        .expect_err("the model went away");
+    assert!(err.to_string().contains("went away"), "{err}");
+    drop(s1);
+    assert_eq!(
+        *ran.lock().expect("lock"),
+        vec![
+            "apply:dry_run:web".to_string(),
+            "apply:mutating:web".to_string()
+        ]
+    );
+
+    // second process: resume; the model asks for the same apply again
+    let second = r#"
+turns:
+  - expect:
+      last_user_contains: ["resumed"]
+    reply:
+      tool_calls:
+        - {name: app, arguments: {operation: apply, item: web, dry_run: null}}
+  - expect:
+      last_tool_result_contains: ["already applied in this session"]
+    reply: {content: "web was already applied before the interruption"}
+"#;
+    let server2 = ScriptedServer::start(Script::from_yaml(second).expect("script"))
+        .await
+        .expect("server");
+    let model2 = Arc::new(
+        OpenAiClient::new(&ModelConfig {
+            base_url: Some(server2.base_url()),
+            ..Default::default()
+        })
+        .expect("client"),
+    );
+    let rt2 = Runtime::from_dir(dir.path(), model2, opts(ran.clone())).expect("runtime");
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut s2 = bosun::session::Session::resume(rt2, tx, &id).expect("resume");
+    assert_eq!(
+        s2.state(),
+        bosun::planner::State::Deployment,
+        "the planner state came back"
+    );
+    let out = s2
+        .run_task("The session was resumed after an interruption.")
+        .await
+        .expect("completes");
+    assert_eq!(
+        out.answer,
+        "web was already applied before the interruption"
+    );
+    assert_eq!(server2.failures(), Vec::<String>::new());
+    assert_eq!(
+        ran.lock().expect("lock").len(),
+        2,
+        "no second apply: {:?}",
+        ran.lock().expect("lock")
+    );
+    // the history came back too: the first task's messages were sent
+    let first_req = &server2.requests()[0];
+    assert!(first_req.to_string().contains("deploy web"));
+    let listed = bosun::store::list(&state.path().join("sessions")).expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, id);
+    assert_eq!(listed[0].task, "deploy web");
+}

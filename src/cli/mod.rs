@@ -59,11 +59,29 @@ pub enum Cmd {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
     },
+    /// Saved sessions.
+    Sessions {
+        #[command(subcommand)]
+        cmd: SessionsCmd,
+        /// Sessions directory (default: ~/.local/state/bosun/sessions).
+        #[arg(long, global = true)]
+        dir: Option<PathBuf>,
+    },
     /// Try bosun with no API key: sandbox + scripted model + a sample task.
     Demo {
         /// Leave the sandbox running afterwards.
         #[arg(long)]
         keep: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCmd {
+    /// List saved sessions, newest first.
+    List {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -116,5 +134,28 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }))
         }
         Cmd::Demo { keep } => demo::demo(&cli.agent, keep).await,
+        Cmd::Sessions {
+            cmd: SessionsCmd::List { json },
+            dir,
+        } => {
+            let dir = dir.unwrap_or_else(|| run::state_dir("sessions"));
+            let list = bosun::store::list(&dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if list.is_empty() {
+                eprintln!("no saved sessions in {}", dir.display());
+            } else {
+                for s in list {
+                    println!(
+                        "{}  {:<12} {:>3} msgs  {}",
+                        s.id,
+                        s.state,
+                        s.messages,
+                        s.task.chars().take(80).collect::<String>()
+                    );
+                }
+            }
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
     }
 }

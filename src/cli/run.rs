@@ -62,7 +62,16 @@ pub struct RunArgs {
     /// Where the audit log goes (default: $XDG_STATE_HOME/bosun/audit or ~/.local/state/bosun/audit).
     #[arg(long)]
     pub audit_dir: Option<PathBuf>,
+    /// Where sessions are saved (default: $XDG_STATE_HOME/bosun/sessions or ~/.local/state/bosun/sessions).
+    #[arg(long)]
+    pub sessions_dir: Option<PathBuf>,
+    /// Continue a saved session (see `bosun sessions list`); the task is optional.
+    #[arg(long, value_name = "ID")]
+    pub resume: Option<String>,
 }
+
+/// The text sent when a session is resumed without a new task.
+pub const RESUME_TEXT: &str = "The session was resumed after an interruption. Continue the task from where it stopped; check the current state before changing anything.";
 
 /// The approver from --approve / --yes.
 fn approver(args: &RunArgs) -> anyhow::Result<Arc<dyn bosun::guard::Approver>> {
@@ -99,14 +108,14 @@ fn approver(args: &RunArgs) -> anyhow::Result<Arc<dyn bosun::guard::Approver>> {
     }))
 }
 
-/// The default audit directory.
-pub fn default_audit_dir() -> PathBuf {
+/// `$XDG_STATE_HOME/bosun/<what>` or `~/.local/state/bosun/<what>`.
+pub fn state_dir(what: &str) -> PathBuf {
     let base = std::env::var_os("XDG_STATE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
         .unwrap_or_else(std::env::temp_dir);
-    base.join("bosun/audit")
+    base.join("bosun").join(what)
 }
 
 fn read_task(args: &RunArgs) -> anyhow::Result<String> {
@@ -160,7 +169,12 @@ pub fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Runtime>>
             approver: approver(args)?,
             ..Default::default()
         },
-        audit_dir: Some(args.audit_dir.clone().unwrap_or_else(default_audit_dir)),
+        audit_dir: Some(args.audit_dir.clone().unwrap_or_else(|| state_dir("audit"))),
+        sessions_dir: Some(
+            args.sessions_dir
+                .clone()
+                .unwrap_or_else(|| state_dir("sessions")),
+        ),
         ..Default::default()
     };
     let (rt, warnings) = Runtime::new(loaded.agent, Arc::new(model), opts)?;
@@ -171,7 +185,11 @@ pub fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Runtime>>
 }
 
 pub async fn run(dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let task = read_task(&args)?;
+    let task = match (&args.resume, read_task(&args)) {
+        (_, Ok(t)) => t,
+        (Some(_), Err(_)) => RESUME_TEXT.to_string(),
+        (None, Err(e)) => return Err(e),
+    };
     let rt = match build_runtime(dir, &args) {
         Ok(rt) => rt,
         Err(e) => {
@@ -179,7 +197,7 @@ pub async fn run(dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(exit::USAGE));
         }
     };
-    run_task(rt, &task, args.output, args.quiet).await
+    run_task(rt, &task, args.output, args.quiet, args.resume.as_deref()).await
 }
 
 /// Run `task` on `rt`, rendering events in `format`. Shared by `run` and `demo`.
@@ -188,11 +206,19 @@ pub async fn run_task(
     task: &str,
     format: OutputFormat,
     quiet: bool,
+    resume: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let renderer = tokio::spawn(render::render(rx, format, quiet));
-    let mut session = Session::new(rt, tx)?;
+    let mut session = match resume {
+        Some(id) => Session::resume(rt, tx, id)?,
+        None => Session::new(rt, tx)?,
+    };
+    if format == OutputFormat::Text && !quiet {
+        eprintln!("session {}", session.id());
+    }
     let audit = session.audit_path().map(|p| p.display().to_string());
+    let session_id = session.id().to_string();
     let result = session.run_task(task).await;
     drop(session); // closes the event channel
     let _ = renderer.await;
@@ -207,7 +233,8 @@ pub async fn run_task(
                     serde_json::to_string_pretty(&serde_json::json!({
                     "status": "success", "answer": outcome.answer, "turns": outcome.turns,
                     "tool_calls": outcome.tool_calls, "usage": outcome.usage,
-                    "state": outcome.state, "report": outcome.report, "audit_log": audit}))?
+                    "state": outcome.state, "report": outcome.report, "audit_log": audit,
+                    "session": session_id}))?
                 );
             }
             Ok(ExitCode::from(exit::SUCCESS))
