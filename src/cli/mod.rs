@@ -35,7 +35,7 @@ pub enum Cmd {
     /// Check agent.md, skills/, tools/ and prompts/; exit 1 with file:line:col on errors.
     Validate,
     /// Run one task to its final answer.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Show the tools the model sees.
     Tools {
         /// Print the JSON schemas exactly as sent to the model.
@@ -111,7 +111,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::Validate => validate::validate(&cli.agent),
         Cmd::Tools { json } => validate::tools(&cli.agent, json),
-        Cmd::Run(args) => run::run(&cli.agent, args).await,
+        Cmd::Run(args) => run::run(&cli.agent, *args).await,
         Cmd::Sandbox { cmd, dir } => sandbox_cmd::sandbox(cmd, dir).await,
         Cmd::ScriptedModel { script, listen } => {
             let s = bosun::scripted::Script::load(&script)?;
