@@ -143,6 +143,10 @@ else missing+=("terraform: not in any reachable registry; install the terraform 
 say "git"
 if command -v git >/dev/null; then ok "$(git --version)"
 else missing+=("git: apt-get install git"); fi
+say "tmux (the REPL test drives bosun chat in a real terminal)"
+if command -v tmux >/dev/null; then ok "$(tmux -V)"
+elif [ $CHECK_ONLY = 1 ]; then missing+=("tmux: apt-get install tmux")
+else apt_install tmux; ok "$(tmux -V)"; fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo >&2

@@ -202,7 +202,7 @@ struct DryRun {
     at: Instant,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Inner {
     seen_ids: HashSet<String>,
     dry_runs: HashMap<Fingerprint, DryRun>,
@@ -228,6 +228,16 @@ impl Guard {
         Self {
             cfg,
             inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// The same guard state (dry-runs, approvals, used ids) with another approver.
+    pub fn with_approver(&self, approver: Arc<dyn Approver>) -> Self {
+        let mut cfg = self.cfg.clone();
+        cfg.approver = approver;
+        Self {
+            cfg,
+            inner: Mutex::new(self.lock().clone()),
         }
     }
 

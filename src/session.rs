@@ -483,12 +483,10 @@ impl Session {
         Ok(s)
     }
 
-    /// Use `approver` for this session's approvals instead of the runtime's. Call before the
-    /// first task: it starts a fresh guard.
+    /// Use `approver` for this session's approvals instead of the runtime's (the guard keeps
+    /// its recorded dry-runs and applied changes).
     pub fn with_approver(mut self, approver: Arc<dyn crate::guard::Approver>) -> Self {
-        let mut cfg = self.runtime.guard_config.clone();
-        cfg.approver = approver;
-        self.guard = Arc::new(Guard::new(cfg));
+        self.guard = Arc::new(self.guard.with_approver(approver));
         self
     }
 
@@ -968,10 +966,22 @@ impl Runtime {
         self: &Arc<Self>,
         approver: Option<Arc<dyn crate::guard::Approver>>,
     ) -> Result<SessionHandle, SessionError> {
+        self.spawn(approver, None)
+    }
+
+    /// Like [`Runtime::spawn_session`], resuming saved session `resume` when given.
+    pub fn spawn(
+        self: &Arc<Self>,
+        approver: Option<Arc<dyn crate::guard::Approver>>,
+        resume: Option<&str>,
+    ) -> Result<SessionHandle, SessionError> {
         let (etx, erx) = tokio::sync::mpsc::unbounded_channel();
         let (otx, mut orx) = tokio::sync::mpsc::unbounded_channel::<Op>();
         let channel = Arc::new(ChannelApprover::new(etx.clone()));
-        let session = Session::new(self.clone(), etx)?;
+        let session = match resume {
+            Some(id) => Session::resume(self.clone(), etx, id)?,
+            None => Session::new(self.clone(), etx)?,
+        };
         let mut session = session.with_approver(match approver {
             Some(a) => a,
             None => channel.clone(),

@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch.
 
+mod chat;
 mod demo;
 mod render;
 mod run;
@@ -36,6 +37,8 @@ pub enum Cmd {
     Validate,
     /// Run one task to its final answer.
     Run(Box<run::RunArgs>),
+    /// The interactive REPL (same flags as run; an optional first message).
+    Chat(Box<run::RunArgs>),
     /// Show the tools the model sees.
     Tools {
         /// Print the JSON schemas exactly as sent to the model.
@@ -112,6 +115,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Validate => validate::validate(&cli.agent),
         Cmd::Tools { json } => validate::tools(&cli.agent, json),
         Cmd::Run(args) => run::run(&cli.agent, *args).await,
+        Cmd::Chat(args) => chat::chat(&cli.agent, *args).await,
         Cmd::Sandbox { cmd, dir } => sandbox_cmd::sandbox(cmd, dir).await,
         Cmd::ScriptedModel { script, listen } => {
             let s = bosun::scripted::Script::load(&script)?;

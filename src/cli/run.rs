@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// The task. Omit (or pass `-`) to read it from stdin.
     pub task: Vec<String>,
@@ -74,7 +74,7 @@ pub struct RunArgs {
 pub const RESUME_TEXT: &str = "The session was resumed after an interruption. Continue the task from where it stopped; check the current state before changing anything.";
 
 /// The approver from --approve / --yes.
-fn approver(args: &RunArgs) -> anyhow::Result<Arc<dyn bosun::guard::Approver>> {
+pub fn approver(args: &RunArgs) -> anyhow::Result<Arc<dyn bosun::guard::Approver>> {
     use bosun::policy::Environment;
     let mut envs: Vec<Environment> = Vec::new();
     if args.yes || args.skip_permissions {
