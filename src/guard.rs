@@ -100,6 +100,36 @@ pub struct Decision {
     pub reason: String,
     /// Who approved, when an approval was needed and given.
     pub approved_by: Option<String>,
+    /// For refusals: which rule refused.
+    pub refusal: Option<RefusalKind>,
+}
+
+/// Why the guard refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalKind {
+    /// Unknown tool, bad arguments, operation not offered.
+    Invalid,
+    /// Not allowed in the planner's current state.
+    State,
+    /// A change without a matching, fresh, successful dry-run.
+    NoDryRun,
+    /// A policy deny rule.
+    Policy,
+    /// Needed a human approval that was not given.
+    Approval,
+    /// A replayed tool-call id.
+    Replay,
+    /// Already applied before the session was resumed.
+    AlreadyApplied,
+}
+
+impl RefusalKind {
+    /// Whether this refusal stopped a change the task needed: the task cannot honestly be called
+    /// done (exit code 3).
+    pub fn blocks_change(self) -> bool {
+        matches!(self, Self::Policy | Self::Approval)
+    }
 }
 
 /// What an approver is asked.
@@ -298,15 +328,18 @@ impl Guard {
             verdict: Verdict::Refuse,
             reason: String::new(),
             approved_by: None,
+            refusal: None,
         };
-        let refuse = |mut d: Decision, reason: String| {
+        let refuse = |kind: RefusalKind, mut d: Decision, reason: String| {
             tracing::info!(tool = %d.tool, operation = ?d.operation, %reason, "guard refused call");
             d.reason = reason;
+            d.refusal = Some(kind);
             (d, None)
         };
         let Some(reg) = registry.get(&call.name) else {
             let names: Vec<&str> = registry.names().collect();
             return refuse(
+                RefusalKind::Invalid,
                 d,
                 format!(
                     "unknown tool `{}`; the tools offered are: {}",
@@ -317,9 +350,9 @@ impl Guard {
         };
         let args: Value = match serde_json::from_str(&call.arguments) {
             Ok(v @ Value::Object(_)) => v,
-            Ok(_) => return refuse(d, "arguments must be a JSON object".into()),
+            Ok(_) => return refuse(RefusalKind::Invalid, d, "arguments must be a JSON object".into()),
             Err(e) => {
-                return refuse(
+                return refuse(RefusalKind::Invalid, 
                     d,
                     format!("arguments are not valid JSON ({e}); send a JSON object matching the tool's schema"),
                 )
@@ -327,13 +360,14 @@ impl Guard {
         };
         let inv = match reg.tool.plan(&args) {
             Ok(i) => i,
-            Err(e) => return refuse(d, e.to_string()),
+            Err(e) => return refuse(RefusalKind::Invalid, d, e.to_string()),
         };
         d.operation = Some(inv.operation.clone());
         d.target = Some(inv.target.clone());
         let Some(&registered) = reg.operations.get(&inv.operation) else {
             let offered: Vec<&str> = reg.operations.keys().map(String::as_str).collect();
             return refuse(
+                RefusalKind::Invalid,
                 d,
                 format!(
                     "operation `{}` of `{}` is not offered to this agent; offered: {}",
@@ -354,7 +388,7 @@ impl Guard {
         d.fingerprint = fingerprint.as_ref().map(Fingerprint::short);
         if !state.allows(effect) {
             let need = State::needed_for(effect);
-            return refuse(
+            return refuse(RefusalKind::State, 
                 d,
                 format!(
                     "`{}.{}` is {effect}, which is not allowed in the {state} state; call transition to {need} first (with a justification){}",
@@ -367,6 +401,7 @@ impl Guard {
         // a replayed id is refused before anything else is asked (no approval prompt for it)
         if self.lock().seen_ids.contains(&call.id) {
             return refuse(
+                RefusalKind::Replay,
                 d,
                 format!(
                     "tool call id `{}` was already used; each call needs a new id",
@@ -390,17 +425,21 @@ impl Guard {
                 .and_then(|r| r.reason.clone())
                 .unwrap_or_else(|| "this call is denied by policy; do not retry it".into());
             let name = rule.map_or("policy".to_string(), |r| r.name.clone());
-            return refuse(d, format!("denied by rule `{name}`: {why}"));
+            return refuse(
+                RefusalKind::Policy,
+                d,
+                format!("denied by rule `{name}`: {why}"),
+            );
         }
         if effect >= EffectClass::Mutating {
             let (Some(change), Some(fp)) = (inv.change.as_ref(), fingerprint.as_ref()) else {
-                return refuse(
+                return refuse(RefusalKind::NoDryRun, 
                     d,
                     format!("`{}.{}` declares no change identity, so bosun cannot match it to a dry-run; it is refused", call.name, inv.operation),
                 );
             };
             if self.lock().applied.contains(&fp.short()) {
-                return refuse(
+                return refuse(RefusalKind::AlreadyApplied, 
                     d,
                     format!(
                         "this exact change ({}) was already applied in this session before it was resumed (or its apply was cut off), per the audit log; check the current state with a read before changing anything again",
@@ -415,7 +454,7 @@ impl Guard {
             };
             match status {
                 None => {
-                    return refuse(
+                    return refuse(RefusalKind::NoDryRun, 
                         d,
                         format!(
                             "no successful dry-run of this exact change ({} {}, content {}): {} — then apply the identical change",
@@ -427,7 +466,7 @@ impl Guard {
                     )
                 }
                 Some(age) if age > max => {
-                    return refuse(
+                    return refuse(RefusalKind::NoDryRun, 
                         d,
                         format!(
                             "the dry-run of this change is {} s old (limit {} s); run it again: {}",
@@ -478,7 +517,7 @@ impl Guard {
                             d.approved_by = Some(by);
                         }
                         ApprovalDecision::Denied { by, reason: no } => {
-                            return refuse(
+                            return refuse(RefusalKind::Approval, 
                                 d,
                                 format!(
                                     "this call needs human approval ({reason}; change {}), and {by} did not approve: {no}. Stop and report the change as waiting for approval, with its dry-run result",
@@ -492,6 +531,7 @@ impl Guard {
         }
         if !self.lock().seen_ids.insert(call.id.clone()) {
             return refuse(
+                RefusalKind::Replay,
                 d,
                 format!(
                     "tool call id `{}` was already used; each call needs a new id",

@@ -227,6 +227,24 @@ pub struct Outcome {
     pub state: State,
     /// The report given with the move to completion or failed, if any.
     pub report: Option<String>,
+    /// Changes applied in this task, with the dry-run that authorised each.
+    pub applied: Vec<AppliedChange>,
+    /// Calls the policy denied or that waited for an approval that was not given.
+    pub blocked: Vec<Decision>,
+}
+
+/// A change that was applied, with its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct AppliedChange {
+    pub tool: String,
+    pub operation: String,
+    pub target: String,
+    pub fingerprint: String,
+    pub approved_by: Option<String>,
+    /// The first lines of the successful dry-run's output.
+    pub dry_run_evidence: String,
+    /// The first lines of the apply's output.
+    pub result: String,
 }
 
 /// Why a task did not end with an answer.
@@ -337,6 +355,9 @@ impl crate::guard::Approver for ChannelApprover {
 /// One conversation with the agent.
 pub struct Session {
     id: String,
+    evidence: std::collections::HashMap<String, String>,
+    applied: Vec<AppliedChange>,
+    blocked: Vec<Decision>,
     file: Option<crate::store::SessionFile>,
     interrupt: Arc<Interrupt>,
     audit: Option<crate::audit::AuditLog>,
@@ -384,6 +405,9 @@ impl Session {
         };
         Ok(Self {
             id,
+            evidence: Default::default(),
+            applied: vec![],
+            blocked: vec![],
             file,
             interrupt: Arc::new(Interrupt::default()),
             audit,
@@ -468,6 +492,9 @@ impl Session {
         }
         let mut s = Self {
             id: id.to_string(),
+            evidence: Default::default(),
+            applied: vec![],
+            blocked: vec![],
             file: Some(file),
             interrupt: Arc::new(Interrupt::default()),
             audit,
@@ -645,6 +672,8 @@ impl Session {
             content: task.to_string(),
         });
         self.interrupt.take(); // an interrupt before the task started does not count
+        self.applied.clear();
+        self.blocked.clear();
         let result = self.drive(&rt).await;
         if matches!(result, Err(SessionError::Interrupted)) {
             self.repair_after_interrupt();
@@ -774,6 +803,8 @@ impl Session {
                     usage,
                     state: self.state,
                     report: self.report.clone(),
+                    applied: self.applied.clone(),
+                    blocked: self.blocked.clone(),
                 });
             }
             self.push(Message::Assistant {
@@ -850,6 +881,11 @@ impl Session {
                     }
                 }
                 let refused = admitted.is_none();
+                if decision.refusal.is_some_and(|k| k.blocks_change()) {
+                    self.blocked.push(decision.clone());
+                }
+                let approved_by = decision.approved_by.clone();
+                let target = decision.target.clone().unwrap_or_default();
                 self.emit(Event::GuardDecision(decision));
                 let (ok, output) = match admitted {
                     Some(a) if a.tool == transition::NAME => match TransitionArgs::parse(&a.args) {
@@ -868,6 +904,30 @@ impl Session {
                             None => (false, format!("error: unknown tool {}", a.tool)),
                         };
                         self.guard.record(&a, r.0);
+                        let head = |t: &str| t.lines().take(20).collect::<Vec<_>>().join("\n");
+                        if let (true, Some(fp)) = (r.0, &a.fingerprint) {
+                            if a.effect == crate::effect::EffectClass::DryRun {
+                                self.evidence
+                                    .insert(fp.short(), redactor.redact(&head(&r.1)));
+                            } else if a.effect >= crate::effect::EffectClass::Mutating {
+                                self.applied.push(AppliedChange {
+                                    tool: a.tool.clone(),
+                                    operation: a.operation.clone(),
+                                    target: target.clone(),
+                                    fingerprint: fp.short(),
+                                    approved_by: approved_by.clone(),
+                                    dry_run_evidence: self
+                                        .evidence
+                                        .get(&fp.short())
+                                        .cloned()
+                                        .unwrap_or_else(|| {
+                                            "(dry-run recorded before this session was resumed)"
+                                                .into()
+                                        }),
+                                    result: redactor.redact(&head(&r.1)),
+                                });
+                            }
+                        }
                         if r.0 && a.effect == crate::effect::EffectClass::DryRun {
                             if let Some(fp) = &a.fingerprint {
                                 self.save(&crate::store::Entry::DryRun {

@@ -139,6 +139,10 @@ turns:
         .arg(common::repo_root())
         .args(["run", "--output", "jsonl", "--audit-dir"])
         .arg(home.path().join("audit"))
+        .arg("--report")
+        .arg(home.path().join("report.md"))
+        .arg("--trace-path")
+        .arg(home.path().join("trace.jsonl"))
         .arg("list namespaces");
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
@@ -171,4 +175,11 @@ turns:
     let done = events.last().expect("last");
     assert_eq!(done["answer"], "done");
     assert_eq!(done["state"], "intake");
+    // the trace file holds the same stream; the report says what happened
+    let trace = std::fs::read_to_string(home.path().join("trace.jsonl")).expect("trace");
+    assert_eq!(trace.lines().count(), events.len());
+    let report = std::fs::read_to_string(home.path().join("report.md")).expect("report");
+    assert!(report.starts_with("# bosun report: Success"), "{report}");
+    assert!(report.contains("## Changes applied\n\nNone."), "{report}");
+    assert!(report.contains("## Answer\n\ndone"), "{report}");
 }

@@ -108,7 +108,15 @@ pub async fn demo(agent_dir: &Path, keep: bool) -> anyhow::Result<ExitCode> {
         };
         let (rt, _) = Runtime::new(loaded.agent, Arc::new(OpenAiClient::new(&cfg)?), opts)?;
         eprintln!("task: {TASK}\n");
-        let code = run::run_task(Arc::new(rt), TASK, OutputFormat::Text, false, None).await?;
+        let code = run::run_task(
+            Arc::new(rt),
+            TASK,
+            OutputFormat::Text,
+            false,
+            None,
+            &run::Outputs::default(),
+        )
+        .await?;
         let failures = server.failures();
         if !failures.is_empty() {
             for f in failures {

@@ -3,6 +3,7 @@
 mod chat;
 mod demo;
 mod render;
+mod report;
 mod run;
 mod sandbox_cmd;
 mod validate;
@@ -16,6 +17,7 @@ pub mod exit {
     pub const SUCCESS: u8 = 0;
     pub const TASK_FAILED: u8 = 1;
     pub const USAGE: u8 = 2;
+    pub const STOPPED: u8 = 3;
 }
 
 #[derive(Debug, Parser)]

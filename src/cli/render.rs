@@ -18,7 +18,12 @@ fn one_line(s: &str, max: usize) -> String {
 }
 
 /// Consume events until the channel closes.
-pub async fn render(mut rx: UnboundedReceiver<Event>, format: OutputFormat, quiet: bool) {
+pub async fn render(
+    mut rx: UnboundedReceiver<Event>,
+    format: OutputFormat,
+    quiet: bool,
+    mut trace: Option<std::fs::File>,
+) {
     let color = std::io::stderr().is_terminal();
     let (dim, bold, red, green, reset) = if color {
         ("\x1b[2m", "\x1b[1m", "\x1b[31m", "\x1b[32m", "\x1b[0m")
@@ -27,6 +32,14 @@ pub async fn render(mut rx: UnboundedReceiver<Event>, format: OutputFormat, quie
     };
     let mut streamed = false;
     while let Some(ev) = rx.recv().await {
+        if let Some(f) = trace.as_mut() {
+            if let Ok(line) = serde_json::to_string(&ev) {
+                if writeln!(f, "{line}").is_err() {
+                    eprintln!("bosun: cannot write the trace file; tracing stops");
+                    trace = None;
+                }
+            }
+        }
         if format == OutputFormat::Jsonl {
             if let Ok(line) = serde_json::to_string(&ev) {
                 let mut out = std::io::stdout().lock();

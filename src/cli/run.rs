@@ -1,6 +1,6 @@
 //! `bosun run`: one task, to its final answer.
 
-use super::{exit, render, OutputFormat};
+use super::{exit, render, report, OutputFormat};
 use anyhow::Context;
 use bosun::agent::Agent;
 use bosun::config::{self, ModelOverrides};
@@ -68,6 +68,16 @@ pub struct RunArgs {
     /// Continue a saved session (see `bosun sessions list`); the task is optional.
     #[arg(long, value_name = "ID")]
     pub resume: Option<String>,
+    /// Write the report (Success/Fail, changes with dry-run evidence, access points, credential
+    /// references) to FILE.md or FILE.json.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write the event stream as JSON lines to FILE (k8s-ai-bench passes this).
+    #[arg(long, value_name = "FILE")]
+    pub trace_path: Option<PathBuf>,
+    /// Accepted for k8s-ai-bench compatibility; the kubeconfig's namespace is used.
+    #[arg(long, hide = true)]
+    pub namespace: Option<String>,
 }
 
 /// The text sent when a session is resumed without a new task.
@@ -197,7 +207,28 @@ pub async fn run(dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(exit::USAGE));
         }
     };
-    run_task(rt, &task, args.output, args.quiet, args.resume.as_deref()).await
+    let outputs = Outputs {
+        report: args.report.clone(),
+        trace: args.trace_path.clone(),
+    };
+    run_task(
+        rt,
+        &task,
+        args.output,
+        args.quiet,
+        args.resume.as_deref(),
+        &outputs,
+    )
+    .await
+}
+
+/// Where a run writes besides stdout/stderr.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    /// `--report FILE.md|FILE.json`.
+    pub report: Option<PathBuf>,
+    /// `--trace-path FILE`: the event stream as JSON lines.
+    pub trace: Option<PathBuf>,
 }
 
 /// Run `task` on `rt`, rendering events in `format`. Shared by `run` and `demo`.
@@ -207,9 +238,19 @@ pub async fn run_task(
     format: OutputFormat,
     quiet: bool,
     resume: Option<&str>,
+    outputs: &Outputs,
 ) -> anyhow::Result<ExitCode> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let renderer = tokio::spawn(render::render(rx, format, quiet));
+    let trace = match &outputs.trace {
+        Some(p) => Some(
+            std::fs::File::create(p)
+                .with_context(|| format!("creating the trace file {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let renderer = tokio::spawn(render::render(rx, format, quiet, trace));
+    let agent = rt.agent.def.id.clone();
+    let model = rt.model.model_name().to_string();
     let mut session = match resume {
         Some(id) => Session::resume(rt, tx, id)?,
         None => Session::new(rt, tx)?,
@@ -225,27 +266,31 @@ pub async fn run_task(
     if let (Some(a), OutputFormat::Text, false) = (&audit, format, quiet) {
         eprintln!("audit log: {a}");
     }
-    match result {
-        Ok(outcome) => {
-            if format == OutputFormat::Json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({
-                    "status": "success", "answer": outcome.answer, "turns": outcome.turns,
-                    "tool_calls": outcome.tool_calls, "usage": outcome.usage,
-                    "state": outcome.state, "report": outcome.report, "audit_log": audit,
-                    "session": session_id}))?
-                );
-            }
-            Ok(ExitCode::from(exit::SUCCESS))
+    let report = report::Report::new(task, &session_id, &agent, &model, audit.as_deref(), &result);
+    if let Some(path) = &outputs.report {
+        report.write(path)?;
+        if format == OutputFormat::Text && !quiet {
+            eprintln!("report: {}", path.display());
         }
-        Err(e) => {
-            if format == OutputFormat::Json {
-                println!(
-                    "{}",
-                    serde_json::json!({"status": "failed", "error": e.to_string()})
+    }
+    if format == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    match result {
+        Ok(outcome) if !outcome.blocked.is_empty() => {
+            if format == OutputFormat::Text {
+                eprintln!(
+                    "bosun: {} change(s) were stopped by the guard or are waiting for approval (exit 3)",
+                    outcome.blocked.len()
                 );
             }
+            Ok(ExitCode::from(exit::STOPPED))
+        }
+        Ok(outcome) if outcome.state == bosun::planner::State::Failed => {
+            Ok(ExitCode::from(exit::TASK_FAILED))
+        }
+        Ok(_) => Ok(ExitCode::from(exit::SUCCESS)),
+        Err(e) => {
             if format == OutputFormat::Text {
                 eprintln!("bosun: task failed: {e}");
             }

@@ -1,0 +1,199 @@
+//! The task report (the seed agent's outputs): Success/Fail, the changes applied with their
+//! dry-run evidence, access points, credentials as vault references only.
+
+use anyhow::Context;
+use bosun::session::{AppliedChange, Outcome, SessionError};
+use serde::Serialize;
+use std::path::Path;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub status: &'static str,
+    pub task: String,
+    pub session: String,
+    pub agent: String,
+    pub model: String,
+    pub state: Option<String>,
+    pub answer: Option<String>,
+    pub report: Option<String>,
+    pub error: Option<String>,
+    pub changes_applied: Vec<AppliedChange>,
+    /// Changes the policy denied or that wait for approval.
+    pub blocked: Vec<Blocked>,
+    pub access_points: Vec<String>,
+    /// `vault:` references only — never values.
+    pub credentials: Vec<String>,
+    pub turns: Option<u32>,
+    pub tool_calls: Option<u32>,
+    pub usage: Option<bosun::model::Usage>,
+    pub audit_log: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Blocked {
+    pub tool: String,
+    pub operation: Option<String>,
+    pub target: Option<String>,
+    pub reason: String,
+}
+
+fn urls(text: &str, out: &mut Vec<String>) {
+    for w in text.split(|c: char| c.is_whitespace() || "<>()[]\"'`,".contains(c)) {
+        if (w.starts_with("http://") || w.starts_with("https://")) && w.len() > 8 {
+            let w = w.trim_end_matches(['.', ';', ':']).to_string();
+            if !out.contains(&w) {
+                out.push(w);
+            }
+        }
+    }
+}
+
+impl Report {
+    pub fn new(
+        task: &str,
+        session: &str,
+        agent: &str,
+        model: &str,
+        audit: Option<&str>,
+        result: &Result<Outcome, SessionError>,
+    ) -> Self {
+        let mut r = Report {
+            status: "fail",
+            task: task.into(),
+            session: session.into(),
+            agent: agent.into(),
+            model: model.into(),
+            state: None,
+            answer: None,
+            report: None,
+            error: None,
+            changes_applied: vec![],
+            blocked: vec![],
+            access_points: vec![],
+            credentials: vec![],
+            turns: None,
+            tool_calls: None,
+            usage: None,
+            audit_log: audit.map(str::to_string),
+        };
+        match result {
+            Ok(o) => {
+                let failed = o.state == bosun::planner::State::Failed || !o.blocked.is_empty();
+                r.status = if failed { "fail" } else { "success" };
+                r.state = Some(o.state.to_string());
+                r.answer = Some(o.answer.clone());
+                r.report = o.report.clone();
+                r.changes_applied = o.applied.clone();
+                r.blocked = o
+                    .blocked
+                    .iter()
+                    .map(|d| Blocked {
+                        tool: d.tool.clone(),
+                        operation: d.operation.clone(),
+                        target: d.target.clone(),
+                        reason: d.reason.clone(),
+                    })
+                    .collect();
+                r.turns = Some(o.turns);
+                r.tool_calls = Some(o.tool_calls);
+                r.usage = Some(o.usage);
+                let mut text = o.answer.clone();
+                if let Some(rep) = &o.report {
+                    text.push('\n');
+                    text.push_str(rep);
+                }
+                for c in &o.applied {
+                    text.push('\n');
+                    text.push_str(&c.result);
+                }
+                urls(&text, &mut r.access_points);
+                r.credentials = bosun::secrets::find_refs(&text)
+                    .into_iter()
+                    .map(|v| v.to_string())
+                    .collect();
+            }
+            Err(e) => r.error = Some(e.to_string()),
+        }
+        r
+    }
+
+    fn markdown(&self) -> String {
+        let mut m = format!(
+            "# bosun report: {}\n\n- task: {}\n- session: `{}` (agent `{}`, model `{}`)\n- final state: {}\n",
+            if self.status == "success" { "Success" } else { "Fail" },
+            self.task.lines().next().unwrap_or(""),
+            self.session,
+            self.agent,
+            self.model,
+            self.state.as_deref().unwrap_or("-"),
+        );
+        if let Some(a) = &self.audit_log {
+            m.push_str(&format!("- audit log: `{a}`\n"));
+        }
+        if let Some(e) = &self.error {
+            m.push_str(&format!("\n## Error\n\n{e}\n"));
+        }
+        m.push_str("\n## Changes applied\n\n");
+        if self.changes_applied.is_empty() {
+            m.push_str("None.\n");
+        }
+        for c in &self.changes_applied {
+            m.push_str(&format!(
+                "### {}.{} — {}\n\nchange `{}`{}\n\nDry-run evidence:\n\n```\n{}\n```\n\nResult:\n\n```\n{}\n```\n\n",
+                c.tool,
+                c.operation,
+                c.target,
+                c.fingerprint,
+                c.approved_by.as_ref().map(|b| format!(", approved by {b}")).unwrap_or_default(),
+                c.dry_run_evidence,
+                c.result
+            ));
+        }
+        if !self.blocked.is_empty() {
+            m.push_str("\n## Stopped by the guard or waiting for approval\n\n");
+            for b in &self.blocked {
+                m.push_str(&format!(
+                    "- {}.{} {}: {}\n",
+                    b.tool,
+                    b.operation.as_deref().unwrap_or("?"),
+                    b.target.as_deref().unwrap_or(""),
+                    b.reason
+                ));
+            }
+        }
+        m.push_str("\n## Access points\n\n");
+        if self.access_points.is_empty() {
+            m.push_str("None reported.\n");
+        }
+        for a in &self.access_points {
+            m.push_str(&format!("- {a}\n"));
+        }
+        m.push_str("\n## Credentials (vault references)\n\n");
+        if self.credentials.is_empty() {
+            m.push_str("None.\n");
+        }
+        for c in &self.credentials {
+            m.push_str(&format!("- `{c}`\n"));
+        }
+        if let Some(a) = &self.answer {
+            m.push_str(&format!("\n## Answer\n\n{a}\n"));
+        }
+        if let Some(r) = &self.report {
+            m.push_str(&format!("\n## Agent's report\n\n{r}\n"));
+        }
+        m
+    }
+
+    /// Write as Markdown (`.md`) or JSON (`.json`).
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let text = match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => serde_json::to_string_pretty(self)?,
+            Some("md") | Some("markdown") => self.markdown(),
+            _ => anyhow::bail!(
+                "--report wants a .md or .json file name, got {}",
+                path.display()
+            ),
+        };
+        std::fs::write(path, text).with_context(|| format!("writing the report {}", path.display()))
+    }
+}
