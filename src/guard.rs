@@ -352,7 +352,7 @@ impl Guard {
             Ok(v @ Value::Object(_)) => v,
             Ok(_) => return refuse(RefusalKind::Invalid, d, "arguments must be a JSON object".into()),
             Err(e) => {
-                return refuse(RefusalKind::Invalid, 
+                return refuse(RefusalKind::Invalid,
                     d,
                     format!("arguments are not valid JSON ({e}); send a JSON object matching the tool's schema"),
                 )
@@ -388,7 +388,7 @@ impl Guard {
         d.fingerprint = fingerprint.as_ref().map(Fingerprint::short);
         if !state.allows(effect) {
             let need = State::needed_for(effect);
-            return refuse(RefusalKind::State, 
+            return refuse(RefusalKind::State,
                 d,
                 format!(
                     "`{}.{}` is {effect}, which is not allowed in the {state} state; call transition to {need} first (with a justification){}",
@@ -433,13 +433,13 @@ impl Guard {
         }
         if effect >= EffectClass::Mutating {
             let (Some(change), Some(fp)) = (inv.change.as_ref(), fingerprint.as_ref()) else {
-                return refuse(RefusalKind::NoDryRun, 
+                return refuse(RefusalKind::NoDryRun,
                     d,
                     format!("`{}.{}` declares no change identity, so bosun cannot match it to a dry-run; it is refused", call.name, inv.operation),
                 );
             };
             if self.lock().applied.contains(&fp.short()) {
-                return refuse(RefusalKind::AlreadyApplied, 
+                return refuse(RefusalKind::AlreadyApplied,
                     d,
                     format!(
                         "this exact change ({}) was already applied in this session before it was resumed (or its apply was cut off), per the audit log; check the current state with a read before changing anything again",
@@ -454,7 +454,7 @@ impl Guard {
             };
             match status {
                 None => {
-                    return refuse(RefusalKind::NoDryRun, 
+                    return refuse(RefusalKind::NoDryRun,
                         d,
                         format!(
                             "no successful dry-run of this exact change ({} {}, content {}): {} — then apply the identical change",
@@ -466,7 +466,7 @@ impl Guard {
                     )
                 }
                 Some(age) if age > max => {
-                    return refuse(RefusalKind::NoDryRun, 
+                    return refuse(RefusalKind::NoDryRun,
                         d,
                         format!(
                             "the dry-run of this change is {} s old (limit {} s); run it again: {}",
@@ -517,7 +517,7 @@ impl Guard {
                             d.approved_by = Some(by);
                         }
                         ApprovalDecision::Denied { by, reason: no } => {
-                            return refuse(RefusalKind::Approval, 
+                            return refuse(RefusalKind::Approval,
                                 d,
                                 format!(
                                     "this call needs human approval ({reason}; change {}), and {by} did not approve: {no}. Stop and report the change as waiting for approval, with its dry-run result",
