@@ -53,6 +53,10 @@ pub enum Event {
     },
     /// The user interrupted the task; the session keeps its history and takes the next turn.
     TaskInterrupted,
+    /// A subagent took over a sub-task; its tool calls follow, until `SubagentFinished`.
+    SubagentStarted { agent: String, task: String },
+    /// The subagent is done; its answer went back to the parent as a tool result.
+    SubagentFinished { agent: String, ok: bool },
     /// The planner moved.
     StateChanged {
         from: State,
@@ -129,6 +133,9 @@ pub struct Runtime {
     pub guard_config: GuardConfig,
     pub audit_dir: Option<PathBuf>,
     pub sessions_dir: Option<PathBuf>,
+    /// Runtimes of the agent's subagents, by id (they share this runtime's workspace, redactor,
+    /// secrets and guard settings).
+    pub subagents: BTreeMap<String, Arc<Runtime>>,
     /// Keeps a temporary workspace alive as long as the runtime.
     _workspace_dir: Option<tempfile::TempDir>,
 }
@@ -140,6 +147,7 @@ impl Runtime {
         model: Arc<dyn ModelClient>,
         opts: RuntimeOptions,
     ) -> Result<(Self, Vec<Diagnostic>), RuntimeError> {
+        let child_opts = opts.clone();
         let mut impls = tools::implementations(&agent, &opts.kube);
         impls.extend(opts.extra_tools.iter().cloned());
         let (registry, warnings) = Registry::build(&agent, impls).map_err(RuntimeError::Invalid)?;
@@ -179,9 +187,21 @@ impl Runtime {
             .or(agent.def.max_turns)
             .unwrap_or(DEFAULT_MAX_TURNS)
             .max(1);
+        let mut subagents = BTreeMap::new();
+        for sub in &agent.subagents {
+            let mut o = child_opts.clone();
+            o.workspace = Some(ctx.workspace.clone());
+            o.redactor = Some(ctx.redactor.clone());
+            o.secrets = Some(ctx.secrets.clone());
+            o.guard = guard_config.clone();
+            o.sessions_dir = None;
+            let (child, _) = Self::new(sub.clone(), model.clone(), o)?;
+            subagents.insert(sub.def.id.clone(), Arc::new(child));
+        }
         Ok((
             Self {
                 agent,
+                subagents,
                 registry,
                 model,
                 system_prompt,
@@ -355,12 +375,14 @@ impl crate::guard::Approver for ChannelApprover {
 /// One conversation with the agent.
 pub struct Session {
     id: String,
+    /// A subagent's session: task start/end events are the parent's to emit.
+    is_child: bool,
     evidence: std::collections::HashMap<String, String>,
     applied: Vec<AppliedChange>,
     blocked: Vec<Decision>,
     file: Option<crate::store::SessionFile>,
     interrupt: Arc<Interrupt>,
-    audit: Option<crate::audit::AuditLog>,
+    audit: Option<Arc<crate::audit::AuditLog>>,
     runtime: Arc<Runtime>,
     messages: Vec<Message>,
     guard: Arc<Guard>,
@@ -378,7 +400,7 @@ impl Session {
         }];
         let id = crate::audit::new_session_id();
         let audit = match &runtime.audit_dir {
-            Some(dir) => Some(crate::audit::AuditLog::open(dir, &id)?),
+            Some(dir) => Some(Arc::new(crate::audit::AuditLog::open(dir, &id)?)),
             None => None,
         };
         let file = match &runtime.sessions_dir {
@@ -405,6 +427,7 @@ impl Session {
         };
         Ok(Self {
             id,
+            is_child: false,
             evidence: Default::default(),
             applied: vec![],
             blocked: vec![],
@@ -463,7 +486,7 @@ impl Session {
                 })?;
         let saved = crate::store::load(&dir, id)?;
         let audit = match &runtime.audit_dir {
-            Some(d) => Some(crate::audit::AuditLog::open(d, id)?),
+            Some(d) => Some(Arc::new(crate::audit::AuditLog::open(d, id)?)),
             None => None,
         };
         let file = crate::store::SessionFile::open(&dir, id)?;
@@ -492,6 +515,7 @@ impl Session {
         }
         let mut s = Self {
             id: id.to_string(),
+            is_child: false,
             evidence: Default::default(),
             applied: vec![],
             blocked: vec![],
@@ -565,6 +589,31 @@ impl Session {
         match &self.audit {
             Some(a) => a.write(&self.runtime.ctx.redactor, rec),
             None => Ok(()),
+        }
+    }
+
+    /// A subagent's session under this one: it shares this session's guard (dry-runs,
+    /// approvals, used ids), audit log and event stream; it is not saved on its own.
+    fn child(&self, rt: Arc<Runtime>) -> Self {
+        let messages = vec![Message::System {
+            content: rt.system_prompt.clone(),
+        }];
+        Self {
+            id: format!("{}/{}", self.id, rt.agent.def.id),
+            is_child: true,
+            evidence: Default::default(),
+            applied: vec![],
+            blocked: vec![],
+            file: None,
+            interrupt: self.interrupt.clone(),
+            audit: self.audit.clone(),
+            guard: self.guard.clone(),
+            runtime: rt,
+            messages,
+            state: State::Intake,
+            report: None,
+            usage: Usage::default(),
+            events: self.events.clone(),
         }
     }
 
@@ -664,10 +713,12 @@ impl Session {
     /// Run one user task to its final answer.
     pub async fn run_task(&mut self, task: &str) -> Result<Outcome, SessionError> {
         let rt = self.runtime.clone();
-        self.emit(Event::TaskStarted {
-            task: task.to_string(),
-            model: rt.model.model_name().to_string(),
-        });
+        if !self.is_child {
+            self.emit(Event::TaskStarted {
+                task: task.to_string(),
+                model: rt.model.model_name().to_string(),
+            });
+        }
         self.push(Message::User {
             content: task.to_string(),
         });
@@ -677,7 +728,12 @@ impl Session {
         let result = self.drive(&rt).await;
         if matches!(result, Err(SessionError::Interrupted)) {
             self.repair_after_interrupt();
-            self.emit(Event::TaskInterrupted);
+            if !self.is_child {
+                self.emit(Event::TaskInterrupted);
+            }
+            return result;
+        }
+        if self.is_child {
             return result;
         }
         match &result {
@@ -888,6 +944,68 @@ impl Session {
                 let target = decision.target.clone().unwrap_or_default();
                 self.emit(Event::GuardDecision(decision));
                 let (ok, output) = match admitted {
+                    Some(a) if a.tool == tools::delegate::NAME => {
+                        let parsed = rt
+                            .registry
+                            .get(tools::delegate::NAME)
+                            .ok_or_else(|| "this agent has no subagents".to_string())
+                            .and_then(|_| {
+                                let agent = a
+                                    .args
+                                    .get("agent")
+                                    .and_then(|v| v.as_str())
+                                    .unwrap_or_default();
+                                let task = a
+                                    .args
+                                    .get("task")
+                                    .and_then(|v| v.as_str())
+                                    .unwrap_or_default();
+                                rt.subagents
+                                    .get(agent)
+                                    .cloned()
+                                    .map(|child| (child, task.to_string()))
+                                    .ok_or_else(|| format!("no subagent `{agent}`"))
+                            });
+                        match parsed {
+                            Ok((child_rt, task)) => {
+                                let mut child = self.child(child_rt);
+                                let name = child.runtime.agent.def.id.clone();
+                                self.emit(Event::SubagentStarted {
+                                    agent: name.clone(),
+                                    task: task.clone(),
+                                });
+                                let r = Box::pin(child.run_task(&task)).await;
+                                self.emit(Event::SubagentFinished {
+                                    agent: name,
+                                    ok: r.is_ok(),
+                                });
+                                match r {
+                                    Ok(o) => {
+                                        self.applied.extend(o.applied.iter().cloned());
+                                        self.blocked.extend(o.blocked.iter().cloned());
+                                        self.usage += o.usage;
+                                        (
+                                            true,
+                                            format!(
+                                                "subagent {} finished in state {}:\n{}{}",
+                                                child.runtime.agent.def.id,
+                                                o.state,
+                                                o.answer,
+                                                o.report
+                                                    .map(|r| format!("\n\nreport:\n{r}"))
+                                                    .unwrap_or_default()
+                                            ),
+                                        )
+                                    }
+                                    Err(SessionError::Interrupted) => {
+                                        return Err(SessionError::Interrupted)
+                                    }
+                                    Err(e) => (false, format!("error: the subagent failed: {e}")),
+                                }
+                            }
+                            Err(e) => (false, format!("error: {e}")),
+                        }
+                    }
                     Some(a) if a.tool == transition::NAME => match TransitionArgs::parse(&a.args) {
                         Ok(t) => match self.transition(&t) {
                             Ok(msg) => (true, msg),

@@ -425,3 +425,98 @@ turns:
     assert_eq!(listed[0].id, id);
     assert_eq!(listed[0].task, "deploy web");
 }
+
+#[tokio::test]
+async fn a_subagent_runs_under_the_same_guard_and_reports_back() {
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let dir = agent_dir();
+    let agent = std::fs::read_to_string(dir.path().join("agent.md")).expect("agent.md");
+    std::fs::write(
+        dir.path().join("agent.md"),
+        agent.replacen("subagents: []", "subagents: [validator]", 1),
+    )
+    .expect("write");
+    std::fs::create_dir_all(dir.path().join("agents")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("agents/validator.md"),
+        "---\nid: validator\nname: Validator\ndescription: Dry-runs changes and reports\nskills: []\ntools: [app]\n---\nYou validate changes with dry-runs.\n",
+    )
+    .expect("subagent");
+    let script = r#"
+turns:
+  - expect:
+      tools_include: [delegate]
+    reply:
+      tool_calls:
+        - {name: delegate, arguments: {agent: validator, task: "dry-run applying web"}}
+  - expect:
+      last_user_contains: ["dry-run applying web"]
+      system_contains: ["You validate changes with dry-runs."]
+      tools_exclude: [delegate]
+    reply:
+      tool_calls:
+        - {name: transition, arguments: {to: validation, justification: "validate"}}
+        - {name: app, arguments: {operation: apply, item: web, dry_run: true}}
+  - reply: {content: "VALIDATED web"}
+  - expect:
+      last_tool_result_contains: ["subagent validator finished", "VALIDATED web"]
+    reply:
+      tool_calls:
+        - {name: transition, arguments: {to: validation, justification: "the subagent validated web"}}
+        - {name: transition, arguments: {to: deployment, justification: "validated by the subagent"}}
+        - {name: app, arguments: {operation: apply, item: web, dry_run: null}}
+  - reply: {content: "web applied"}
+"#;
+    bosun::init_crypto();
+    let server = ScriptedServer::start(Script::from_yaml(script).expect("script"))
+        .await
+        .expect("server");
+    let model = Arc::new(
+        OpenAiClient::new(&ModelConfig {
+            base_url: Some(server.base_url()),
+            ..Default::default()
+        })
+        .expect("client"),
+    );
+    let rt = Runtime::from_dir(
+        dir.path(),
+        model,
+        RuntimeOptions {
+            extra_tools: vec![Arc::new(AppTool { ran: ran.clone() })],
+            ..Default::default()
+        },
+    )
+    .expect("runtime");
+    let mut s = rt.spawn_session(None).expect("session");
+    s.submit(Op::UserTurn {
+        text: "roll out web".into(),
+    });
+    let events = drive(&mut s, true).await;
+    assert_eq!(server.failures(), Vec::<String>::new());
+    match events.last() {
+        Some(Event::TaskComplete { answer, .. }) => assert_eq!(answer, "web applied"),
+        other => panic!("{other:?}"),
+    }
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::SubagentStarted { agent, .. } if agent == "validator")));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::SubagentFinished { ok: true, .. })));
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::TaskComplete { .. }))
+            .count(),
+        1,
+        "one task, one completion"
+    );
+    // the dry-run the subagent ran authorised the parent's apply: one guard
+    assert_eq!(
+        *ran.lock().expect("lock"),
+        vec![
+            "apply:dry_run:web".to_string(),
+            "apply:mutating:web".to_string()
+        ]
+    );
+}

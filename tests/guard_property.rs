@@ -170,6 +170,7 @@ fn registry(seen: Arc<Mutex<Vec<Seen>>>) -> Registry {
         tools: vec![m],
         prompts: Prompts::default(),
         policy: Policy::default(),
+        subagents: vec![],
     };
     Registry::build(&agent, vec![Arc::new(Recorder { seen })])
         .expect("registry")

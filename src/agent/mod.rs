@@ -95,7 +95,13 @@ pub struct Agent {
     pub prompts: Prompts,
     /// `policy.yaml` (or the default policy when there is none).
     pub policy: crate::policy::Policy,
+    /// The agents named under `subagents:`, from `agents/<id>.md` (same format as agent.md; they
+    /// use this agent's skills/, tools/, prompts/ and policy).
+    pub subagents: Vec<Agent>,
 }
+
+/// How deep subagents may nest (an agent whose subagent names it back is an error before this).
+pub const MAX_SUBAGENT_DEPTH: usize = 3;
 
 /// A loaded agent plus the warnings found while loading it.
 #[derive(Debug, Clone)]
@@ -108,9 +114,17 @@ impl Agent {
     /// Load the agent in `dir` (which holds agent.md). On failure, every error found is returned,
     /// followed by the warnings.
     pub fn load(dir: &Path) -> Result<Loaded, Diagnostics> {
+        Self::load_file(dir, &dir.join("agent.md"), &mut Vec::new())
+    }
+
+    fn load_file(
+        dir: &Path,
+        agent_md: &Path,
+        chain: &mut Vec<String>,
+    ) -> Result<Loaded, Diagnostics> {
+        let agent_md = agent_md.to_path_buf();
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
-        let agent_md = dir.join("agent.md");
         let text = match std::fs::read_to_string(&agent_md) {
             Ok(t) => t,
             Err(e) => {
@@ -169,6 +183,40 @@ impl Agent {
                 Prompts::default()
             }
         };
+        let mut subagents = Vec::new();
+        chain.push(def.id.clone());
+        for id in &def.subagents {
+            let path = dir.join("agents").join(format!("{id}.md"));
+            if chain.contains(id) || chain.len() > MAX_SUBAGENT_DEPTH {
+                errors.push(Diagnostic::error(
+                    &path,
+                    0,
+                    0,
+                    format!(
+                        "subagent `{id}` would nest too deep or loop ({} → {id})",
+                        chain.join(" → ")
+                    ),
+                ));
+                continue;
+            }
+            if !path.is_file() {
+                errors.push(Diagnostic::error(
+                    &path,
+                    0,
+                    0,
+                    format!("the agent names subagent `{id}` but {} does not exist; create it (agent.md format)", path.display()),
+                ));
+                continue;
+            }
+            match Self::load_file(dir, &path, chain) {
+                Ok(l) => {
+                    warnings.extend(l.warnings);
+                    subagents.push(l.agent);
+                }
+                Err(d) => errors.extend(d.0),
+            }
+        }
+        chain.pop();
         let policy = match crate::policy::Policy::load(dir) {
             Ok(p) => p,
             Err(d) => {
@@ -189,6 +237,7 @@ impl Agent {
                 tools,
                 prompts,
                 policy,
+                subagents,
             },
             warnings,
         })

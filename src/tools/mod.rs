@@ -7,6 +7,7 @@
 //! create: there is no path from the model to an executor that skips the guard.
 
 pub mod activate_skill;
+pub mod delegate;
 pub mod kubectl;
 pub mod schema;
 pub mod table;
@@ -25,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Tools every agent gets without a manifest.
-pub const BUILTIN_TOOL_NAMES: &[&str] = &[activate_skill::NAME, transition::NAME];
+pub const BUILTIN_TOOL_NAMES: &[&str] = &[activate_skill::NAME, transition::NAME, delegate::NAME];
 
 /// What a tool call is about to do, as parsed from its arguments (by the tool's code, never by
 /// asking the model).
@@ -381,14 +382,24 @@ impl Registry {
 
 /// Every tool implementation this bosun ships, configured for `agent` and `kube`.
 pub fn implementations(agent: &Agent, kube: &crate::kube_client::KubeTarget) -> Vec<Arc<dyn Tool>> {
-    vec![
+    let mut tools: Vec<Arc<dyn Tool>> = vec![
         Arc::new(kubectl::Kubectl::new(
             kube.kubeconfig.clone(),
             kube.context.clone(),
         )),
         Arc::new(activate_skill::ActivateSkill::new(agent.skills.clone())),
         Arc::new(transition::Transition),
-    ]
+    ];
+    if !agent.subagents.is_empty() {
+        tools.push(Arc::new(delegate::Delegate::new(
+            agent
+                .subagents
+                .iter()
+                .map(|a| (a.def.id.clone(), a.def.description.clone()))
+                .collect(),
+        )));
+    }
+    tools
 }
 
 #[cfg(test)]
@@ -444,6 +455,7 @@ mod tests {
             tools: vec![m],
             prompts: Prompts::default(),
             policy: crate::policy::Policy::default(),
+            subagents: vec![],
         }
     }
 
