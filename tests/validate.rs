@@ -157,6 +157,7 @@ fn druppie_flat_skills_sub_agents_and_unknown_keys() {
     .expect("prompt");
     let loaded = bosun::agent::Agent::load(p).expect("loads");
     assert_eq!(loaded.agent.def.subagents, vec!["helper".to_string()]);
+    assert_eq!(loaded.agent.subagents[0].role, "You help.");
     assert_eq!(loaded.agent.def.version.as_deref(), Some("1"));
     let w: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
     assert!(
