@@ -155,6 +155,19 @@ fn druppie_flat_skills_sub_agents_and_unknown_keys() {
         "{{ role }} {% for s in skills %}{{ s.name }}{% endfor %}",
     )
     .expect("prompt");
+    // a named subagent must exist
+    let e = bosun::agent::Agent::load(p).expect_err("agents/helper.md is missing");
+    assert!(
+        e.to_string().contains("names subagent `helper`")
+            && e.to_string().contains("agents/helper.md"),
+        "{e}"
+    );
+    std::fs::create_dir_all(p.join("agents")).expect("mkdir");
+    std::fs::write(
+        p.join("agents/helper.md"),
+        "---\nid: helper\nname: Helper\ndescription: helps\ntools: [kubectl]\n---\nYou help.\n",
+    )
+    .expect("helper");
     let loaded = bosun::agent::Agent::load(p).expect("loads");
     assert_eq!(loaded.agent.def.subagents, vec!["helper".to_string()]);
     assert_eq!(loaded.agent.subagents[0].role, "You help.");
