@@ -7,10 +7,14 @@
 //! create: there is no path from the model to an executor that skips the guard.
 
 pub mod activate_skill;
+pub mod exec;
+pub mod helm;
 pub mod kubectl;
+pub mod manifests;
 pub mod schema;
 pub mod table;
 pub mod transition;
+pub mod vault;
 
 use crate::agent::Agent;
 use crate::diag::Diagnostic;
@@ -386,6 +390,8 @@ pub fn implementations(agent: &Agent, kube: &crate::kube_client::KubeTarget) -> 
             kube.kubeconfig.clone(),
             kube.context.clone(),
         )),
+        Arc::new(helm::Helm::new(kube)),
+        Arc::new(vault::VaultTool::from_env()),
         Arc::new(activate_skill::ActivateSkill::new(agent.skills.clone())),
         Arc::new(transition::Transition),
     ]
