@@ -13,6 +13,7 @@ pub mod kubectl;
 pub mod manifests;
 pub mod schema;
 pub mod table;
+pub mod terraform;
 pub mod transition;
 pub mod vault;
 
@@ -391,6 +392,7 @@ pub fn implementations(agent: &Agent, kube: &crate::kube_client::KubeTarget) -> 
             kube.context.clone(),
         )),
         Arc::new(helm::Helm::new(kube)),
+        Arc::new(terraform::Terraform::from_env()),
         Arc::new(vault::VaultTool::from_env()),
         Arc::new(activate_skill::ActivateSkill::new(agent.skills.clone())),
         Arc::new(transition::Transition),

@@ -209,8 +209,8 @@ pub struct Driver {
     pub registry: bosun::tools::Registry,
     pub guard: bosun::guard::Guard,
     pub ctx: bosun::tools::ToolCtx,
-    /// Every output and refusal, in order (for leak scans).
-    pub transcript: std::sync::Mutex<Vec<String>>,
+    /// Every call's arguments and its output or refusal, in order (for leak scans).
+    pub transcript: std::sync::Mutex<Vec<(String, String)>>,
     next: std::sync::atomic::AtomicU32,
     _workspace: Option<tempfile::TempDir>,
 }
@@ -265,8 +265,26 @@ impl Driver {
         approver: Option<std::sync::Arc<dyn bosun::guard::Approver>>,
         workspace: PathBuf,
     ) -> Self {
+        Self::build(replace, approver, workspace, kube_target())
+    }
+
+    /// Like `with_workspace`, without starting the sandbox (for tools that need no cluster).
+    pub fn offline(
+        replace: Vec<std::sync::Arc<dyn bosun::tools::Tool>>,
+        approver: Option<std::sync::Arc<dyn bosun::guard::Approver>>,
+        workspace: PathBuf,
+    ) -> Self {
+        Self::build(replace, approver, workspace, Default::default())
+    }
+
+    fn build(
+        replace: Vec<std::sync::Arc<dyn bosun::tools::Tool>>,
+        approver: Option<std::sync::Arc<dyn bosun::guard::Approver>>,
+        workspace: PathBuf,
+        kube: bosun::kube_client::KubeTarget,
+    ) -> Self {
         let loaded = bosun::agent::Agent::load(&repo_root()).expect("the shipped agent loads");
-        let mut impls = bosun::tools::implementations(&loaded.agent, &kube_target());
+        let mut impls = bosun::tools::implementations(&loaded.agent, &kube);
         for r in replace {
             impls.retain(|t| t.name() != r.name());
             impls.push(r);
@@ -334,7 +352,17 @@ impl Driver {
         self.transcript
             .lock()
             .expect("transcript")
-            .push(format!("{tool} {args}\n{text}"));
+            .push((format!("{tool} {args}"), text));
         outcome
+    }
+
+    /// Every output and refusal so far.
+    pub fn outputs(&self) -> Vec<String> {
+        self.transcript
+            .lock()
+            .expect("transcript")
+            .iter()
+            .map(|(_, o)| o.clone())
+            .collect()
     }
 }
