@@ -8,6 +8,7 @@
 
 pub mod activate_skill;
 pub mod exec;
+pub mod git;
 pub mod helm;
 pub mod kubectl;
 pub mod manifests;
@@ -392,6 +393,7 @@ pub fn implementations(agent: &Agent, kube: &crate::kube_client::KubeTarget) -> 
             kube.context.clone(),
         )),
         Arc::new(helm::Helm::new(kube)),
+        Arc::new(git::Git::new(kube)),
         Arc::new(terraform::Terraform::from_env()),
         Arc::new(vault::VaultTool::from_env()),
         Arc::new(activate_skill::ActivateSkill::new(agent.skills.clone())),
