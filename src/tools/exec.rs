@@ -202,13 +202,19 @@ pub async fn run(cmd: &Cmd) -> Result<Output, ToolError> {
     let out_task = child.stdout.take().map(|r| tokio::spawn(capture(r)));
     let err_task = child.stderr.take().map(|r| tokio::spawn(capture(r)));
     let status = match tokio::time::timeout(cmd.timeout, child.wait()).await {
-        Ok(s) => s.map_err(|e| ToolError::Failed(format!("waiting for {}: {e}", cmd.display())))?,
+        Ok(s) => {
+            // whatever the program left running in its group goes with it (a pgid is not
+            // reused while any member is alive, so this reaches only our own processes)
+            signal_group(pid, libc::SIGKILL);
+            s.map_err(|e| ToolError::Failed(format!("waiting for {}: {e}", cmd.display())))?
+        }
         Err(_) => {
             signal_group(pid, libc::SIGINT);
             if tokio::time::timeout(cmd.grace, child.wait()).await.is_err() {
-                signal_group(pid, libc::SIGKILL);
                 let _ = child.kill().await;
             }
+            // members that ignore SIGINT (background jobs of a shell do) are killed now
+            signal_group(pid, libc::SIGKILL);
             // reap and drop the pipes
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
             tracing::warn!(command = %cmd.display(), secs = cmd.timeout.as_secs(), "command timed out; process group stopped");

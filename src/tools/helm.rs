@@ -1002,14 +1002,20 @@ fn release_summary(rel: &Value, notes: bool) -> String {
             })
             .unwrap_or_else(|| "?".into())
     };
+    let app = match rel
+        .pointer("/chart/metadata/appVersion")
+        .and_then(Value::as_str)
+    {
+        Some(a) if !a.is_empty() => format!(", app version {a}"),
+        _ => String::new(),
+    };
     let mut out = format!(
-        "release {} in {}: revision {}, status {}, chart {}, app version {}, updated {}",
+        "release {} in {}: revision {}, status {}, chart {}{app}, updated {}",
         s("/name"),
         s("/namespace"),
         s("/version"),
         s("/info/status"),
         chart_name(rel),
-        s("/chart/metadata/appVersion"),
         s("/info/last_deployed")
             .chars()
             .take(19)

@@ -120,12 +120,20 @@ pub fn unresolve(o: &mut Value, resolved: &Resolved) {
                     if val.is_empty() {
                         continue;
                     }
-                    if s.contains(val.as_str()) {
-                        *s = s.replace(val.as_str(), r);
-                    }
                     let enc = b64(val);
-                    if s.contains(&enc) {
-                        *s = s.replace(&enc, r);
+                    if s == val || *s == enc {
+                        *s = r.clone();
+                        break;
+                    }
+                    // inside a longer string (a DSN, a config file) only when the value is long
+                    // enough not to match by accident
+                    if val.chars().count() >= 8 {
+                        if s.contains(val.as_str()) {
+                            *s = s.replace(val.as_str(), r);
+                        }
+                        if s.contains(&enc) {
+                            *s = s.replace(&enc, r);
+                        }
                     }
                 }
             }
@@ -377,6 +385,16 @@ mod tests {
             .as_str()
             .is_some_and(|s| s.starts_with("<hidden #")));
         assert_eq!(hidden("x"), hidden("x"));
+        // a short value is put back only where it is the whole string
+        let short = vec![("vault:secret/a#user".to_string(), "app".to_string())];
+        let mut o = json!({"kind": "ConfigMap", "metadata": {"name": "x", "labels": {"app.kubernetes.io/name": "app"}}, "data": {"u": "app", "k": "apple"}});
+        unresolve(&mut o, &short);
+        assert_eq!(o["data"]["u"], "vault:secret/a#user");
+        assert_eq!(o["data"]["k"], "apple");
+        assert_eq!(
+            o["metadata"]["labels"]["app.kubernetes.io/name"],
+            "vault:secret/a#user"
+        );
         assert_ne!(hidden("x"), hidden("y"));
     }
 

@@ -13,6 +13,7 @@ pub mod helm;
 pub mod kubectl;
 pub mod manifests;
 pub mod schema;
+pub mod shell;
 pub mod table;
 pub mod terraform;
 pub mod transition;
@@ -396,6 +397,8 @@ pub fn implementations(agent: &Agent, kube: &crate::kube_client::KubeTarget) -> 
         Arc::new(git::Git::new(kube)),
         Arc::new(terraform::Terraform::from_env()),
         Arc::new(vault::VaultTool::from_env()),
+        // offered only when the agent lists `shell` in its tools (the opt-in)
+        Arc::new(shell::Shell),
         Arc::new(activate_skill::ActivateSkill::new(agent.skills.clone())),
         Arc::new(transition::Transition),
     ]

@@ -526,8 +526,8 @@ impl Terraform {
                 let v = self.show_json(ctx, &c, None).await?;
                 Ok(summarise_state(&v, ctx))
             }
-            Operation::Plan | Operation::DestroyPlan => self.plan(c, ctx).await,
-            Operation::Apply | Operation::Destroy => self.apply(c, ctx).await,
+            Operation::Plan | Operation::DestroyPlan => self.make_plan(c, ctx).await,
+            Operation::Apply | Operation::Destroy => self.apply_plan(c, ctx).await,
         }
     }
 
@@ -563,7 +563,7 @@ impl Terraform {
             .map_err(|e| ToolError::Failed(format!("unexpected terraform show output: {e}")))
     }
 
-    async fn plan(&self, c: Call, ctx: &ToolCtx) -> Result<String, ToolError> {
+    async fn make_plan(&self, c: Call, ctx: &ToolCtx) -> Result<String, ToolError> {
         let kind = c.op.kind().unwrap_or(PlanKind::Plan);
         let work = Self::work(ctx, &c.dir);
         let plans_dir = work.join("plans");
@@ -679,7 +679,7 @@ impl Terraform {
         Ok(text)
     }
 
-    async fn apply(&self, c: Call, ctx: &ToolCtx) -> Result<String, ToolError> {
+    async fn apply_plan(&self, c: Call, ctx: &ToolCtx) -> Result<String, ToolError> {
         let rec = self.record(&c)?;
         let bytes = std::fs::read(&rec.path).map_err(|e| {
             ToolError::Failed(format!(

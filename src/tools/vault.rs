@@ -890,20 +890,17 @@ impl VaultTool {
                     .collect()
             })
             .unwrap_or_default();
-        let list = |v: &[&str]| {
-            if v.is_empty() {
-                "-".to_string()
-            } else {
-                v.join(", ")
-            }
-        };
-        let summary = format!(
-            "new: {}; changed: {}; unchanged: {}; other keys kept: {}",
-            list(&new),
-            list(&changed),
-            list(&same),
-            list(&kept)
-        );
+        let summary = [
+            ("new", &new),
+            ("changed", &changed),
+            ("unchanged", &same),
+            ("other keys kept", &kept),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}: {}", v.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ");
         let version = current.as_ref().map_or(0, |c| c.version);
         if dry {
             return Ok(format!(
@@ -978,7 +975,8 @@ impl VaultTool {
         let verb = if exists { "replace (rotate)" } else { "create" };
         if dry {
             return Ok(format!(
-                "dry-run ok: would {verb} key `{key}` at {loc} with a random {len}-character {charset:?} value (version {version} → {}). Token capabilities: {}. Reference: {reference}",
+                "dry-run ok: would {verb} key `{key}` at {loc} with a random {len}-character {} value (version {version} → {}). Token capabilities: {}. Reference: {reference}",
+                format!("{charset:?}").to_lowercase(),
                 version + 1,
                 caps.join(", ")
             ));

@@ -211,6 +211,8 @@ pub struct Driver {
     pub ctx: bosun::tools::ToolCtx,
     /// Every call's arguments and its output or refusal, in order (for leak scans).
     pub transcript: std::sync::Mutex<Vec<(String, String)>>,
+    /// Every tool result and error before redaction (a tool should not rely on the redactor).
+    pub raw: std::sync::Mutex<Vec<String>>,
     next: std::sync::atomic::AtomicU32,
     _workspace: Option<tempfile::TempDir>,
 }
@@ -265,7 +267,17 @@ impl Driver {
         approver: Option<std::sync::Arc<dyn bosun::guard::Approver>>,
         workspace: PathBuf,
     ) -> Self {
-        Self::build(replace, approver, workspace, kube_target())
+        Self::build(&repo_root(), replace, approver, workspace, kube_target())
+    }
+
+    /// The agent in `agent_dir` (e.g. a copy of the shipped one with a changed tool list), offline.
+    pub fn for_agent(
+        agent_dir: &Path,
+        replace: Vec<std::sync::Arc<dyn bosun::tools::Tool>>,
+        approver: Option<std::sync::Arc<dyn bosun::guard::Approver>>,
+        workspace: PathBuf,
+    ) -> Self {
+        Self::build(agent_dir, replace, approver, workspace, Default::default())
     }
 
     /// Like `with_workspace`, without starting the sandbox (for tools that need no cluster).
@@ -274,16 +286,23 @@ impl Driver {
         approver: Option<std::sync::Arc<dyn bosun::guard::Approver>>,
         workspace: PathBuf,
     ) -> Self {
-        Self::build(replace, approver, workspace, Default::default())
+        Self::build(
+            &repo_root(),
+            replace,
+            approver,
+            workspace,
+            Default::default(),
+        )
     }
 
     fn build(
+        agent_dir: &Path,
         replace: Vec<std::sync::Arc<dyn bosun::tools::Tool>>,
         approver: Option<std::sync::Arc<dyn bosun::guard::Approver>>,
         workspace: PathBuf,
         kube: bosun::kube_client::KubeTarget,
     ) -> Self {
-        let loaded = bosun::agent::Agent::load(&repo_root()).expect("the shipped agent loads");
+        let loaded = bosun::agent::Agent::load(agent_dir).expect("the agent loads");
         let mut impls = bosun::tools::implementations(&loaded.agent, &kube);
         for r in replace {
             impls.retain(|t| t.name() != r.name());
@@ -302,6 +321,7 @@ impl Driver {
             guard: bosun::guard::Guard::new(cfg),
             ctx: bosun::tools::ToolCtx::new(workspace),
             transcript: std::sync::Mutex::new(Vec::new()),
+            raw: std::sync::Mutex::new(Vec::new()),
             next: std::sync::atomic::AtomicU32::new(0),
             _workspace: None,
         }
@@ -339,6 +359,10 @@ impl Driver {
                     .expect("admitted tool is registered");
                 let r = reg.tool.execute(&a, &self.ctx).await;
                 self.guard.record(&a, r.is_ok());
+                self.raw.lock().expect("raw").push(match &r {
+                    Ok(s) => s.clone(),
+                    Err(e) => e.to_string(),
+                });
                 match r {
                     Ok(s) => Outcome::Ok(self.ctx.redactor.redact(&s)),
                     Err(e) => Outcome::Failed(self.ctx.redactor.redact(&e.to_string())),
