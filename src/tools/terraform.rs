@@ -121,6 +121,7 @@ struct PlanRecord {
     path: PathBuf,
     sha256: String,
     config_hash: String,
+    inputs_hash: String,
     kind: PlanKind,
     /// Resources the plan deletes or replaces.
     deletes: usize,
@@ -163,6 +164,8 @@ struct Call {
     dir: PathBuf,
     planfile: String,
     config_hash: String,
+    /// Hash of the variables the plan was (or is to be) made with.
+    inputs_hash: String,
 }
 
 fn valid_planfile(n: &str) -> bool {
@@ -287,12 +290,33 @@ impl Terraform {
         } else {
             String::new()
         };
+        // the plan's other inputs: for plan, the variables given now; for apply, those of the
+        // saved plan (so a re-plan with other variables under the same name is a different
+        // change, even from another session of this runtime)
+        let inputs_hash = match op {
+            Operation::Plan | Operation::DestroyPlan => {
+                let vars: Value = match a.vars.as_deref().map(str::trim) {
+                    None | Some("") => Value::Null,
+                    Some(t) => serde_saphyr::from_str(t).map_err(|e| {
+                        ToolError::InvalidArguments(format!("`vars` is not valid YAML: {e}"))
+                    })?,
+                };
+                super::canonical_hash(&json!({"vars": vars, "var_file": a.var_file}))
+            }
+            Operation::Apply | Operation::Destroy => self
+                .plans()
+                .get(&(dir.clone(), planfile.clone()))
+                .map(|r| r.inputs_hash.clone())
+                .unwrap_or_else(|| "no saved plan".into()),
+            _ => String::new(),
+        };
         Ok(Call {
             a,
             op,
             dir,
             planfile,
             config_hash,
+            inputs_hash,
         })
     }
 
@@ -313,6 +337,7 @@ impl Terraform {
             content_hash: super::canonical_hash(&json!({
                 "kind": kind.as_str(),
                 "config": c.config_hash,
+                "inputs": c.inputs_hash,
                 "planfile": c.planfile,
             })),
             dry_run_hint: hint,
@@ -641,6 +666,7 @@ impl Terraform {
                 path: planpath,
                 sha256: super::sha256_hex(&bytes),
                 config_hash: c.config_hash.clone(),
+                inputs_hash: c.inputs_hash.clone(),
                 kind,
                 deletes: s.deletes,
             },
@@ -1182,17 +1208,40 @@ mod tests {
         )
         .expect("write");
         let t = Terraform::new(TerraformSettings::default());
-        let p = t
-            .plan(&json!({"operation": "plan", "dir": d.path(), "planfile": "x.tfplan"}))
-            .expect("plan");
+        let plan_args =
+            json!({"operation": "plan", "dir": d.path(), "planfile": "x.tfplan", "vars": "a: 1"});
+        let p = t.plan(&plan_args).expect("plan");
         assert!(p.dry_run);
-        let a = t
-            .plan(&json!({"operation": "apply", "dir": d.path(), "planfile": "x.tfplan"}))
-            .expect("apply");
+        let apply = json!({"operation": "apply", "dir": d.path(), "planfile": "x.tfplan"});
+        // no saved plan yet: nothing an apply could match
+        assert_ne!(t.plan(&apply).expect("apply").change, p.change);
+        // what a successful plan records
+        let record = |vars: &str| {
+            let mut args = plan_args.clone();
+            args["vars"] = json!(vars);
+            let c = t.parse(&args).expect("parse");
+            t.plans().insert(
+                (c.dir.clone(), c.planfile.clone()),
+                PlanRecord {
+                    path: PathBuf::new(),
+                    sha256: String::new(),
+                    config_hash: c.config_hash.clone(),
+                    inputs_hash: c.inputs_hash.clone(),
+                    kind: PlanKind::Plan,
+                    deletes: 0,
+                },
+            );
+        };
+        record("{a: 1}");
+        let a = t.plan(&apply).expect("apply");
         assert_eq!(p.change, a.change);
+        // re-planned under the same name with other variables (e.g. by another session)
+        record("a: 2");
+        assert_ne!(t.plan(&apply).expect("apply").change, p.change);
+        record("a: 1");
         // a destroy plan is a different change
         let dp = t
-            .plan(&json!({"operation": "destroy_plan", "dir": d.path(), "planfile": "x.tfplan"}))
+            .plan(&json!({"operation": "destroy_plan", "dir": d.path(), "planfile": "x.tfplan", "vars": "a: 1"}))
             .expect("destroy plan");
         assert_ne!(dp.change, p.change);
         // state and terraform's own files do not count; configuration does
