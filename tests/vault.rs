@@ -291,6 +291,23 @@ async fn a_generated_password_reaches_a_kubernetes_secret_and_nothing_else() {
         p.contains("Plan: 1 to add") && p.contains("+ terraform_data.db"),
         "{p}"
     );
+    // the same through a .tfvars file in the repo that holds the reference
+    std::fs::write(
+        tfdir.path().join("dev.tfvars"),
+        format!("db_password = \"{reference}\"\n"),
+    )
+    .expect("tfvars");
+    let p = d
+        .call(
+            "terraform",
+            json!({"operation": "plan", "dir": tfdir.path(), "var_file": "dev.tfvars", "planfile": "dev.tfplan"}),
+            V,
+        )
+        .await
+        .ok();
+    assert!(p.contains("Plan: 1 to add"), "{p}");
+    let tfvars = std::fs::read_to_string(tfdir.path().join("dev.tfvars")).expect("tfvars");
+    assert!(tfvars.contains(&reference), "the file keeps the reference");
 
     // delete: destructive, dry-run and approval
     let del = json!({"operation": "delete", "path": copy_path});

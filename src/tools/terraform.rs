@@ -14,8 +14,10 @@
 //!   stale plan. `apply` of a plan that deletes or replaces anything is classified `destroy`
 //!   (destructive: it needs approval).
 //!
-//! Variables (`vars`) may hold `vault:` references; they are resolved inside the runtime into a
-//! var file (mode 0600 in the workspace, deleted after the plan), never onto a command line.
+//! Variables (`vars`, or a `var_file` in the root) may hold `vault:` references; they are resolved
+//! inside the runtime into a var file (mode 0600 in the workspace, deleted after the plan), never
+//! onto a command line. In an HCL `.tfvars` a reference must be a whole quoted string; the value
+//! is written escaped.
 
 use super::exec::{self, Cmd};
 use super::{Change, Invocation, Tool, ToolCtx, ToolError};
@@ -109,7 +111,7 @@ struct Args {
     planfile: Option<String>,
     /// plan/destroy_plan: variables as a YAML map; use vault:<mount>/<path>#<key> for secrets.
     vars: Option<String>,
-    /// plan/destroy_plan: a .tfvars file inside dir, e.g. `dev.tfvars`.
+    /// plan/destroy_plan: a .tfvars file inside dir, e.g. `dev.tfvars` (vault references in it are resolved privately).
     var_file: Option<String>,
     /// Timeout in seconds (default 600 for plan/apply, 120 otherwise).
     timeout_seconds: Option<u64>,
@@ -613,16 +615,34 @@ impl Terraform {
         if kind == PlanKind::Destroy {
             args.push("-destroy".into());
         }
+        let mut resolved_var_file: Option<tempfile::NamedTempFile> = None;
         if let Some(vf) = &c.a.var_file {
             let p = c.dir.join(vf);
             let text = std::fs::read_to_string(&p)
                 .map_err(|e| ToolError::InvalidArguments(format!("var_file {vf}: {e}")))?;
-            if !crate::secrets::find_refs(&text).is_empty() {
-                return Err(ToolError::InvalidArguments(format!(
-                    "var_file {vf} contains vault references; pass those variables in `vars` instead (bosun resolves them into a private file)"
-                )));
+            if crate::secrets::find_refs(&text).is_empty() {
+                args.push(format!("-var-file={}", p.display()));
+            } else {
+                // references resolved into a private copy; the file in the repo keeps them
+                let json = vf.ends_with(".json");
+                let resolved = if json {
+                    let v: Value = serde_json::from_str(&text)
+                        .map_err(|e| ToolError::InvalidArguments(format!("var_file {vf}: {e}")))?;
+                    super::manifests::resolve_refs(&v, ctx.secrets.as_ref())
+                        .await?
+                        .0
+                        .to_string()
+                } else {
+                    resolve_hcl_refs(&text, vf, ctx).await?
+                };
+                let f = private_file(
+                    &work,
+                    if json { ".tfvars.json" } else { ".tfvars" },
+                    &resolved,
+                )?;
+                args.push(format!("-var-file={}", f.path().display()));
+                resolved_var_file = Some(f);
             }
-            args.push(format!("-var-file={}", p.display()));
         }
         if let Some(t) = c.a.vars.as_deref().filter(|t| !t.trim().is_empty()) {
             let v: Value = serde_saphyr::from_str(t).map_err(|e| {
@@ -634,22 +654,14 @@ impl Terraform {
                 ));
             }
             let (resolved, _) = super::manifests::resolve_refs(&v, ctx.secrets.as_ref()).await?;
-            let mut f = tempfile::Builder::new()
-                .prefix("vars-")
-                .suffix(".tfvars.json")
-                .tempfile_in(&work)
-                .map_err(|e| ToolError::Failed(format!("creating a var file: {e}")))?;
-            set_mode(f.path(), 0o600);
-            use std::io::Write;
-            f.write_all(resolved.to_string().as_bytes())
-                .and_then(|_| f.flush())
-                .map_err(|e| ToolError::Failed(format!("writing the var file: {e}")))?;
+            let f = private_file(&work, ".tfvars.json", &resolved.to_string())?;
             args.push(format!("-var-file={}", f.path().display()));
             var_tmp = Some(f);
         }
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = self.tf(ctx, &c.dir, &refs, Self::timeout(&c, 600)).await;
         drop(var_tmp);
+        drop(resolved_var_file);
         let out = out?;
         if !matches!(out.code, Some(0) | Some(2)) {
             let _ = std::fs::remove_file(&planpath);
@@ -814,6 +826,64 @@ fn mirror_providers(mirror: &Path) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// A file only the user can read, in `dir`, deleted when dropped.
+fn private_file(
+    dir: &Path,
+    suffix: &str,
+    text: &str,
+) -> Result<tempfile::NamedTempFile, ToolError> {
+    let mut f = tempfile::Builder::new()
+        .prefix("vars-")
+        .suffix(suffix)
+        .tempfile_in(dir)
+        .map_err(|e| ToolError::Failed(format!("creating a var file: {e}")))?;
+    set_mode(f.path(), 0o600);
+    use std::io::Write;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.flush())
+        .map_err(|e| ToolError::Failed(format!("writing the var file: {e}")))?;
+    Ok(f)
+}
+
+/// Resolve references in an HCL `.tfvars` file. A reference must be a whole quoted string
+/// (`password = "vault:kv/app#password"`); the value is written escaped, so it cannot break out
+/// of the string. References anywhere else are refused.
+async fn resolve_hcl_refs(text: &str, name: &str, ctx: &ToolCtx) -> Result<String, ToolError> {
+    let mut out = text.to_string();
+    for r in crate::secrets::find_refs(text) {
+        let quoted = format!("\"{r}\"");
+        let bare = text.matches(&r.to_string()).count();
+        if text.matches(&quoted).count() != bare {
+            return Err(ToolError::InvalidArguments(format!(
+                "var_file {name}: {r} must stand alone as a quoted string (`key = \"{r}\"`); or pass the variable in `vars`"
+            )));
+        }
+        let v = ctx
+            .secrets
+            .resolve(&r)
+            .await
+            .map_err(|e| ToolError::Failed(e.to_string()))?;
+        let mut esc = String::with_capacity(v.len() + 2);
+        esc.push('"');
+        for ch in v.chars() {
+            match ch {
+                '\\' => esc.push_str("\\\\"),
+                '"' => esc.push_str("\\\""),
+                '\n' => esc.push_str("\\n"),
+                '\r' => esc.push_str("\\r"),
+                '\t' => esc.push_str("\\t"),
+                c if c.is_control() => esc.push_str(&format!("\\u{:04x}", c as u32)),
+                c => esc.push(c),
+            }
+        }
+        esc.push('"');
+        // template sequences inside a string: `${` and `%{` are escaped by doubling
+        let esc = esc.replace("${", "$${").replace("%{", "%%{");
+        out = out.replace(&quoted, &esc);
+    }
+    Ok(out)
 }
 
 fn set_mode(p: &Path, mode: u32) {
@@ -1260,6 +1330,30 @@ mod tests {
             .plan(&json!({"operation": "apply", "dir": d.path(), "planfile": "x.tfplan"}))
             .expect("apply");
         assert_ne!(a3.change, p.change);
+    }
+
+    struct Tricky;
+    impl crate::secrets::SecretResolver for Tricky {
+        fn resolve<'a>(
+            &'a self,
+            _r: &'a crate::secrets::VaultRef,
+        ) -> futures::future::BoxFuture<'a, Result<String, crate::secrets::SecretError>> {
+            Box::pin(async { Ok("a\"b\\c ${x} %{y}\nz".to_string()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn hcl_var_files_get_escaped_values_and_only_whole_string_references() {
+        let mut ctx = ToolCtx::new(std::env::temp_dir());
+        ctx.secrets = std::sync::Arc::new(Tricky);
+        let out = resolve_hcl_refs("pw = \"vault:kv/a#p\"\n", "x.tfvars", &ctx)
+            .await
+            .expect("resolves");
+        assert_eq!(out, "pw = \"a\\\"b\\\\c $${x} %%{y}\\nz\"\n");
+        let e = resolve_hcl_refs("pw = \"x-vault:kv/a#p\"\n", "x.tfvars", &ctx)
+            .await
+            .expect_err("embedded");
+        assert!(e.to_string().contains("must stand alone"), "{e}");
     }
 
     #[test]
