@@ -349,6 +349,36 @@ async fn the_api_server_rejection_fails_the_dry_run_and_a_rejected_push_is_undon
         st.contains("A apps/bad.yaml"),
         "the change is kept in the working tree: {st}"
     );
+    // open again: fetch and fast-forward, keeping the change; then dry-run and push succeed
+    let o = d
+        .call(
+            "git",
+            json!({"operation": "open", "remote": remote}),
+            State::Intake,
+        )
+        .await
+        .ok();
+    assert!(
+        o.contains("\"concurrent change\"") && o.contains("up to date with origin/main"),
+        "{o}"
+    );
+    d.call(
+        "git",
+        json!({"operation": "commit_push", "dry_run": true}),
+        V,
+    )
+    .await
+    .ok();
+    d.call(
+        "git",
+        json!({"operation": "commit_push", "message": "feat: web"}),
+        D,
+    )
+    .await
+    .ok();
+    assert_eq!(remote_head_message(&remote), "feat: web");
+    assert!(remote_file(&remote, "main", "other.txt").is_some());
+    assert!(remote_file(&remote, "main", "apps/bad.yaml").is_some());
 }
 
 #[tokio::test]

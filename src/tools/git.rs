@@ -547,6 +547,7 @@ impl Git {
                 let dest = base.join(format!("{}-{}", if name.is_empty() { "repo" } else { &name }, &id[..8]));
                 if dest.join(".git").exists() {
                     fetch(&dest, &remote).await?;
+                    fast_forward(&dest)?;
                 } else {
                     clone(&remote, &dest, a.branch.as_deref()).await?;
                 }
@@ -1024,6 +1025,41 @@ fn list_files(dir: &Path, under: Option<&str>) -> Result<String, ToolError> {
         ));
     }
     Ok(out)
+}
+
+/// Move the current branch to its fetched upstream when it is only behind (like
+/// `git merge --ff-only`); uncommitted changes to other files are kept, conflicting ones refuse.
+fn fast_forward(dir: &Path) -> Result<(), ToolError> {
+    let repo = Repository::open(dir).map_err(gerr)?;
+    let Ok(head) = repo.head() else { return Ok(()) };
+    let (Ok(name), Some(local)) = (head.shorthand().map(str::to_string), head.target()) else {
+        return Ok(());
+    };
+    let Some(up) = repo
+        .find_reference(&format!("refs/remotes/origin/{name}"))
+        .ok()
+        .and_then(|r| r.target())
+    else {
+        return Ok(());
+    };
+    let (ahead, behind) = repo.graph_ahead_behind(local, up).map_err(gerr)?;
+    if behind == 0 || ahead > 0 {
+        return Ok(());
+    }
+    let target = repo.find_commit(up).map_err(gerr)?;
+    let mut co = git2::build::CheckoutBuilder::new();
+    co.safe();
+    repo.checkout_tree(target.as_object(), Some(&mut co))
+        .map_err(|e| {
+            ToolError::Failed(format!(
+                "cannot fast-forward {name} to origin/{name}: {} (your uncommitted changes conflict with the remote's; see status)",
+                e.message()
+            ))
+        })?;
+    repo.find_reference(&format!("refs/heads/{name}"))
+        .and_then(|mut r| r.set_target(up, "bosun: fast-forward").map(|_| ()))
+        .map_err(gerr)?;
+    Ok(())
 }
 
 fn ahead_behind(repo: &Repository) -> Option<String> {
