@@ -246,7 +246,7 @@ async fn helm3_install_upgrade_rollback_uninstall_through_the_guard() {
         .await
         .ok();
     assert!(
-        dry.contains("to revision 1") && dry.contains("+  greeting: v1"),
+        dry.contains("to revision 1") && dry.contains("~ ConfigMap/greeter-config: /data/greeting"),
         "{dry}"
     );
     let rb = d

@@ -87,7 +87,7 @@ fn write_chart(dir: &Path) {
     .expect("secret");
     std::fs::write(
         dir.join("templates/configmap.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\ndata:\n  host: {{ .Values.db.host | quote }}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\ndata:\n  host: {{ .Values.db.host | quote }}\n  # a template that transforms the secret: the redactor alone would not catch it\n  shout: {{ .Values.db.password | upper | quote }}\n",
     )
     .expect("configmap");
 }
@@ -271,10 +271,25 @@ async fn a_generated_password_reaches_a_kubernetes_secret_and_nothing_else() {
     );
     // an upgrade dry-run against the live release: the Secret is unchanged, no value shown
     let dry = d.call("helm", h("upgrade_dry_run"), V).await.ok();
+    assert!(dry.contains("0 changed"), "{dry}");
+    // a changed ConfigMap that also holds a transformed secret: the diff masks it
+    let moved = values.replace("db.internal", "db2.internal");
+    let mut a = h("upgrade_dry_run");
+    a["values"] = json!(moved);
+    let dry = d.call("helm", a, V).await.ok();
     assert!(
-        dry.contains("0 changed") || dry.contains("unchanged"),
+        dry.contains("~ ConfigMap/db-settings") && dry.contains("+  host: db2.internal"),
         "{dry}"
     );
+    assert!(
+        dry.contains("shout: \"<hidden #") || dry.contains("shout: <hidden #"),
+        "{dry}"
+    );
+    assert!(dry.contains("are masked"), "{dry}");
+    let upper = password.to_uppercase();
+    for o in d.outputs() {
+        assert!(!o.contains(&upper), "a transformed secret leaked: {o}");
+    }
 
     // a terraform variable from vault: resolved into a private var file, never printed
     let tfdir = tempfile::tempdir().expect("tempdir");

@@ -795,11 +795,31 @@ impl Helm {
             Some(m) => manifests::parse_docs(m).unwrap_or_default(),
             None => Vec::new(),
         };
-        let diff = manifests::diff_objects(
-            &manifests::for_display(&old, &resolved),
-            &manifests::for_display(&new, &resolved),
-            200,
-        );
+        // what the model may see: the same chart rendered locally with the references as
+        // written; anything the server render has beyond that is masked
+        let expected = self.render_unresolved(c, chart, ctx).await?;
+        let mut shown_new = manifests::for_display(&new, &resolved);
+        let mut shown_old = manifests::for_display(&old, &resolved);
+        let mut masked = 0usize;
+        for o in &mut shown_new {
+            let key = manifests::object_key(o);
+            let exp = expected.iter().find(|e| manifests::object_key(e) == key);
+            let mut ptrs = Vec::new();
+            manifests::mask_divergent(o, exp, "", &mut ptrs);
+            masked += ptrs.len();
+            if let Some(l) = shown_old
+                .iter_mut()
+                .find(|l| manifests::object_key(l) == key)
+            {
+                manifests::mask_paths(l, &ptrs);
+            }
+        }
+        let mut diff = manifests::diff_objects(&shown_old, &shown_new, 200);
+        if masked > 0 {
+            diff.push_str(&format!(
+                "{masked} value(s) computed from data not shown to you (secrets, lookups, random values) are masked as <hidden #…>\n"
+            ));
+        }
         let head = match &live {
             None => format!(
                 "would install release {} in {} (new), chart {}",
@@ -844,6 +864,27 @@ impl Helm {
         Ok(text)
     }
 
+    /// The chart rendered locally (`helm template`) with the values as written: references
+    /// unresolved, no cluster lookups.
+    async fn render_unresolved(
+        &self,
+        c: &Call,
+        chart: &ChartSrc,
+        ctx: &ToolCtx,
+    ) -> Result<Vec<Value>, ToolError> {
+        let vf = Self::values_file(ctx, &c.values)?;
+        let mut args = vec!["template".to_string(), c.release.clone()];
+        args.extend(chart.argv(c.a.version.as_deref()));
+        args.extend(["--namespace".to_string(), c.namespace.clone()]);
+        args.extend(["-f".to_string(), vf.path().display().to_string()]);
+        let out = self.helm(ctx, args, Duration::from_secs(120)).await?;
+        if !out.success() {
+            return Err(fail("helm template (for the masked diff)", &out));
+        }
+        manifests::parse_docs(&out.stdout)
+            .map_err(|e| ToolError::Failed(format!("helm rendered invalid YAML: {e}")))
+    }
+
     async fn rollback(&self, c: &Call, ctx: &ToolCtx) -> Result<String, ToolError> {
         let dry = c.a.dry_run.unwrap_or(false);
         let rev = c.a.revision.unwrap_or(0);
@@ -873,16 +914,12 @@ impl Helm {
             if !out.success() {
                 return Err(fail("helm rollback --dry-run", &out));
             }
-            let diff = manifests::diff_objects(
-                &manifests::for_display(
-                    &manifests::parse_docs(&current).unwrap_or_default(),
-                    &Vec::new(),
-                ),
-                &manifests::for_display(
-                    &manifests::parse_docs(&target).unwrap_or_default(),
-                    &Vec::new(),
-                ),
-                200,
+            // both sides are stored revisions: which values came from secrets is unknown, so
+            // the diff names fields only
+            let diff = manifests::diff_fields(
+                &manifests::parse_docs(&current).unwrap_or_default(),
+                &manifests::parse_docs(&target).unwrap_or_default(),
+                100,
             );
             return Ok(format!(
                 "dry-run ok: rollback of {} in {} to revision {rev} would change:\n{diff}",

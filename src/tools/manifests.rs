@@ -197,6 +197,55 @@ pub fn for_display(objs: &[Value], resolved: &Resolved) -> Vec<Value> {
         .collect()
 }
 
+/// Compare what the server rendered (`actual`, references already put back) with a local render
+/// of the same chart where references were never resolved (`expected`). A string that differs
+/// was computed from something bosun did not show the model — a secret transformed by a
+/// template (`upper`, `sha256sum`, a DSN), a `lookup` of live data, a random value — so it is
+/// masked, and its JSON pointer recorded (the same place is masked in the live object too).
+pub fn mask_divergent(
+    actual: &mut Value,
+    expected: Option<&Value>,
+    ptr: &str,
+    out: &mut Vec<String>,
+) {
+    match actual {
+        Value::Object(m) => {
+            for (k, v) in m.iter_mut() {
+                let p = format!("{ptr}/{}", k.replace('~', "~0").replace('/', "~1"));
+                // identity fields stay readable
+                let keep = matches!(
+                    p.as_str(),
+                    "/apiVersion" | "/kind" | "/metadata/name" | "/metadata/namespace"
+                );
+                if keep {
+                    continue;
+                }
+                mask_divergent(v, expected.and_then(|e| e.get(k.as_str())), &p, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, v) in a.iter_mut().enumerate() {
+                let p = format!("{ptr}/{i}");
+                mask_divergent(v, expected.and_then(|e| e.get(i)), &p, out);
+            }
+        }
+        Value::String(s) if expected.and_then(Value::as_str) != Some(s.as_str()) => {
+            *s = hidden(s);
+            out.push(ptr.to_string());
+        }
+        _ => {}
+    }
+}
+
+/// Mask the string leaves at `ptrs` (JSON pointers) in `o`.
+pub fn mask_paths(o: &mut Value, ptrs: &[String]) {
+    for p in ptrs {
+        if let Some(Value::String(s)) = o.pointer_mut(p) {
+            *s = hidden(s);
+        }
+    }
+}
+
 /// YAML of one object.
 pub fn to_yaml(o: &Value) -> String {
     serde_saphyr::to_string(o).unwrap_or_else(|_| o.to_string())
@@ -251,6 +300,84 @@ pub fn diff_objects(old: &[Value], new: &[Value], max_lines: usize) -> String {
     }
     if n > max_lines {
         out.push_str(&format!("… {} more diff lines omitted\n", n - max_lines));
+    }
+    out
+}
+
+/// Which objects of two sets differ, and at which fields (JSON pointers), without any value:
+/// for diffs where bosun cannot tell which values came from secrets (e.g. two stored revisions).
+pub fn diff_fields(old: &[Value], new: &[Value], max_lines: usize) -> String {
+    fn leaves(v: &Value, ptr: String, out: &mut BTreeMap<String, String>) {
+        match v {
+            Value::Object(m) => m.iter().for_each(|(k, x)| {
+                leaves(
+                    x,
+                    format!("{ptr}/{}", k.replace('~', "~0").replace('/', "~1")),
+                    out,
+                )
+            }),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, x)| leaves(x, format!("{ptr}/{i}"), out)),
+            other => {
+                out.insert(ptr, other.to_string());
+            }
+        }
+    }
+    let index = |v: &[Value]| -> BTreeMap<String, BTreeMap<String, String>> {
+        v.iter()
+            .map(|o| {
+                let mut m = BTreeMap::new();
+                leaves(o, String::new(), &mut m);
+                (object_key(o), m)
+            })
+            .collect()
+    };
+    let (a, b) = (index(old), index(new));
+    let mut lines = Vec::new();
+    for (k, nb) in &b {
+        match a.get(k) {
+            None => lines.push(format!("+ {k}")),
+            Some(na) if na == nb => {}
+            Some(na) => {
+                let mut fields: Vec<&str> = nb
+                    .iter()
+                    .filter(|(p, v)| na.get(*p) != Some(v))
+                    .map(|(p, _)| p.as_str())
+                    .chain(
+                        na.keys()
+                            .filter(|p| !nb.contains_key(*p))
+                            .map(String::as_str),
+                    )
+                    .collect();
+                fields.sort();
+                fields.dedup();
+                let n = fields.len();
+                fields.truncate(12);
+                lines.push(format!(
+                    "~ {k}: {}{}",
+                    fields.join(", "),
+                    if n > 12 {
+                        format!(" … {} more", n - 12)
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+        }
+    }
+    for k in a.keys().filter(|k| !b.contains_key(*k)) {
+        lines.push(format!("- {k}"));
+    }
+    let n = lines.len();
+    let mut out = format!("{n} objects differ (fields shown, values not):\n");
+    for l in lines.iter().take(max_lines) {
+        out.push_str(l);
+        out.push('\n');
+    }
+    if n > max_lines {
+        out.push_str(&format!("… {} more\n", n - max_lines));
     }
     out
 }
@@ -396,6 +523,47 @@ mod tests {
             "vault:secret/a#user"
         );
         assert_ne!(hidden("x"), hidden("y"));
+    }
+
+    #[test]
+    fn values_computed_from_unseen_data_are_masked() {
+        let expected = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+            "data": {"plain": "x", "upper": "VAULT:SECRET/A#PW", "ref": "vault:secret/a#pw"}});
+        let mut actual = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+            "data": {"plain": "x", "upper": "S3CRET-VALUE", "ref": "vault:secret/a#pw", "extra": "looked-up"}});
+        let mut masked = Vec::new();
+        mask_divergent(&mut actual, Some(&expected), "", &mut masked);
+        assert_eq!(actual["data"]["plain"], "x");
+        assert_eq!(actual["data"]["ref"], "vault:secret/a#pw");
+        assert!(actual["data"]["upper"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("<hidden #")));
+        assert!(actual["data"]["extra"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("<hidden #")));
+        assert_eq!(
+            masked,
+            vec!["/data/extra".to_string(), "/data/upper".to_string()]
+        );
+        let mut live = json!({"data": {"upper": "OLD-S3CRET"}});
+        mask_paths(&mut live, &masked);
+        assert!(live["data"]["upper"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("<hidden #")));
+    }
+
+    #[test]
+    fn field_diffs_never_show_values() {
+        let a =
+            parse_docs("kind: ConfigMap\nmetadata: {name: a}\ndata: {k: old-secret, same: x}\n")
+                .expect("yaml");
+        let b = parse_docs("kind: ConfigMap\nmetadata: {name: a}\ndata: {k: new-secret, same: x}\n---\nkind: Service\nmetadata: {name: s}\n").expect("yaml");
+        let d = diff_fields(&a, &b, 50);
+        assert!(
+            d.contains("~ ConfigMap/a: /data/k") && d.contains("+ Service/s"),
+            "{d}"
+        );
+        assert!(!d.contains("secret"), "{d}");
     }
 
     #[test]

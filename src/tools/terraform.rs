@@ -127,6 +127,8 @@ struct PlanRecord {
     kind: PlanKind,
     /// Resources the plan deletes or replaces.
     deletes: usize,
+    /// Variables came from vault: the summary names changed attributes without values.
+    secret_inputs: bool,
 }
 
 /// Settings of the terraform tool.
@@ -176,6 +178,44 @@ fn valid_planfile(n: &str) -> bool {
         && !n.starts_with('.')
         && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// Files under `dir` (terraform's own and hidden directories skipped) that declare an
+/// `external` data source. A static check of the local configuration; remote modules are not
+/// inspected.
+fn external_data_sources(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                if !name.starts_with('.') {
+                    stack.push(p);
+                }
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&p) else {
+                continue;
+            };
+            let hit = if name.ends_with(".tf") {
+                let squashed: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+                squashed.contains("data\"external\"")
+            } else if name.ends_with(".tf.json") {
+                serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .is_some_and(|v| v.pointer("/data/external").is_some())
+            } else {
+                false
+            };
+            if hit {
+                out.push(p.strip_prefix(dir).unwrap_or(&p).display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Hash the configuration in `dir`: every regular file (recursively), except terraform's own
@@ -292,6 +332,18 @@ impl Terraform {
         } else {
             String::new()
         };
+        if matches!(
+            op,
+            Operation::Plan | Operation::DestroyPlan | Operation::Validate
+        ) {
+            let found = external_data_sources(&dir);
+            if !found.is_empty() {
+                return bad(format!(
+                    "{} use the `external` data source, which runs programs during plan; a plan is a dry-run and must not run code, so bosun refuses it (use a resource with a reviewed provisioner, or a script run through the approval-gated shell tool)",
+                    found.join(", ")
+                ));
+            }
+        }
         // the plan's other inputs: for plan, the variables given now; for apply, those of the
         // saved plan (so a re-plan with other variables under the same name is a different
         // change, even from another session of this runtime)
@@ -547,7 +599,7 @@ impl Terraform {
                 if c.a.planfile.is_some() {
                     let rec = self.record(&c)?;
                     let v = self.show_json(ctx, &c, Some(&rec.path)).await?;
-                    let s = summarise_plan(&v, ctx);
+                    let s = summarise_plan(&v, ctx, !rec.secret_inputs);
                     return Ok(format!("plan {}:\n{}", c.planfile, s.text));
                 }
                 let v = self.show_json(ctx, &c, None).await?;
@@ -616,6 +668,7 @@ impl Terraform {
             args.push("-destroy".into());
         }
         let mut resolved_var_file: Option<tempfile::NamedTempFile> = None;
+        let mut secret_inputs = false;
         if let Some(vf) = &c.a.var_file {
             let p = c.dir.join(vf);
             let text = std::fs::read_to_string(&p)
@@ -623,6 +676,7 @@ impl Terraform {
             if crate::secrets::find_refs(&text).is_empty() {
                 args.push(format!("-var-file={}", p.display()));
             } else {
+                secret_inputs = true;
                 // references resolved into a private copy; the file in the repo keeps them
                 let json = vf.ends_with(".json");
                 let resolved = if json {
@@ -653,7 +707,9 @@ impl Terraform {
                     "`vars` must be a YAML map of variable: value".into(),
                 ));
             }
-            let (resolved, _) = super::manifests::resolve_refs(&v, ctx.secrets.as_ref()).await?;
+            let (resolved, pairs) =
+                super::manifests::resolve_refs(&v, ctx.secrets.as_ref()).await?;
+            secret_inputs |= !pairs.is_empty();
             let f = private_file(&work, ".tfvars.json", &resolved.to_string())?;
             args.push(format!("-var-file={}", f.path().display()));
             var_tmp = Some(f);
@@ -671,7 +727,7 @@ impl Terraform {
         let bytes = std::fs::read(&planpath)
             .map_err(|e| ToolError::Failed(format!("terraform wrote no planfile: {e}")))?;
         let v = self.show_json(ctx, &c, Some(&planpath)).await?;
-        let s = summarise_plan(&v, ctx);
+        let s = summarise_plan(&v, ctx, !secret_inputs);
         self.plans().insert(
             (c.dir.clone(), c.planfile.clone()),
             PlanRecord {
@@ -681,6 +737,7 @@ impl Terraform {
                 inputs_hash: c.inputs_hash.clone(),
                 kind,
                 deletes: s.deletes,
+                secret_inputs,
             },
         );
         let warnings: Vec<&str> = out
@@ -967,7 +1024,9 @@ struct PlanSummary {
 
 /// A plan as a model can read it: counts, then one line per resource change with the changed
 /// attribute names (values only when short and not sensitive).
-fn summarise_plan(v: &Value, ctx: &ToolCtx) -> PlanSummary {
+/// With `values` false (the plan's inputs came from vault), attribute values are not shown: a
+/// configuration can transform a secret (`upper(var.pw)`) past the redactor.
+fn summarise_plan(v: &Value, ctx: &ToolCtx, values: bool) -> PlanSummary {
     // variables declared sensitive, and every sensitive value anywhere, go to the redactor
     let sensitive_vars: Vec<String> = v
         .pointer("/configuration/root_module/variables")
@@ -1032,7 +1091,7 @@ fn summarise_plan(v: &Value, ctx: &ToolCtx) -> PlanSummary {
         }
         let mut line = format!("{sym} {addr}");
         if sym == "~" || sym == "-/+" {
-            let attrs = changed_attrs(&before, &after, &bs, &as_, ch.get("after_unknown"));
+            let attrs = changed_attrs(&before, &after, &bs, &as_, ch.get("after_unknown"), values);
             if !attrs.is_empty() {
                 line.push_str(&format!(": {}", attrs.join(", ")));
             }
@@ -1061,8 +1120,13 @@ fn summarise_plan(v: &Value, ctx: &ToolCtx) -> PlanSummary {
         }
         lines.push(line);
     }
+    let mut outputs_changed: Vec<&str> = Vec::new();
     if let Some(oc) = v.get("output_changes").and_then(Value::as_object) {
-        for o in oc.values() {
+        for (name, o) in oc {
+            let noop = o.pointer("/actions/0").and_then(Value::as_str) == Some("no-op");
+            if !noop {
+                outputs_changed.push(name);
+            }
             register_sensitive(
                 o.get("after").unwrap_or(&Value::Null),
                 o.get("after_sensitive").unwrap_or(&Value::Null),
@@ -1091,6 +1155,52 @@ fn summarise_plan(v: &Value, ctx: &ToolCtx) -> PlanSummary {
     if total > 200 {
         text.push_str(&format!("… {} more resources\n", total - 200));
     }
+    if !outputs_changed.is_empty() {
+        text.push_str(&format!(
+            "outputs changed: {}\n",
+            outputs_changed.join(", ")
+        ));
+    }
+    // commands that run on this machine at apply: a reviewer must see them
+    let mut execs = Vec::new();
+    let mut stack: Vec<(String, &Value)> = v
+        .pointer("/configuration/root_module")
+        .map(|m| (String::new(), m))
+        .into_iter()
+        .collect();
+    while let Some((prefix, m)) = stack.pop() {
+        for r in m
+            .get("resources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            for p in r
+                .get("provisioners")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if p.get("type").and_then(Value::as_str) == Some("local-exec") {
+                    let addr = r.get("address").and_then(Value::as_str).unwrap_or("?");
+                    execs.push(format!("{prefix}{addr}"));
+                }
+            }
+        }
+        if let Some(calls) = m.get("module_calls").and_then(Value::as_object) {
+            for (name, call) in calls {
+                if let Some(child) = call.get("module") {
+                    stack.push((format!("{prefix}module.{name}."), child));
+                }
+            }
+        }
+    }
+    if !execs.is_empty() {
+        text.push_str(&format!(
+            "warning: local-exec provisioners run commands on this machine at apply: {}\n",
+            execs.join(", ")
+        ));
+    }
     PlanSummary {
         text,
         changes: add + change + destroy + replace,
@@ -1104,6 +1214,7 @@ fn changed_attrs(
     bs: &Value,
     as_: &Value,
     unknown: Option<&Value>,
+    values: bool,
 ) -> Vec<String> {
     let (Some(b), Some(a)) = (before.as_object(), after.as_object()) else {
         return Vec::new();
@@ -1131,6 +1242,8 @@ fn changed_attrs(
         };
         let desc = if sensitive {
             format!("{k} (sensitive)")
+        } else if !values {
+            k.to_string()
         } else if unknown_k {
             format!("{k}: {} → (known after apply)", show(x))
         } else {
@@ -1299,6 +1412,7 @@ mod tests {
                     inputs_hash: c.inputs_hash.clone(),
                     kind: PlanKind::Plan,
                     deletes: 0,
+                    secret_inputs: false,
                 },
             );
         };
@@ -1357,6 +1471,26 @@ mod tests {
     }
 
     #[test]
+    fn the_external_data_source_is_refused_before_any_plan() {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(d.path().join("modules/x")).expect("mkdir");
+        std::fs::write(
+            d.path().join("modules/x/main.tf"),
+            "data   \"external\" \"e\" {\n  program = [\"sh\", \"-c\", \"id\"]\n}\n",
+        )
+        .expect("write");
+        let t = Terraform::new(TerraformSettings::default());
+        let e = t
+            .plan(&json!({"operation": "plan", "dir": d.path()}))
+            .expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("modules/x/main.tf use the `external` data source"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn paths_and_misplaced_arguments_are_refused() {
         let d = tempfile::tempdir().expect("tempdir");
         let t = Terraform::new(TerraformSettings::default());
@@ -1383,7 +1517,10 @@ mod tests {
             "configuration": {"root_module": {"variables": {"token": {"sensitive": true}}}},
             "variables": {"token": {"value": "tok-value-3"}}
         });
-        let s = summarise_plan(&plan, &ctx);
+        let s = summarise_plan(&plan, &ctx, true);
+        assert!(summarise_plan(&plan, &ctx, false)
+            .text
+            .contains("~ x.a: name, pw (sensitive)"));
         assert!(
             s.text
                 .starts_with("Plan: 0 to add, 1 to change, 0 to destroy, 1 to replace"),
