@@ -489,7 +489,15 @@ turns:
     assert_absent("the logs", &stderr, &password);
     for (i, req) in server.requests().iter().enumerate() {
         assert_absent(&format!("model request {i}"), &req.to_string(), &password);
+        assert!(
+            !req.to_string().contains(&st.vault_token),
+            "the vault token reached the model"
+        );
     }
+    assert!(
+        !stdout.contains(&st.vault_token) && !stderr.contains(&st.vault_token),
+        "the vault token leaked"
+    );
     let last = server.requests().last().cloned().expect("requests");
     let results = tool_results(&last);
     assert!(
