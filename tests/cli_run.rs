@@ -124,7 +124,7 @@ async fn bad_calls_go_back_to_the_model_as_errors_not_crashes() {
 turns:
   - reply:
       tool_calls:
-        - {id: c1, name: helm, arguments: {operation: status}}
+        - {id: c1, name: nosuchtool, arguments: {operation: status}}
         - {id: c2, name: kubectl, arguments: {operation: get}}
         - {id: c3, name: kubectl, arguments: "{not json"}
         - {id: c4, name: kubectl, arguments: {operation: get, kind: nosuchkind}}
@@ -146,7 +146,11 @@ turns:
     assert_eq!(server.failures(), Vec::<String>::new());
     let results = tool_results(&server.requests()[1]);
     assert_eq!(results.len(), 5, "{results:?}");
-    assert!(results[0].contains("unknown tool `helm`"), "{}", results[0]);
+    assert!(
+        results[0].contains("unknown tool `nosuchtool`"),
+        "{}",
+        results[0]
+    );
     assert!(
         results[0].starts_with("refused by bosun's guard"),
         "{}",

@@ -167,6 +167,10 @@ pub fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Runtime>>
         loaded.agent.def.model.as_deref(),
     )?;
     let model = OpenAiClient::new(&cfg)?;
+    // one redactor for the runtime; the vault resolver registers every value it resolves in it
+    let redactor = Arc::new(bosun::redact::Redactor::new());
+    let secrets = bosun::tools::vault::VaultResolver::from_env(redactor.clone())
+        .map(|r| Arc::new(r) as Arc<dyn bosun::secrets::SecretResolver>);
     let opts = RuntimeOptions {
         kube: KubeTarget {
             kubeconfig: args.kubeconfig.clone(),
@@ -185,6 +189,8 @@ pub fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Runtime>>
                 .clone()
                 .unwrap_or_else(|| state_dir("sessions")),
         ),
+        secrets,
+        redactor: Some(redactor),
         ..Default::default()
     };
     let (rt, warnings) = Runtime::new(loaded.agent, Arc::new(model), opts)?;

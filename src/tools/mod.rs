@@ -8,10 +8,17 @@
 
 pub mod activate_skill;
 pub mod delegate;
+pub mod exec;
+pub mod git;
+pub mod helm;
 pub mod kubectl;
+pub mod manifests;
 pub mod schema;
+pub mod shell;
 pub mod table;
+pub mod terraform;
 pub mod transition;
+pub mod vault;
 
 use crate::agent::Agent;
 use crate::diag::Diagnostic;
@@ -387,6 +394,12 @@ pub fn implementations(agent: &Agent, kube: &crate::kube_client::KubeTarget) -> 
             kube.kubeconfig.clone(),
             kube.context.clone(),
         )),
+        Arc::new(helm::Helm::new(kube)),
+        Arc::new(git::Git::new(kube)),
+        Arc::new(terraform::Terraform::from_env()),
+        Arc::new(vault::VaultTool::from_env()),
+        // offered only when the agent lists `shell` in its tools (the opt-in)
+        Arc::new(shell::Shell),
         Arc::new(activate_skill::ActivateSkill::new(agent.skills.clone())),
         Arc::new(transition::Transition),
     ];

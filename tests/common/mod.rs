@@ -183,3 +183,210 @@ pub async fn pod_with_status(
         .await
         .unwrap_or_else(|e| panic!("setting status of {ns}/{name}: {e}"));
 }
+
+/// The sandbox as a kube target for tools.
+pub fn kube_target() -> bosun::kube_client::KubeTarget {
+    bosun::kube_client::KubeTarget {
+        kubeconfig: Some(sandbox().kubeconfig.clone()),
+        context: None,
+    }
+}
+
+/// The sandbox's OpenBao as a vault configuration.
+pub fn vault_config() -> bosun::tools::vault::VaultConfig {
+    let st = sandbox();
+    bosun::tools::vault::VaultConfig {
+        addr: st.vault_addr.clone(),
+        token: st.vault_token.clone(),
+        namespace: None,
+        ca_cert: None,
+    }
+}
+
+/// Drives tools the way the session does: the shipped agent's registry, the real guard,
+/// `admit` → `execute` → `record`.
+pub struct Driver {
+    pub registry: bosun::tools::Registry,
+    pub guard: bosun::guard::Guard,
+    pub ctx: bosun::tools::ToolCtx,
+    /// Every call's arguments and its output or refusal, in order (for leak scans).
+    pub transcript: std::sync::Mutex<Vec<(String, String)>>,
+    /// Every tool result and error before redaction (a tool should not rely on the redactor).
+    pub raw: std::sync::Mutex<Vec<String>>,
+    next: std::sync::atomic::AtomicU32,
+    _workspace: Option<tempfile::TempDir>,
+}
+
+/// What the guard or the tool said.
+#[derive(Debug)]
+pub enum Outcome {
+    Ok(String),
+    /// The tool ran and failed.
+    Failed(String),
+    /// The guard refused the call.
+    Refused(String),
+}
+
+impl Outcome {
+    pub fn ok(self) -> String {
+        match self {
+            Outcome::Ok(s) => s,
+            other => panic!("expected success, got {other:?}"),
+        }
+    }
+    pub fn failed(self) -> String {
+        match self {
+            Outcome::Failed(s) => s,
+            other => panic!("expected a tool failure, got {other:?}"),
+        }
+    }
+    pub fn refused(self) -> String {
+        match self {
+            Outcome::Refused(s) => s,
+            other => panic!("expected a guard refusal, got {other:?}"),
+        }
+    }
+}
+
+impl Driver {
+    /// The shipped agent's tools, with `replace` substituted by name (tests configure a tool
+    /// explicitly instead of through environment variables), a guard with `approver`, and a
+    /// fresh workspace.
+    pub fn new(
+        replace: Vec<std::sync::Arc<dyn bosun::tools::Tool>>,
+        approver: Option<std::sync::Arc<dyn bosun::guard::Approver>>,
+    ) -> Self {
+        let ws = tempfile::tempdir().expect("workspace");
+        let mut d = Self::with_workspace(replace, approver, ws.path().to_path_buf());
+        d._workspace = Some(ws);
+        d
+    }
+
+    pub fn with_workspace(
+        replace: Vec<std::sync::Arc<dyn bosun::tools::Tool>>,
+        approver: Option<std::sync::Arc<dyn bosun::guard::Approver>>,
+        workspace: PathBuf,
+    ) -> Self {
+        Self::build(&repo_root(), replace, approver, workspace, kube_target())
+    }
+
+    /// The agent in `agent_dir` (e.g. a copy of the shipped one with a changed tool list), offline.
+    pub fn for_agent(
+        agent_dir: &Path,
+        replace: Vec<std::sync::Arc<dyn bosun::tools::Tool>>,
+        approver: Option<std::sync::Arc<dyn bosun::guard::Approver>>,
+        workspace: PathBuf,
+    ) -> Self {
+        Self::build(agent_dir, replace, approver, workspace, Default::default())
+    }
+
+    /// Like `with_workspace`, without starting the sandbox (for tools that need no cluster).
+    pub fn offline(
+        replace: Vec<std::sync::Arc<dyn bosun::tools::Tool>>,
+        approver: Option<std::sync::Arc<dyn bosun::guard::Approver>>,
+        workspace: PathBuf,
+    ) -> Self {
+        Self::build(
+            &repo_root(),
+            replace,
+            approver,
+            workspace,
+            Default::default(),
+        )
+    }
+
+    fn build(
+        agent_dir: &Path,
+        replace: Vec<std::sync::Arc<dyn bosun::tools::Tool>>,
+        approver: Option<std::sync::Arc<dyn bosun::guard::Approver>>,
+        workspace: PathBuf,
+        kube: bosun::kube_client::KubeTarget,
+    ) -> Self {
+        let loaded = bosun::agent::Agent::load(agent_dir).expect("the agent loads");
+        let mut impls = bosun::tools::implementations(&loaded.agent, &kube);
+        for r in replace {
+            impls.retain(|t| t.name() != r.name());
+            impls.push(r);
+        }
+        let (registry, _warnings) = match bosun::tools::Registry::build(&loaded.agent, impls) {
+            Ok(r) => r,
+            Err(d) => panic!("registry: {d:?}"),
+        };
+        let mut cfg = bosun::guard::GuardConfig::default();
+        if let Some(a) = approver {
+            cfg.approver = a;
+        }
+        Self {
+            registry,
+            guard: bosun::guard::Guard::new(cfg),
+            ctx: bosun::tools::ToolCtx::new(workspace),
+            transcript: std::sync::Mutex::new(Vec::new()),
+            raw: std::sync::Mutex::new(Vec::new()),
+            next: std::sync::atomic::AtomicU32::new(0),
+            _workspace: None,
+        }
+    }
+
+    /// An approver that approves everything in dev and outside Kubernetes.
+    pub fn dev_approver() -> std::sync::Arc<dyn bosun::guard::Approver> {
+        std::sync::Arc::new(bosun::guard::PolicyApprover {
+            environments: vec![bosun::policy::Environment::Dev],
+            others: true,
+            who: "test".into(),
+        })
+    }
+
+    /// One call in planner state `state`. The output is redacted as the session does.
+    pub async fn call(
+        &self,
+        tool: &str,
+        args: serde_json::Value,
+        state: bosun::planner::State,
+    ) -> Outcome {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let call = bosun::model::ToolCall {
+            id: format!("call-{n}"),
+            name: tool.to_string(),
+            arguments: args.to_string(),
+        };
+        let (decision, admitted) = self.guard.admit(&self.registry, &call, state).await;
+        let outcome = match admitted {
+            None => Outcome::Refused(decision.reason),
+            Some(a) => {
+                let reg = self
+                    .registry
+                    .get(tool)
+                    .expect("admitted tool is registered");
+                let r = reg.tool.execute(&a, &self.ctx).await;
+                self.guard.record(&a, r.is_ok());
+                self.raw.lock().expect("raw").push(match &r {
+                    Ok(s) => s.clone(),
+                    Err(e) => e.to_string(),
+                });
+                match r {
+                    Ok(s) => Outcome::Ok(self.ctx.redactor.redact(&s)),
+                    Err(e) => Outcome::Failed(self.ctx.redactor.redact(&e.to_string())),
+                }
+            }
+        };
+        let text = match &outcome {
+            Outcome::Ok(s) | Outcome::Failed(s) | Outcome::Refused(s) => s.clone(),
+        };
+        eprintln!("[{tool} {}] {text}", args["operation"]);
+        self.transcript
+            .lock()
+            .expect("transcript")
+            .push((format!("{tool} {args}"), text));
+        outcome
+    }
+
+    /// Every output and refusal so far.
+    pub fn outputs(&self) -> Vec<String> {
+        self.transcript
+            .lock()
+            .expect("transcript")
+            .iter()
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
+}
