@@ -168,11 +168,22 @@ pub struct Example {
     pub expect: Action,
 }
 
+/// What to do when the checks a change declares fail after it was applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verification {
+    /// Roll the change back automatically (its undo call: dry-run first, then the real one).
+    #[serde(default)]
+    pub rollback: bool,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PolicyFile {
     #[serde(default)]
     environments: BTreeMap<Environment, Vec<String>>,
+    #[serde(default)]
+    verification: Verification,
     #[serde(default)]
     rules: Vec<Rule>,
     #[serde(default)]
@@ -186,6 +197,8 @@ pub struct Policy {
     /// kube context → environment.
     pub environments: BTreeMap<String, Environment>,
     pub rules: Vec<Rule>,
+    /// The verification gate's behaviour on failure.
+    pub verification: Verification,
 }
 
 /// Rules every policy ends with.
@@ -207,6 +220,7 @@ impl Default for Policy {
         Self {
             environments: BTreeMap::new(),
             rules: builtin_rules(),
+            verification: Verification::default(),
         }
     }
 }
@@ -224,8 +238,12 @@ impl Policy {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(Diagnostic::error(&path, 0, 0, format!("cannot read: {e}"))),
         };
-        let (file, _warnings): (PolicyFile, _) =
-            crate::agent::yaml::parse(&path, &text, 0, &["environments", "rules", "examples"])?;
+        let (file, _warnings): (PolicyFile, _) = crate::agent::yaml::parse(
+            &path,
+            &text,
+            0,
+            &["environments", "rules", "examples", "verification"],
+        )?;
         let mut environments = BTreeMap::new();
         for (env, contexts) in file.environments {
             for c in contexts {
@@ -246,6 +264,7 @@ impl Policy {
         let policy = Self {
             environments,
             rules,
+            verification: file.verification,
         };
         // examples are checked when the policy loads, as Codex does for its exec policy
         let lines: Vec<usize> = text

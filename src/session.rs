@@ -253,6 +253,14 @@ pub struct Outcome {
     pub blocked: Vec<Decision>,
 }
 
+/// A change applied in this task whose declared checks have not passed yet.
+#[derive(Debug, Clone)]
+struct Pending {
+    tool: String,
+    target: String,
+    follow: tools::FollowUps,
+}
+
 /// A change that was applied, with its evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct AppliedChange {
@@ -375,6 +383,10 @@ impl crate::guard::Approver for ChannelApprover {
 /// One conversation with the agent.
 pub struct Session {
     id: String,
+    /// Applied changes waiting for their verification (the gate before completion).
+    pending: Vec<Pending>,
+    /// Numbering of the runtime's own calls (verification, rollback).
+    own_calls: u32,
     /// A subagent's session: task start/end events are the parent's to emit.
     is_child: bool,
     evidence: std::collections::HashMap<String, String>,
@@ -428,6 +440,8 @@ impl Session {
         Ok(Self {
             id,
             is_child: false,
+            pending: vec![],
+            own_calls: 0,
             evidence: Default::default(),
             applied: vec![],
             blocked: vec![],
@@ -516,6 +530,8 @@ impl Session {
         let mut s = Self {
             id: id.to_string(),
             is_child: false,
+            pending: vec![],
+            own_calls: 0,
             evidence: Default::default(),
             applied: vec![],
             blocked: vec![],
@@ -601,6 +617,8 @@ impl Session {
         Self {
             id: format!("{}/{}", self.id, rt.agent.def.id),
             is_child: true,
+            pending: vec![],
+            own_calls: 0,
             evidence: Default::default(),
             applied: vec![],
             blocked: vec![],
@@ -628,11 +646,15 @@ impl Session {
     }
 
     /// Apply a transition request; `Err` is the refusal the model gets.
-    fn transition(&mut self, a: &TransitionArgs) -> Result<String, String> {
+    async fn transition(
+        &mut self,
+        rt: &Runtime,
+        a: &TransitionArgs,
+    ) -> Result<Result<String, String>, SessionError> {
         let from = self.state;
         if !from.successors().contains(&a.to) {
             let ok: Vec<&str> = from.successors().iter().map(|s| s.as_str()).collect();
-            return Err(format!(
+            return Ok(Err(format!(
                 "cannot move from {from} to {}; from {from} you may move to: {}",
                 a.to,
                 if ok.is_empty() {
@@ -640,10 +662,16 @@ impl Session {
                 } else {
                     ok.join(", ")
                 }
-            ));
+            )));
         }
         if a.to == State::Deployment && !self.guard.has_validated_change() {
-            return Err("cannot move to deployment: no change has passed a dry-run yet (or the dry-runs have expired); run the dry-run of each change in the validation state first".into());
+            return Ok(Err("cannot move to deployment: no change has passed a dry-run yet (or the dry-runs have expired); run the dry-run of each change in the validation state first".into()));
+        }
+        // the verification gate: what was deployed must pass its own checks before completion
+        if from == State::Verification && a.to == State::Completion {
+            if let Err(why) = self.verification_gate(rt).await? {
+                return Ok(Err(why));
+            }
         }
         self.state = a.to;
         self.save(&crate::store::Entry::State { state: a.to });
@@ -671,7 +699,111 @@ impl Session {
             State::Completion | State::Failed => " Now give your final answer: the report.",
             _ => "",
         };
-        Ok(format!("state: {from} → {}.{next}", a.to))
+        Ok(Ok(format!("state: {from} → {}.{next}", a.to)))
+    }
+
+    /// Run the checks every applied change declared. On failure, roll the changes back when the
+    /// policy says so (dry-run first, then the undo; both through the guard and the audit log).
+    /// `Ok(Err(message))` is the refusal the model gets.
+    async fn verification_gate(
+        &mut self,
+        rt: &Runtime,
+    ) -> Result<Result<(), String>, SessionError> {
+        if self.pending.is_empty() {
+            return Ok(Ok(()));
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let mut failed: Vec<(Pending, String)> = Vec::new();
+        for p in &pending {
+            for v in &p.follow.verify {
+                self.own_calls += 1;
+                let call = crate::model::ToolCall {
+                    id: format!("bosun-verify-{}-{}", self.id, self.own_calls),
+                    name: v.tool.clone(),
+                    arguments: v.arguments.to_string(),
+                };
+                let (ok, out) = Box::pin(self.run_call(rt, &call, State::Verification)).await?;
+                if !ok {
+                    failed.push((p.clone(), out));
+                    break;
+                }
+            }
+        }
+        if failed.is_empty() {
+            return Ok(Ok(()));
+        }
+        let mut msg = String::from("verification failed, so the task cannot complete:\n");
+        for (p, out) in &failed {
+            msg.push_str(&format!(
+                "- {} {}: {}\n",
+                p.tool,
+                p.target,
+                out.lines().next().unwrap_or("")
+            ));
+        }
+        if !rt.guard_config.policy.verification.rollback {
+            msg.push_str("The policy does not roll back automatically. Fix the change (coding → validation → deployment) or roll it back yourself, then verify again; or move to failed with a report.");
+            // the failed changes stay pending: they are checked again next time
+            self.pending = failed.into_iter().map(|(p, _)| p).collect();
+            return Ok(Err(msg));
+        }
+        let mut all_rolled_back = true;
+        for (p, _) in &failed {
+            let Some(rb) = &p.follow.rollback else {
+                all_rolled_back = false;
+                msg.push_str(&format!(
+                    "- {} {}: no way to roll it back automatically; do it yourself\n",
+                    p.tool, p.target
+                ));
+                continue;
+            };
+            let mut outcome = String::new();
+            let mut done = false;
+            for dry in [true, false] {
+                let mut args = rb.arguments.clone();
+                if let Some(o) = args.as_object_mut() {
+                    o.insert(
+                        "dry_run".into(),
+                        if dry {
+                            serde_json::Value::Bool(true)
+                        } else {
+                            serde_json::Value::Null
+                        },
+                    );
+                }
+                self.own_calls += 1;
+                let call = crate::model::ToolCall {
+                    id: format!("bosun-rollback-{}-{}", self.id, self.own_calls),
+                    name: rb.tool.clone(),
+                    arguments: args.to_string(),
+                };
+                let (ok, out) = Box::pin(self.run_call(rt, &call, State::Deployment)).await?;
+                if !ok {
+                    outcome = format!(
+                        "rollback {} failed: {}",
+                        if dry { "dry-run" } else { "" },
+                        out.lines().next().unwrap_or("")
+                    );
+                    break;
+                }
+                if !dry {
+                    done = true;
+                    outcome = format!(
+                        "rolled back ({}): {}",
+                        rb.tool,
+                        out.lines().next().unwrap_or("")
+                    );
+                }
+            }
+            all_rolled_back &= done;
+            msg.push_str(&format!("- {} {}: {outcome}\n", p.tool, p.target));
+        }
+        msg.push_str(if all_rolled_back {
+            "The policy rolled the failed changes back. Move to failed with a report of what happened, or back to coding to fix the change."
+        } else {
+            "Not every failed change could be rolled back: check the current state now, then move to failed with a report of what is running."
+        });
+        Ok(Err(msg))
     }
 
     /// The per-turn planner note appended to the last message of each request.
@@ -750,6 +882,198 @@ impl Session {
             }),
         }
         result
+    }
+
+    /// One tool call, start to finish: started event, the guard (in `state`), the audit record,
+    /// execution (or the session's own handling of transition and delegate), recording, the
+    /// redactor, the finished event. Returns (ok, what the model is told).
+    async fn run_call(
+        &mut self,
+        rt: &Runtime,
+        call: &crate::model::ToolCall,
+        state: State,
+    ) -> Result<(bool, String), SessionError> {
+        let redactor = &rt.ctx.redactor;
+        self.emit(Event::ToolCallStarted {
+            call_id: call.id.clone(),
+            tool: call.name.clone(),
+            arguments: redactor.redact(&call.arguments),
+        });
+        let started = Instant::now();
+        let (decision, mut admitted) = self.guard.admit(&rt.registry, call, state).await;
+        let mut reason = decision.reason.clone();
+        let args = redactor.redact(&call.arguments);
+        if let Err(e) = self.audit(&crate::audit::Record::Decided {
+            decision: &decision,
+            arguments: &args,
+            state,
+        }) {
+            tracing::warn!("{e}");
+            // no record, no change
+            if admitted
+                .as_ref()
+                .is_some_and(|a| a.effect >= crate::effect::EffectClass::Mutating)
+            {
+                admitted = None;
+                reason = format!("the audit log could not be written ({e}); changes are not executed without an audit record");
+            }
+        }
+        let refused = admitted.is_none();
+        if decision.refusal.is_some_and(|k| k.blocks_change()) {
+            self.blocked.push(decision.clone());
+        }
+        let approved_by = decision.approved_by.clone();
+        let target = decision.target.clone().unwrap_or_default();
+        self.emit(Event::GuardDecision(decision));
+        let (ok, output) = match admitted {
+            Some(a) if a.tool == tools::delegate::NAME => {
+                let parsed = rt
+                    .registry
+                    .get(tools::delegate::NAME)
+                    .ok_or_else(|| "this agent has no subagents".to_string())
+                    .and_then(|_| {
+                        let agent = a
+                            .args
+                            .get("agent")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or_default();
+                        let task = a
+                            .args
+                            .get("task")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or_default();
+                        rt.subagents
+                            .get(agent)
+                            .cloned()
+                            .map(|child| (child, task.to_string()))
+                            .ok_or_else(|| format!("no subagent `{agent}`"))
+                    });
+                match parsed {
+                    Ok((child_rt, task)) => {
+                        let mut child = self.child(child_rt);
+                        let name = child.runtime.agent.def.id.clone();
+                        self.emit(Event::SubagentStarted {
+                            agent: name.clone(),
+                            task: task.clone(),
+                        });
+                        let r = Box::pin(child.run_task(&task)).await;
+                        self.emit(Event::SubagentFinished {
+                            agent: name,
+                            ok: r.is_ok(),
+                        });
+                        match r {
+                            Ok(o) => {
+                                self.applied.extend(o.applied.iter().cloned());
+                                self.blocked.extend(o.blocked.iter().cloned());
+                                self.usage += o.usage;
+                                (
+                                    true,
+                                    format!(
+                                        "subagent {} finished in state {}:\n{}{}",
+                                        child.runtime.agent.def.id,
+                                        o.state,
+                                        o.answer,
+                                        o.report
+                                            .map(|r| format!("\n\nreport:\n{r}"))
+                                            .unwrap_or_default()
+                                    ),
+                                )
+                            }
+                            Err(SessionError::Interrupted) => {
+                                return Err(SessionError::Interrupted)
+                            }
+                            Err(e) => (false, format!("error: the subagent failed: {e}")),
+                        }
+                    }
+                    Err(e) => (false, format!("error: {e}")),
+                }
+            }
+            Some(a) if a.tool == transition::NAME => match TransitionArgs::parse(&a.args) {
+                Ok(t) => match Box::pin(self.transition(rt, &t)).await? {
+                    Ok(msg) => (true, msg),
+                    Err(why) => (false, format!("refused by bosun's planner: {why}")),
+                },
+                Err(e) => (false, format!("error: {e}")),
+            },
+            Some(a) => {
+                let r = match rt.registry.get(&a.tool) {
+                    Some(reg) => match reg.tool.execute(&a, &rt.ctx).await {
+                        Ok(out) => (true, out),
+                        Err(e) => (false, format!("error: {e}")),
+                    },
+                    None => (false, format!("error: unknown tool {}", a.tool)),
+                };
+                self.guard.record(&a, r.0);
+                if r.0 && a.effect >= crate::effect::EffectClass::Mutating {
+                    if let Some(reg) = rt.registry.get(&a.tool) {
+                        let follow = reg.tool.follow_ups(&a.args);
+                        if !follow.verify.is_empty() || follow.rollback.is_some() {
+                            self.pending.push(Pending {
+                                tool: a.tool.clone(),
+                                target: target.clone(),
+                                follow,
+                            });
+                        }
+                    }
+                }
+                let head = |t: &str| t.lines().take(20).collect::<Vec<_>>().join("\n");
+                if let (true, Some(fp)) = (r.0, &a.fingerprint) {
+                    if a.effect == crate::effect::EffectClass::DryRun {
+                        self.evidence
+                            .insert(fp.short(), redactor.redact(&head(&r.1)));
+                    } else if a.effect >= crate::effect::EffectClass::Mutating {
+                        self.applied.push(AppliedChange {
+                            tool: a.tool.clone(),
+                            operation: a.operation.clone(),
+                            target: target.clone(),
+                            fingerprint: fp.short(),
+                            approved_by: approved_by.clone(),
+                            dry_run_evidence: self
+                                .evidence
+                                .get(&fp.short())
+                                .cloned()
+                                .unwrap_or_else(|| {
+                                    "(dry-run recorded before this session was resumed)".into()
+                                }),
+                            result: redactor.redact(&head(&r.1)),
+                        });
+                    }
+                }
+                if r.0 && a.effect == crate::effect::EffectClass::DryRun {
+                    if let Some(fp) = &a.fingerprint {
+                        self.save(&crate::store::Entry::DryRun {
+                            fingerprint: fp.clone(),
+                            at: jiff::Timestamp::now().to_string(),
+                        });
+                    }
+                }
+                r
+            }
+            None => {
+                debug_assert!(refused);
+                (false, format!("refused by bosun's guard: {reason}"))
+            }
+        };
+        // the one redaction point for tool output: before the model, events and logs
+        let output = redactor.redact(&output);
+        let duration_ms = started.elapsed().as_millis() as u64;
+        if let Err(e) = self.audit(&crate::audit::Record::Finished {
+            call_id: &call.id,
+            tool: &call.name,
+            ok,
+            summary: output.lines().next().unwrap_or(""),
+            duration_ms,
+        }) {
+            tracing::warn!("{e}");
+        }
+        self.emit(Event::ToolCallFinished {
+            call_id: call.id.clone(),
+            tool: call.name.clone(),
+            ok,
+            output: output.clone(),
+            duration_ms,
+        });
+        Ok((ok, output))
     }
 
     async fn drive(&mut self, rt: &Runtime) -> Result<Outcome, SessionError> {
@@ -844,6 +1168,19 @@ impl Session {
                     });
                     continue;
                 }
+                // a final answer with unverified changes: the gate runs now
+                if !self.pending.is_empty() {
+                    if let Err(why) = self.verification_gate(rt).await? {
+                        self.push(Message::Assistant {
+                            content: text,
+                            tool_calls: vec![],
+                        });
+                        self.push(Message::User {
+                            content: format!("[bosun] {why}"),
+                        });
+                        continue;
+                    }
+                }
                 let answer = text.clone().unwrap_or_default();
                 self.push(Message::Assistant {
                     content: text,
@@ -911,175 +1248,7 @@ impl Session {
                     });
                     continue;
                 }
-                self.emit(Event::ToolCallStarted {
-                    call_id: call.id.clone(),
-                    tool: call.name.clone(),
-                    arguments: redactor.redact(&call.arguments),
-                });
-                let started = Instant::now();
-                let (decision, mut admitted) =
-                    self.guard.admit(&rt.registry, &call, self.state).await;
-                let mut reason = decision.reason.clone();
-                let args = redactor.redact(&call.arguments);
-                if let Err(e) = self.audit(&crate::audit::Record::Decided {
-                    decision: &decision,
-                    arguments: &args,
-                    state: self.state,
-                }) {
-                    tracing::warn!("{e}");
-                    // no record, no change
-                    if admitted
-                        .as_ref()
-                        .is_some_and(|a| a.effect >= crate::effect::EffectClass::Mutating)
-                    {
-                        admitted = None;
-                        reason = format!("the audit log could not be written ({e}); changes are not executed without an audit record");
-                    }
-                }
-                let refused = admitted.is_none();
-                if decision.refusal.is_some_and(|k| k.blocks_change()) {
-                    self.blocked.push(decision.clone());
-                }
-                let approved_by = decision.approved_by.clone();
-                let target = decision.target.clone().unwrap_or_default();
-                self.emit(Event::GuardDecision(decision));
-                let (ok, output) = match admitted {
-                    Some(a) if a.tool == tools::delegate::NAME => {
-                        let parsed = rt
-                            .registry
-                            .get(tools::delegate::NAME)
-                            .ok_or_else(|| "this agent has no subagents".to_string())
-                            .and_then(|_| {
-                                let agent = a
-                                    .args
-                                    .get("agent")
-                                    .and_then(|v| v.as_str())
-                                    .unwrap_or_default();
-                                let task = a
-                                    .args
-                                    .get("task")
-                                    .and_then(|v| v.as_str())
-                                    .unwrap_or_default();
-                                rt.subagents
-                                    .get(agent)
-                                    .cloned()
-                                    .map(|child| (child, task.to_string()))
-                                    .ok_or_else(|| format!("no subagent `{agent}`"))
-                            });
-                        match parsed {
-                            Ok((child_rt, task)) => {
-                                let mut child = self.child(child_rt);
-                                let name = child.runtime.agent.def.id.clone();
-                                self.emit(Event::SubagentStarted {
-                                    agent: name.clone(),
-                                    task: task.clone(),
-                                });
-                                let r = Box::pin(child.run_task(&task)).await;
-                                self.emit(Event::SubagentFinished {
-                                    agent: name,
-                                    ok: r.is_ok(),
-                                });
-                                match r {
-                                    Ok(o) => {
-                                        self.applied.extend(o.applied.iter().cloned());
-                                        self.blocked.extend(o.blocked.iter().cloned());
-                                        self.usage += o.usage;
-                                        (
-                                            true,
-                                            format!(
-                                                "subagent {} finished in state {}:\n{}{}",
-                                                child.runtime.agent.def.id,
-                                                o.state,
-                                                o.answer,
-                                                o.report
-                                                    .map(|r| format!("\n\nreport:\n{r}"))
-                                                    .unwrap_or_default()
-                                            ),
-                                        )
-                                    }
-                                    Err(SessionError::Interrupted) => {
-                                        return Err(SessionError::Interrupted)
-                                    }
-                                    Err(e) => (false, format!("error: the subagent failed: {e}")),
-                                }
-                            }
-                            Err(e) => (false, format!("error: {e}")),
-                        }
-                    }
-                    Some(a) if a.tool == transition::NAME => match TransitionArgs::parse(&a.args) {
-                        Ok(t) => match self.transition(&t) {
-                            Ok(msg) => (true, msg),
-                            Err(why) => (false, format!("refused by bosun's planner: {why}")),
-                        },
-                        Err(e) => (false, format!("error: {e}")),
-                    },
-                    Some(a) => {
-                        let r = match rt.registry.get(&a.tool) {
-                            Some(reg) => match reg.tool.execute(&a, &rt.ctx).await {
-                                Ok(out) => (true, out),
-                                Err(e) => (false, format!("error: {e}")),
-                            },
-                            None => (false, format!("error: unknown tool {}", a.tool)),
-                        };
-                        self.guard.record(&a, r.0);
-                        let head = |t: &str| t.lines().take(20).collect::<Vec<_>>().join("\n");
-                        if let (true, Some(fp)) = (r.0, &a.fingerprint) {
-                            if a.effect == crate::effect::EffectClass::DryRun {
-                                self.evidence
-                                    .insert(fp.short(), redactor.redact(&head(&r.1)));
-                            } else if a.effect >= crate::effect::EffectClass::Mutating {
-                                self.applied.push(AppliedChange {
-                                    tool: a.tool.clone(),
-                                    operation: a.operation.clone(),
-                                    target: target.clone(),
-                                    fingerprint: fp.short(),
-                                    approved_by: approved_by.clone(),
-                                    dry_run_evidence: self
-                                        .evidence
-                                        .get(&fp.short())
-                                        .cloned()
-                                        .unwrap_or_else(|| {
-                                            "(dry-run recorded before this session was resumed)"
-                                                .into()
-                                        }),
-                                    result: redactor.redact(&head(&r.1)),
-                                });
-                            }
-                        }
-                        if r.0 && a.effect == crate::effect::EffectClass::DryRun {
-                            if let Some(fp) = &a.fingerprint {
-                                self.save(&crate::store::Entry::DryRun {
-                                    fingerprint: fp.clone(),
-                                    at: jiff::Timestamp::now().to_string(),
-                                });
-                            }
-                        }
-                        r
-                    }
-                    None => {
-                        debug_assert!(refused);
-                        (false, format!("refused by bosun's guard: {reason}"))
-                    }
-                };
-                // the one redaction point for tool output: before the model, events and logs
-                let output = redactor.redact(&output);
-                let duration_ms = started.elapsed().as_millis() as u64;
-                if let Err(e) = self.audit(&crate::audit::Record::Finished {
-                    call_id: &call.id,
-                    tool: &call.name,
-                    ok,
-                    summary: output.lines().next().unwrap_or(""),
-                    duration_ms,
-                }) {
-                    tracing::warn!("{e}");
-                }
-                self.emit(Event::ToolCallFinished {
-                    call_id: call.id.clone(),
-                    tool: call.name.clone(),
-                    ok,
-                    output: output.clone(),
-                    duration_ms,
-                });
+                let (_ok, output) = self.run_call(rt, &call, self.state).await?;
                 self.push(Message::Tool {
                     tool_call_id: call.id,
                     content: output,

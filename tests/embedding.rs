@@ -30,11 +30,13 @@ impl Tool for AppTool {
         &[
             ("apply", EffectClass::Mutating),
             ("delete", EffectClass::Destructive),
+            ("check", EffectClass::ReadOnly),
+            ("undo", EffectClass::Mutating),
         ]
     }
     fn parameters(&self) -> Value {
         json!({"type": "object", "properties": {
-            "operation": {"type": "string", "enum": ["apply", "delete"]},
+            "operation": {"type": "string", "enum": ["apply", "delete", "check", "undo"]},
             "item": {"type": "string"}, "dry_run": {"type": ["boolean", "null"]}}})
     }
     fn plan(&self, args: &Value) -> Result<Invocation, ToolError> {
@@ -44,6 +46,9 @@ impl Tool for AppTool {
         let item = args["item"]
             .as_str()
             .ok_or_else(|| ToolError::InvalidArguments("item".into()))?;
+        if op == "check" {
+            return Ok(Invocation::read("check", format!("item {item}")));
+        }
         Ok(Invocation {
             operation: op.into(),
             target: format!("item {item}"),
@@ -59,19 +64,36 @@ impl Tool for AppTool {
             },
         })
     }
+    fn follow_ups(&self, args: &Value) -> bosun::tools::FollowUps {
+        let item = args["item"].as_str().unwrap_or_default();
+        if args["operation"] != "apply" {
+            return Default::default();
+        }
+        bosun::tools::FollowUps {
+            verify: vec![bosun::tools::FollowUp {
+                tool: "app".into(),
+                arguments: json!({"operation": "check", "item": item}),
+            }],
+            rollback: Some(bosun::tools::FollowUp {
+                tool: "app".into(),
+                arguments: json!({"operation": "undo", "item": item}),
+            }),
+        }
+    }
     fn execute<'a>(
         &'a self,
         call: &'a Admitted,
         _: &'a ToolCtx,
     ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {
+            let item = call.args["item"].as_str().unwrap_or("");
             if let Ok(mut r) = self.ran.lock() {
-                r.push(format!(
-                    "{}:{}:{}",
-                    call.operation,
-                    call.effect,
-                    call.args["item"].as_str().unwrap_or("")
-                ));
+                r.push(format!("{}:{}:{}", call.operation, call.effect, item));
+            }
+            if call.operation == "check" && item == "broken" {
+                return Err(ToolError::Failed(format!(
+                    "{item} is not healthy: 0/2 replicas ready"
+                )));
             }
             Ok("done".into())
         })
@@ -114,7 +136,7 @@ fn agent_dir() -> tempfile::TempDir {
     std::fs::write(d.path().join("agent.md"), agent).expect("write agent");
     std::fs::write(
         d.path().join("tools/app.yaml"),
-        "name: app\ndescription: the app\noperations:\n  apply: {effect: mutating}\n  delete: {effect: destructive}\n",
+        "name: app\ndescription: the app\noperations:\n  apply: {effect: mutating}\n  delete: {effect: destructive}\n  check: {effect: read_only}\n  undo: {effect: mutating}\n",
     )
     .expect("manifest");
     d
@@ -511,12 +533,82 @@ turns:
         1,
         "one task, one completion"
     );
-    // the dry-run the subagent ran authorised the parent's apply: one guard
+    // the dry-run the subagent ran authorised the parent's apply: one guard; and the model's
+    // final answer did not skip the change's verification
     assert_eq!(
         *ran.lock().expect("lock"),
         vec![
             "apply:dry_run:web".to_string(),
-            "apply:mutating:web".to_string()
+            "apply:mutating:web".to_string(),
+            "check:read_only:web".to_string()
         ]
     );
+}
+
+#[tokio::test]
+async fn a_failed_verification_rolls_the_change_back_when_the_policy_says_so() {
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let script = r#"
+turns:
+  - reply:
+      tool_calls:
+        - {name: transition, arguments: {to: validation, justification: "dry-run"}}
+        - {name: app, arguments: {operation: apply, item: broken, dry_run: true}}
+        - {name: transition, arguments: {to: deployment, justification: "validated"}}
+        - {name: app, arguments: {operation: apply, item: broken, dry_run: null}}
+        - {name: transition, arguments: {to: verification, justification: "deployed"}}
+        - {name: transition, arguments: {to: completion, justification: "looks done", report: "Success"}}
+  - expect:
+      last_tool_result_contains: ["verification failed", "0/2 replicas ready", "rolled back", "The policy rolled the failed changes back"]
+    reply:
+      tool_calls:
+        - {name: transition, arguments: {to: failed, justification: "verification failed; rolled back", report: "Fail: broken was rolled back after its verification failed."}}
+  - reply: {content: "Fail: broken was rolled back."}
+"#;
+    let (server, rt, dir) = runtime(script, ran.clone()).await;
+    drop(rt);
+    // the policy in this agent copy: roll back on failed verification
+    let policy = std::fs::read_to_string(dir.path().join("policy.yaml")).expect("policy");
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        format!("verification: {{rollback: true}}\n{policy}"),
+    )
+    .expect("write");
+    let model = OpenAiClient::new(&ModelConfig {
+        base_url: Some(server.base_url()),
+        ..Default::default()
+    })
+    .expect("client");
+    let rt = Runtime::from_dir(
+        dir.path(),
+        Arc::new(model),
+        RuntimeOptions {
+            extra_tools: vec![Arc::new(AppTool { ran: ran.clone() })],
+            ..Default::default()
+        },
+    )
+    .expect("runtime");
+    let mut s = rt.spawn_session(None).expect("session");
+    s.submit(Op::UserTurn {
+        text: "roll out broken".into(),
+    });
+    let events = drive(&mut s, true).await;
+    assert_eq!(server.failures(), Vec::<String>::new());
+    assert_eq!(
+        *ran.lock().expect("lock"),
+        vec![
+            "apply:dry_run:broken".to_string(),
+            "apply:mutating:broken".to_string(),
+            "check:read_only:broken".to_string(),
+            "undo:dry_run:broken".to_string(),
+            "undo:mutating:broken".to_string(),
+        ]
+    );
+    match events.last() {
+        Some(Event::TaskComplete { state, report, .. }) => {
+            assert_eq!(*state, bosun::planner::State::Failed);
+            assert!(report.as_deref().unwrap_or("").starts_with("Fail"));
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -141,6 +141,21 @@ pub fn canonical_hash(v: &Value) -> String {
     sha256_hex(s.as_bytes())
 }
 
+/// A tool call the runtime itself makes on the model's behalf (verification, rollback).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FollowUp {
+    pub tool: String,
+    pub arguments: Value,
+}
+
+/// What a change declares about itself: read-only calls that verify it after it was applied, and
+/// the call that undoes it (it must accept `dry_run: true`, which bosun runs first).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FollowUps {
+    pub verify: Vec<FollowUp>,
+    pub rollback: Option<FollowUp>,
+}
+
 /// What executors get besides the call: shared runtime services.
 #[derive(Clone)]
 pub struct ToolCtx {
@@ -199,6 +214,11 @@ pub trait Tool: Send + Sync {
     /// change it makes or dry-runs. No network or cluster I/O (reading a local file the call
     /// names, such as a terraform planfile, is allowed).
     fn plan(&self, args: &Value) -> Result<Invocation, ToolError>;
+    /// For a change that was applied with these arguments: how to verify it and how to undo it.
+    /// Called by the session after a successful `mutating`/`destructive` call (no I/O).
+    fn follow_ups(&self, _args: &Value) -> FollowUps {
+        FollowUps::default()
+    }
     /// Execute an admitted call. Returns the text the model sees (redacted by the session).
     fn execute<'a>(
         &'a self,
