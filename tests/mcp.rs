@@ -404,7 +404,7 @@ const CLIENT_SCRIPT: &str = r#"
 turns:
   - expect:
       tools_include: [docs__lookup, kubectl]
-      tools_exclude: [docs__touch, docs__write_note]
+      tools_exclude: [docs__touch, docs__write_note, docs__drop_notes]
       system_contains: ["docs__lookup"]
     reply:
       tool_calls:
@@ -544,7 +544,9 @@ async fn remote_mcp_tools_over_streamable_http_run_behind_the_guard() {
 
 /// The whole chain: an MCP client calls bosun's exposed tools, which are a remote MCP server's
 /// tools; bosun's guard sits in the middle, with one guard (and dry-run record) per connection.
-async fn chained(transport: Transport) {
+/// Destructive changes need an approval: with no approver (the default) they are refused; with
+/// `--yes` the flags' approver approves them (non-kube changes included).
+async fn chained(transport: Transport, yes: bool) {
     let work = tempfile::tempdir().expect("tempdir");
     let calls_log = work.path().join("calls.log");
     let agent = agent_with_docs_server(&stdio_server_entry(&calls_log));
@@ -560,16 +562,14 @@ async fn chained(transport: Transport) {
         {"tool": "docs__write_note", "args": note},
         {"tool": "docs__lookup", "args": {"topic": "x", "extra": 1}},
         {"tool": "docs__lookup", "args": {"topic": "x"}},
+        {"tool": "docs__drop_notes", "args": {"dry_run": true}},
+        {"tool": "docs__drop_notes", "args": {}},
     ]);
-    let out = over_mcp_in(
-        work.path(),
-        transport,
-        &model,
-        agent.path(),
-        &["--expose-tools"],
-        calls,
-    )
-    .await;
+    let mut flags = vec!["--expose-tools"];
+    if yes {
+        flags.push("--yes");
+    }
+    let out = over_mcp_in(work.path(), transport, &model, agent.path(), &flags, calls).await;
     let lookup = tool(&out, "docs__lookup");
     assert_eq!(lookup["annotations"]["readOnlyHint"], true);
     let touch = tool(&out, "docs__touch");
@@ -591,11 +591,26 @@ async fn chained(transport: Transport) {
     refused(4, "no successful dry-run");
     refused(5, "has no argument `extra`");
     assert_eq!(c[6]["is_error"], false);
-    let log = std::fs::read_to_string(&calls_log).expect("calls log");
     assert_eq!(
-        log.lines().collect::<Vec<_>>(),
-        vec!["write_note dry-run t", "write_note t", "lookup x"]
+        tool(&out, "docs__drop_notes")["annotations"]["destructiveHint"],
+        true
     );
+    assert_eq!(c[7]["text"], "would delete 1 note");
+    let mut expected = vec![
+        "write_note dry-run t",
+        "write_note t",
+        "lookup x",
+        "drop_notes dry-run",
+    ];
+    if yes {
+        assert_eq!(c[8]["text"], "deleted 1 note", "{:#}", c[8]);
+        expected.push("drop_notes");
+    } else {
+        refused(8, "needs human approval (destructive operation");
+        refused(8, "no approver is configured");
+    }
+    let log = std::fs::read_to_string(&calls_log).expect("calls log");
+    assert_eq!(log.lines().collect::<Vec<_>>(), expected);
     assert!(model.requests().is_empty(), "no model was asked");
     // every direct call was decided and recorded in the connection's audit log
     let dir = work.path().join(".local/state/bosun/audit");
@@ -619,9 +634,10 @@ async fn chained(transport: Transport) {
         .filter(|r| r["record"]["event"] == "decided")
         .filter_map(|r| r["record"]["decision"]["verdict"].as_str())
         .collect();
+    let last = if yes { "allow" } else { "refuse" };
     assert_eq!(
         verdicts,
-        vec!["refuse", "refuse", "allow", "allow", "refuse", "refuse", "allow"]
+        vec!["refuse", "refuse", "allow", "allow", "refuse", "refuse", "allow", "allow", last]
     );
     assert!(recs
         .iter()
@@ -631,10 +647,10 @@ async fn chained(transport: Transport) {
 
 #[tokio::test]
 async fn stdio_chain_mcp_client_to_bosun_to_mcp_server() {
-    chained(Transport::Stdio).await;
+    chained(Transport::Stdio, false).await;
 }
 
 #[tokio::test]
-async fn http_chain_mcp_client_to_bosun_to_mcp_server() {
-    chained(Transport::Http).await;
+async fn http_chain_mcp_client_to_bosun_to_mcp_server_with_yes() {
+    chained(Transport::Http, true).await;
 }

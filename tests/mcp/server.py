@@ -4,6 +4,8 @@ client tests. Tools:
 - lookup: annotated readOnlyHint — bosun classifies it read_only and runs it.
 - touch: no annotations — bosun classifies it mutating; it has no dry-run, so the guard refuses it.
 - write_note: destructiveHint false, with a `dry_run` argument — mutating, validated by a dry-run.
+- drop_notes: destructiveHint true, with a `dry_run` argument — destructive: a dry-run and an
+  approval.
 
 Every call that really runs is appended to the file named by $CALLS_LOG, so tests can check
 what reached the server. Usage: server.py [stdio | http PORT]
@@ -47,6 +49,16 @@ def write_note(title: str, body: str, dry_run: bool = False) -> str:
         return f"would write note {title!r} ({len(body)} chars)"
     _log(f"write_note {title}")
     return f"wrote note {title!r}"
+
+
+@server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True))
+def drop_notes(dry_run: bool = False) -> str:
+    """Delete every note; with dry_run true, only say what would be deleted."""
+    if dry_run:
+        _log("drop_notes dry-run")
+        return "would delete 1 note"
+    _log("drop_notes")
+    return "deleted 1 note"
 
 
 if __name__ == "__main__":
