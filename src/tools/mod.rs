@@ -563,6 +563,19 @@ mod tests {
     }
 
     #[test]
+    fn a_manifest_can_make_a_remote_tool_stricter_not_looser() {
+        let mut agent = agent_with("  call: {effect: destructive}\n");
+        agent.def.mcp_servers =
+            serde_saphyr::from_str("- {name: docs, command: [x]}\n").expect("servers");
+        let (reg, _) =
+            Registry::build(&agent, vec![Arc::new(Remote("fake", "docs"))]).expect("builds");
+        let r = reg.get("fake").expect("offered through its manifest");
+        assert_eq!(r.operations.get("call"), Some(&EffectClass::Destructive));
+        let agent = agent_with("  call: {effect: read_only}\n");
+        assert!(Registry::build(&agent, vec![Arc::new(Remote("fake", "docs"))]).is_err());
+    }
+
+    #[test]
     fn a_manifest_cannot_loosen_an_effect_class() {
         let agent = agent_with("  read: {effect: read_only}\n  apply: {effect: dry_run}\n");
         let errs = Registry::build(&agent, vec![Arc::new(Fake)])
