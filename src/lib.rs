@@ -15,6 +15,7 @@
 //! - [`scripted`]: a real OpenAI-compatible HTTP server that replays a script (tests, demo, benches).
 //! - [`sandbox`]: a throwaway local platform: etcd, kube-apiserver, OpenBao, a bare git remote.
 //! - [`kube_client`]: building a kube client from a kubeconfig, context and namespace.
+//! - [`mcp`]: bosun as an MCP server (the agent and its guarded tools) and as an MCP client (remote tools behind the same guard).
 
 pub mod agent;
 pub mod audit;
@@ -24,6 +25,7 @@ pub mod diag;
 pub mod effect;
 pub mod guard;
 pub mod kube_client;
+pub mod mcp;
 pub mod model;
 pub mod planner;
 pub mod policy;

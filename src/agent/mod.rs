@@ -45,6 +45,10 @@ pub struct AgentDef {
     pub max_turns: Option<u32>,
     #[serde(default)]
     pub metadata: BTreeMap<String, serde_json::Value>,
+    /// MCP servers whose tools become bosun tools `<server>__<tool>` behind the same guard
+    /// (see [`crate::mcp`]).
+    #[serde(default)]
+    pub mcp_servers: Vec<crate::mcp::McpServerDef>,
 }
 
 fn default_type() -> String {
@@ -71,6 +75,7 @@ const AGENT_KEYS: &[&str] = &[
     "model",
     "max_turns",
     "metadata",
+    "mcp_servers",
 ];
 
 /// The prompt templates of an agent (`prompts/*.j2`), by file name.
@@ -292,6 +297,13 @@ fn parse_agent_md(
                 def.id
             ),
         ));
+    }
+    if let Some(problem) = crate::mcp::check_servers(&def.mcp_servers)
+        .into_iter()
+        .next()
+    {
+        let (l, c) = yaml::key_pos(doc.yaml, doc.yaml_line_offset, "mcp_servers");
+        return Err(Diagnostic::error(path, l, c, problem));
     }
     if def.kind != "agent" {
         let (l, c) = yaml::key_pos(doc.yaml, doc.yaml_line_offset, "type");

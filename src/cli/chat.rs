@@ -100,7 +100,7 @@ fn one_line(s: &str, max: usize) -> String {
 
 pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
     args.stream = true;
-    let mut rt: Arc<Runtime> = match run::build_runtime(dir, &args) {
+    let mut rt: Arc<Runtime> = match run::build_runtime(dir, &args).await {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("bosun: {e:#}");
@@ -223,7 +223,7 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
                             task: vec![],
                             ..args.clone()
                         };
-                        match run::build_runtime(dir, &a2) {
+                        match run::build_runtime(dir, &a2).await {
                             Ok(new_rt) => {
                                 let id = handle.id().to_string();
                                 handle.submit(Op::Shutdown);

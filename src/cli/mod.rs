@@ -2,6 +2,7 @@
 
 mod chat;
 mod demo;
+mod mcp;
 mod render;
 mod report;
 mod run;
@@ -41,6 +42,9 @@ pub enum Cmd {
     Run(Box<run::RunArgs>),
     /// The interactive REPL (same flags as run; an optional first message).
     Chat(Box<run::RunArgs>),
+    /// Serve the agent over MCP (stdio, or streamable HTTP with --listen): the tool
+    /// `run_<agent id>` (task → report) and, with --expose-tools, the guarded tools themselves.
+    Mcp(Box<mcp::McpArgs>),
     /// Show the tools the model sees.
     Tools {
         /// Print the JSON schemas exactly as sent to the model.
@@ -99,7 +103,8 @@ pub enum OutputFormat {
 
 pub fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        // rmcp warns about errors it answers on purpose (e.g. a protocol revision it does not offer)
+        0 => "warn,rmcp=error",
         1 => "info",
         _ => "debug",
     };
@@ -118,6 +123,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Tools { json } => validate::tools(&cli.agent, json),
         Cmd::Run(args) => run::run(&cli.agent, *args).await,
         Cmd::Chat(args) => chat::chat(&cli.agent, *args).await,
+        Cmd::Mcp(args) => mcp::mcp(&cli.agent, *args).await,
         Cmd::Sandbox { cmd, dir } => sandbox_cmd::sandbox(cmd, dir).await,
         Cmd::ScriptedModel { script, listen } => {
             let s = bosun::scripted::Script::load(&script)?;

@@ -147,7 +147,8 @@ fn read_task(args: &RunArgs) -> anyhow::Result<String> {
 }
 
 /// Build a runtime for the agent in `dir` from run flags.
-pub fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Runtime>> {
+/// Connects the MCP servers the agent lists (their tools join the registry, behind the guard).
+pub async fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Runtime>> {
     let loaded = match Agent::load(dir) {
         Ok(l) => l,
         Err(d) => anyhow::bail!("{d}\nfix the agent definition (see `bosun validate`)"),
@@ -171,6 +172,10 @@ pub fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Runtime>>
     let redactor = Arc::new(bosun::redact::Redactor::new());
     let secrets = bosun::tools::vault::VaultResolver::from_env(redactor.clone())
         .map(|r| Arc::new(r) as Arc<dyn bosun::secrets::SecretResolver>);
+    let mcp = bosun::mcp::client::connect(&loaded.agent).await?;
+    for w in &mcp.warnings {
+        tracing::warn!("{w}");
+    }
     let opts = RuntimeOptions {
         kube: KubeTarget {
             kubeconfig: args.kubeconfig.clone(),
@@ -191,6 +196,7 @@ pub fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Runtime>>
         ),
         secrets,
         redactor: Some(redactor),
+        extra_tools: mcp.tools,
         ..Default::default()
     };
     let (rt, warnings) = Runtime::new(loaded.agent, Arc::new(model), opts)?;
@@ -206,7 +212,7 @@ pub async fn run(dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         (Some(_), Err(_)) => RESUME_TEXT.to_string(),
         (None, Err(e)) => return Err(e),
     };
-    let rt = match build_runtime(dir, &args) {
+    let rt = match build_runtime(dir, &args).await {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("bosun: {e:#}");

@@ -72,6 +72,14 @@ pub fn validate(dir: &Path) -> anyhow::Result<ExitCode> {
                 prompt.len(),
                 diags.len()
             );
+            for m in &agent.def.mcp_servers {
+                println!(
+                    "mcp server `{}`: {} — its tools would be offered as `{}__<tool>` (not contacted by validate)",
+                    m.name,
+                    m.describe(),
+                    m.name
+                );
+            }
             Ok(ExitCode::from(exit::SUCCESS))
         }
         _ => {

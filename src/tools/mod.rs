@@ -225,6 +225,14 @@ pub trait Tool: Send + Sync {
         call: &'a Admitted,
         ctx: &'a ToolCtx,
     ) -> BoxFuture<'a, Result<String, ToolError>>;
+    /// For a tool defined at run time by an MCP server (see [`crate::mcp::client`]): the name of
+    /// that server. Such a tool needs no manifest — the registry offers it when the agent lists
+    /// the server under `mcp_servers:` and the tool is named `<server>__<tool>`, with the effect
+    /// classes of [`Tool::operations`] (bosun's classification of the server's annotations). A
+    /// manifest `tools/<name>.yaml`, when the agent lists one, may still make it stricter.
+    fn mcp_server(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A tool plus what the agent's manifest allows of it.
@@ -342,6 +350,37 @@ impl Registry {
                 reg.insert(tool, d, ops);
             }
         }
+        // tools of the MCP servers the agent lists: they carry their own operations (classified
+        // by bosun's code from the server's annotations); everything else without a manifest is
+        // not offered
+        for (name, tool) in impls {
+            let server = tool.mcp_server().map(str::to_string);
+            let listed = server.as_deref().is_some_and(|s| {
+                agent.def.mcp_servers.iter().any(|d| d.name == s)
+                    && name.starts_with(&format!("{s}{}", crate::mcp::NAME_SEPARATOR))
+            });
+            if !listed {
+                if let Some(s) = server {
+                    warnings.push(Diagnostic::warning(
+                        &agent.dir.join("agent.md"),
+                        1,
+                        1,
+                        format!("tool `{name}` comes from MCP server `{s}`, which the agent does not list under mcp_servers: (or the name lacks the `{s}__` prefix); it is not offered"),
+                    ));
+                }
+                continue;
+            }
+            let ops: BTreeMap<String, EffectClass> = tool
+                .operations()
+                .iter()
+                .map(|(o, e)| (o.to_string(), *e))
+                .collect();
+            if ops.is_empty() || reg.tools.contains_key(&name) {
+                continue;
+            }
+            let d = tool.description().to_string();
+            reg.insert(tool, d, ops);
+        }
         if errors.is_empty() {
             Ok((reg, warnings))
         } else {
@@ -357,7 +396,22 @@ impl Registry {
         ops: BTreeMap<String, EffectClass>,
     ) {
         let offered: Vec<&str> = ops.keys().map(String::as_str).collect();
-        let parameters = schema::strict(tool.parameters(), &offered);
+        let raw = tool.parameters();
+        // a remote MCP tool's own `operation` argument, if it has one, keeps its enum
+        let own: Vec<String> = match tool.mcp_server() {
+            Some(_) => raw
+                .pointer("/properties/operation/enum")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => offered.iter().map(|s| s.to_string()).collect(),
+        };
+        let own: Vec<&str> = own.iter().map(String::as_str).collect();
+        let parameters = schema::strict(raw, &own);
         let spec = ToolSpec {
             name: tool.name().to_string(),
             description: description.clone(),
@@ -490,6 +544,80 @@ mod tests {
             policy: crate::policy::Policy::default(),
             subagents: vec![],
         }
+    }
+
+    /// A tool as an MCP server would provide it: own operations, no manifest.
+    struct Remote(&'static str, &'static str);
+    impl Tool for Remote {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn description(&self) -> &str {
+            "remote"
+        }
+        fn operations(&self) -> &[(&'static str, EffectClass)] {
+            &[("call", EffectClass::Mutating)]
+        }
+        fn parameters(&self) -> Value {
+            serde_json::json!({"type": "object", "properties": {"operation": {"type": "string", "enum": ["x", "y"]}}})
+        }
+        fn plan(&self, _: &Value) -> Result<Invocation, ToolError> {
+            Err(ToolError::Failed("unused".into()))
+        }
+        fn execute<'a>(
+            &'a self,
+            _: &'a Admitted,
+            _: &'a ToolCtx,
+        ) -> BoxFuture<'a, Result<String, ToolError>> {
+            Box::pin(async { Err(ToolError::Failed("unused".into())) })
+        }
+        fn mcp_server(&self) -> Option<&str> {
+            Some(self.1)
+        }
+    }
+
+    #[test]
+    fn tools_of_listed_mcp_servers_need_no_manifest_and_keep_their_class() {
+        let mut agent = agent_with("  read: {effect: read_only}\n");
+        agent.def.mcp_servers =
+            serde_saphyr::from_str("- {name: docs, command: [x]}\n").expect("servers");
+        let tools: Vec<Arc<dyn Tool>> = vec![
+            Arc::new(Fake),
+            Arc::new(Remote("docs__write", "docs")),
+            Arc::new(Remote("other__write", "other")),
+            Arc::new(Remote("write", "docs")),
+        ];
+        let (reg, warnings) = Registry::build(&agent, tools).expect("builds");
+        let r = reg.get("docs__write").expect("offered");
+        assert_eq!(r.operations.get("call"), Some(&EffectClass::Mutating));
+        // the remote tool's own `operation` argument is not bosun's operation enum
+        assert_eq!(
+            r.spec.parameters["properties"]["operation"]["enum"],
+            serde_json::json!(["x", "y"])
+        );
+        assert!(reg.get("other__write").is_none(), "server not listed");
+        assert!(reg.get("write").is_none(), "name without the server prefix");
+        assert_eq!(
+            warnings
+                .iter()
+                .filter(|w| w.message.contains("not offered"))
+                .count(),
+            2,
+            "{warnings:#?}"
+        );
+    }
+
+    #[test]
+    fn a_manifest_can_make_a_remote_tool_stricter_not_looser() {
+        let mut agent = agent_with("  call: {effect: destructive}\n");
+        agent.def.mcp_servers =
+            serde_saphyr::from_str("- {name: docs, command: [x]}\n").expect("servers");
+        let (reg, _) =
+            Registry::build(&agent, vec![Arc::new(Remote("fake", "docs"))]).expect("builds");
+        let r = reg.get("fake").expect("offered through its manifest");
+        assert_eq!(r.operations.get("call"), Some(&EffectClass::Destructive));
+        let agent = agent_with("  call: {effect: read_only}\n");
+        assert!(Registry::build(&agent, vec![Arc::new(Remote("fake", "docs"))]).is_err());
     }
 
     #[test]
