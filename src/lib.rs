@@ -17,7 +17,9 @@
 //! - [`kube_client`]: building a kube client from a kubeconfig, context and namespace.
 
 pub mod agent;
+pub mod blocks;
 pub mod checks;
+pub mod compact;
 pub mod config;
 pub mod diag;
 pub mod effect;

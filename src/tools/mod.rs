@@ -7,6 +7,7 @@
 //! create: there is no path from the model to an executor that skips the guard.
 
 pub mod activate_skill;
+pub mod k8s;
 pub mod kubectl;
 pub mod schema;
 pub mod table;
