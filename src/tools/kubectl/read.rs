@@ -242,6 +242,16 @@ pub(super) async fn logs(
             .get(name)
             .await
             .map_err(|e| kube_err(e, &cluster.context))?;
+        if pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_none()
+        {
+            return Err(ToolError::Failed(format!(
+                "pod {ns}/{name} has no logs: it is not scheduled to a node yet; check kubectl describe and events for why"
+            )));
+        }
         let containers: Vec<String> = pod
             .spec
             .as_ref()

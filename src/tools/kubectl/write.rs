@@ -141,45 +141,6 @@ fn mask_pair(live: Option<&mut Value>, new: &mut Value, ctx: &ToolCtx) {
     }
 }
 
-/// Fields that were submitted but are absent from the server's result: on servers without
-/// field validation these are silently dropped unknown fields (typos).
-fn dropped_fields(sub: &Value, res: &Value, path: &str, out: &mut Vec<String>) {
-    if out.len() >= 10 {
-        return;
-    }
-    match (sub, res) {
-        (Value::Object(s), Value::Object(r)) => {
-            for (k, v) in s {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                if matches!(
-                    p.as_str(),
-                    "status" | "stringData" | "metadata.creationTimestamp"
-                ) {
-                    continue;
-                }
-                let empty = v.is_null()
-                    || matches!(v, Value::Object(o) if o.is_empty())
-                    || matches!(v, Value::Array(a) if a.is_empty());
-                match r.get(k) {
-                    None if !empty => out.push(p),
-                    Some(rv) => dropped_fields(v, rv, &p, out),
-                    None => {}
-                }
-            }
-        }
-        (Value::Array(s), Value::Array(r)) if s.len() == r.len() => {
-            for (i, (a, b)) in s.iter().zip(r).enumerate() {
-                dropped_fields(a, b, &format!("{path}[{i}]"), out);
-            }
-        }
-        _ => {}
-    }
-}
-
 pub(super) async fn apply(
     k: &Kubectl,
     cluster: &Cluster,
@@ -297,6 +258,12 @@ pub(super) async fn apply(
                     kube::Error::Api(s) if s.code == 422 || s.code == 400 => {
                         format!("rejected by the server: {}", s.message)
                     }
+                    kube::Error::Api(s) if s.message.contains("field not declared in schema") => {
+                        format!(
+                            "rejected by the server: unknown field ({}) — probably a typo or a field of another API version",
+                            s.message
+                        )
+                    }
                     other => kube_err(other, &cluster.context).to_string(),
                 };
                 lines.push(format!("  {id}: {msg}"));
@@ -304,8 +271,6 @@ pub(super) async fn apply(
             }
         };
         let mut res_v = serde_json::to_value(&result).map_err(k8s::failed)?;
-        let mut dropped = Vec::new();
-        dropped_fields(&d.clone(), &res_v, "", &mut dropped);
         let mut live_v = match &live {
             Some(l) => Some(serde_json::to_value(l).map_err(k8s::failed)?),
             None => None,
@@ -357,12 +322,6 @@ pub(super) async fn apply(
             ));
         }
         lines.push(format!("  {id}: {state}"));
-        if !dropped.is_empty() {
-            notes.push(format!(
-                "warning: {id}: the server dropped field(s) it does not know: {} — probably a typo or a field of another API version",
-                dropped.join(", ")
-            ));
-        }
     }
     let what = match mode {
         Mode::Apply => "server-side apply",
