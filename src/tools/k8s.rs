@@ -524,6 +524,80 @@ pub fn render_listing(
     )
 }
 
+/// Whether a workload's rollout is complete, and a one-line account of where it stands.
+pub fn rollout_state(kind: &str, d: &Value) -> (bool, bool, String) {
+    let n = |p: &str| d.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    let generation = n("/metadata/generation");
+    let observed = n("/status/observedGeneration");
+    let behind = observed < generation;
+    match kind {
+        "Deployment" => {
+            let want = d
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            let updated = n("/status/updatedReplicas");
+            let available = n("/status/availableReplicas");
+            let total = n("/status/replicas");
+            let stuck = condition(d, "Progressing")
+                .and_then(|c| c.get("reason"))
+                .and_then(Value::as_str)
+                == Some("ProgressDeadlineExceeded");
+            let done = !behind && updated >= want && available >= want && total <= updated;
+            let mut s = format!("{updated}/{want} updated, {available}/{want} available");
+            if total > updated {
+                s.push_str(&format!(
+                    ", {} old replicas pending termination",
+                    total - updated
+                ));
+            }
+            if behind {
+                s.push_str(", new spec not yet observed by the controller");
+            }
+            if stuck {
+                let msg = condition(d, "Progressing")
+                    .and_then(|c| c.get("message"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                s.push_str(&format!(", ProgressDeadlineExceeded: {msg}"));
+            }
+            (done, stuck, s)
+        }
+        "StatefulSet" => {
+            let want = d
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            let ready = n("/status/readyReplicas");
+            let updated = n("/status/updatedReplicas");
+            let cur = d.pointer("/status/currentRevision");
+            let upd = d.pointer("/status/updateRevision");
+            let done = !behind && ready >= want && (cur == upd || updated >= want);
+            (
+                done,
+                false,
+                format!("{ready}/{want} ready, {updated} updated"),
+            )
+        }
+        "DaemonSet" => {
+            let want = n("/status/desiredNumberScheduled");
+            let updated = n("/status/updatedNumberScheduled");
+            let available = n("/status/numberAvailable");
+            let done = !behind && updated >= want && available >= want;
+            (
+                done,
+                false,
+                format!("{updated}/{want} updated, {available}/{want} available"),
+            )
+        }
+        _ => (
+            false,
+            false,
+            format!("rollout status is not defined for {kind}"),
+        ),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // manifests and change identities
 

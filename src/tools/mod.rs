@@ -7,6 +7,8 @@
 //! create: there is no path from the model to an executor that skips the guard.
 
 pub mod activate_skill;
+pub mod blocks;
+pub mod flux;
 pub mod k8s;
 pub mod kubectl;
 pub mod schema;
@@ -384,6 +386,15 @@ impl Registry {
 pub fn implementations(agent: &Agent, kube: &crate::kube_client::KubeTarget) -> Vec<Arc<dyn Tool>> {
     vec![
         Arc::new(kubectl::Kubectl::new(
+            kube.kubeconfig.clone(),
+            kube.context.clone(),
+        )),
+        Arc::new(flux::Flux::new(
+            kube.kubeconfig.clone(),
+            kube.context.clone(),
+        )),
+        Arc::new(blocks::Blocks::new(
+            agent.dir.join("blocks"),
             kube.kubeconfig.clone(),
             kube.context.clone(),
         )),

@@ -360,80 +360,6 @@ pub(super) async fn events(
     Ok(render_events(&title, evs, all_ns, k.max_tokens))
 }
 
-/// Whether a workload's rollout is complete, and a one-line account of where it stands.
-pub(crate) fn rollout_state(kind: &str, d: &Value) -> (bool, bool, String) {
-    let n = |p: &str| d.pointer(p).and_then(Value::as_i64).unwrap_or(0);
-    let generation = n("/metadata/generation");
-    let observed = n("/status/observedGeneration");
-    let behind = observed < generation;
-    match kind {
-        "Deployment" => {
-            let want = d
-                .pointer("/spec/replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            let updated = n("/status/updatedReplicas");
-            let available = n("/status/availableReplicas");
-            let total = n("/status/replicas");
-            let stuck = condition(d, "Progressing")
-                .and_then(|c| c.get("reason"))
-                .and_then(Value::as_str)
-                == Some("ProgressDeadlineExceeded");
-            let done = !behind && updated >= want && available >= want && total <= updated;
-            let mut s = format!("{updated}/{want} updated, {available}/{want} available");
-            if total > updated {
-                s.push_str(&format!(
-                    ", {} old replicas pending termination",
-                    total - updated
-                ));
-            }
-            if behind {
-                s.push_str(", new spec not yet observed by the controller");
-            }
-            if stuck {
-                let msg = condition(d, "Progressing")
-                    .and_then(|c| c.get("message"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                s.push_str(&format!(", ProgressDeadlineExceeded: {msg}"));
-            }
-            (done, stuck, s)
-        }
-        "StatefulSet" => {
-            let want = d
-                .pointer("/spec/replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            let ready = n("/status/readyReplicas");
-            let updated = n("/status/updatedReplicas");
-            let cur = d.pointer("/status/currentRevision");
-            let upd = d.pointer("/status/updateRevision");
-            let done = !behind && ready >= want && (cur == upd || updated >= want);
-            (
-                done,
-                false,
-                format!("{ready}/{want} ready, {updated} updated"),
-            )
-        }
-        "DaemonSet" => {
-            let want = n("/status/desiredNumberScheduled");
-            let updated = n("/status/updatedNumberScheduled");
-            let available = n("/status/numberAvailable");
-            let done = !behind && updated >= want && available >= want;
-            (
-                done,
-                false,
-                format!("{updated}/{want} updated, {available}/{want} available"),
-            )
-        }
-        _ => (
-            false,
-            false,
-            format!("rollout status is not defined for {kind}"),
-        ),
-    }
-}
-
 pub(super) async fn rollout_status(
     cluster: &Cluster,
     a: &Args,
@@ -456,7 +382,7 @@ pub(super) async fn rollout_status(
             .get(&name)
             .await
             .map_err(|e| kube_err(e, &cluster.context))?;
-        let (done, stuck, state) = rollout_state(&ar.kind, &o.data);
+        let (done, stuck, state) = k8s::rollout_state(&ar.kind, &o.data);
         if done {
             return Ok(format!(
                 "{} {ns}/{name} successfully rolled out: {state} (waited {} s)",
