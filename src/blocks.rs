@@ -242,7 +242,7 @@ pub fn literal_secret_paths(v: &Value) -> Vec<String> {
                         if !names_a_secret
                             && SENSITIVE.iter().any(|w| lk.contains(w))
                             && !s.trim().is_empty()
-                            && crate::secrets::VaultRef::parse(s.trim()).is_none()
+                            && crate::secrets::VaultRef::parse(&expand(s.trim(), "dev", "x", "x")).is_none()
                         {
                             out.push(p.clone());
                         }
@@ -288,7 +288,29 @@ pub fn load_block(path: &Path, warnings: &mut Vec<Diagnostic>) -> Result<Block, 
     let (def, w): (BlockDef, _) =
         yaml::parse(path, doc.yaml, doc.yaml_line_offset, BLOCK_KEYS).map_err(|d| vec![d])?;
     warnings.extend(w);
-    let pos = |key: &str| yaml::key_pos(doc.yaml, doc.yaml_line_offset, key);
+    // the position of a nested key, e.g. `deploy.chart.version`: each part is searched after
+    // the line of its parent; a key written inline (`chart: {version: …}`) gets its parent's line
+    let pos = |key: &str| {
+        let lines: Vec<&str> = doc.yaml.lines().collect();
+        let mut start = 0usize;
+        let mut found = (1usize, 1usize);
+        for part in key.split('.') {
+            let hit = lines.iter().enumerate().skip(start).find_map(|(i, l)| {
+                let t = l.trim_start().trim_start_matches("- ");
+                t.strip_prefix(part)
+                    .is_some_and(|r| r.starts_with(':'))
+                    .then(|| (i, l.len() - l.trim_start().len() + 1))
+            });
+            match hit {
+                Some((i, c)) => {
+                    found = (i + 1, c);
+                    start = i + 1;
+                }
+                None => break,
+            }
+        }
+        (found.0 + doc.yaml_line_offset, found.1)
+    };
     let mut errors = Vec::new();
     let mut err = |key: &str, msg: String| {
         let (l, c) = pos(key);
@@ -328,8 +350,7 @@ pub fn load_block(path: &Path, warnings: &mut Vec<Diagnostic>) -> Result<Block, 
     }
     let chart = &def.deploy.chart;
     if !pinned(&chart.version) {
-        err(
-            "version",
+        err("deploy.chart.version",
             format!(
                 "deploy.chart.version `{}` is not a pinned version; write an exact chart version such as 5.4.0",
                 chart.version
@@ -337,8 +358,7 @@ pub fn load_block(path: &Path, warnings: &mut Vec<Diagnostic>) -> Result<Block, 
         );
     }
     if !(chart.repository.starts_with("https://") || chart.repository.starts_with("oci://")) {
-        err(
-            "repository",
+        err("deploy.chart.repository",
             format!(
                 "deploy.chart.repository `{}` must be an https:// or oci:// URL",
                 chart.repository
@@ -347,12 +367,11 @@ pub fn load_block(path: &Path, warnings: &mut Vec<Diagnostic>) -> Result<Block, 
     }
     if let Some(values) = &def.deploy.values {
         if !values.is_object() {
-            err("values", "deploy.values must be a mapping".into());
+            err("deploy.values", "deploy.values must be a mapping".into());
         }
         let lit = literal_secret_paths(values);
         if !lit.is_empty() {
-            err(
-                "values",
+            err("deploy.values",
                 format!(
                     "deploy.values {} hold literal secrets; use vault references `vault:<mount>/<path>#<key>` or an existing Secret",
                     lit.join(", ")
@@ -361,15 +380,13 @@ pub fn load_block(path: &Path, warnings: &mut Vec<Diagnostic>) -> Result<Block, 
         }
     }
     if def.health.workloads.is_empty() {
-        err(
-            "health",
+        err("health.workloads",
             "health.workloads must name at least one Deployment, StatefulSet or DaemonSet".into(),
         );
     }
     for w in &def.health.workloads {
         if !matches!(w.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet") {
-            err(
-                "workloads",
+            err("health.workloads",
                 format!(
                     "health.workloads kind `{}` must be Deployment, StatefulSet or DaemonSet",
                     w.kind
@@ -380,8 +397,7 @@ pub fn load_block(path: &Path, warnings: &mut Vec<Diagnostic>) -> Result<Block, 
     for c in &def.health.credentials {
         let r = expand(&c.reference, "dev", "x", "x");
         if crate::secrets::VaultRef::parse(&r).is_none() {
-            err(
-                "credentials",
+            err("health.credentials",
                 format!(
                     "credential `{}` reference `{}` is not a vault reference `vault:<mount>/<path>#<key>`",
                     c.purpose, c.reference
