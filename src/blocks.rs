@@ -242,7 +242,8 @@ pub fn literal_secret_paths(v: &Value) -> Vec<String> {
                         if !names_a_secret
                             && SENSITIVE.iter().any(|w| lk.contains(w))
                             && !s.trim().is_empty()
-                            && crate::secrets::VaultRef::parse(&expand(s.trim(), "dev", "x", "x")).is_none()
+                            && crate::secrets::VaultRef::parse(&expand(s.trim(), "dev", "x", "x"))
+                                .is_none()
                         {
                             out.push(p.clone());
                         }
@@ -358,7 +359,8 @@ pub fn load_block(path: &Path, warnings: &mut Vec<Diagnostic>) -> Result<Block, 
         );
     }
     if !(chart.repository.starts_with("https://") || chart.repository.starts_with("oci://")) {
-        err("deploy.chart.repository",
+        err(
+            "deploy.chart.repository",
             format!(
                 "deploy.chart.repository `{}` must be an https:// or oci:// URL",
                 chart.repository
@@ -380,13 +382,15 @@ pub fn load_block(path: &Path, warnings: &mut Vec<Diagnostic>) -> Result<Block, 
         }
     }
     if def.health.workloads.is_empty() {
-        err("health.workloads",
+        err(
+            "health.workloads",
             "health.workloads must name at least one Deployment, StatefulSet or DaemonSet".into(),
         );
     }
     for w in &def.health.workloads {
         if !matches!(w.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet") {
-            err("health.workloads",
+            err(
+                "health.workloads",
                 format!(
                     "health.workloads kind `{}` must be Deployment, StatefulSet or DaemonSet",
                     w.kind

@@ -233,9 +233,47 @@ fn row_cost(r: &Row) -> usize {
         + 1
 }
 
-/// A listing as the model reads it: `title: counts`, then a table with the unhealthy rows first
-/// and in full (as many as the budget holds), then healthy rows (all of them when everything
-/// fits, else a short sample), then "… N more" markers with counts and `narrow_hint`.
+/// The cost of a row shown under its status heading (without the status cell).
+fn grouped_cost(r: &Row) -> usize {
+    row_cost(r).saturating_sub(estimate_tokens(&r.status) + 1) + 1
+}
+
+/// Rows grouped under `STATUS (n):` headings, without the status column, aligned per group.
+fn render_groups(header: &[&str], groups: &[(String, usize, Vec<Row>)], out: &mut String) {
+    for (status, total, rows) in groups {
+        if rows.is_empty() {
+            continue;
+        }
+        let shown = if rows.len() < *total {
+            format!("{status} ({}, {} shown):\n", total, rows.len())
+        } else {
+            format!("{status} ({total}):\n")
+        };
+        out.push_str(&shown);
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let mut c = r.cells.clone();
+                if let Some(i) = c.iter().position(|x| *x == r.status) {
+                    c.remove(i);
+                }
+                c
+            })
+            .collect();
+        let h: Vec<&str> = header.iter().copied().filter(|h| *h != "STATUS").collect();
+        let t = crate::tools::table::render(&h, &cells, usize::MAX);
+        for line in t.lines().skip(1) {
+            out.push_str("  ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+}
+
+/// A listing as the model reads it: `title: counts`, then every row as a table (unhealthy first)
+/// when it fits; otherwise the unhealthy rows in full, grouped under their status (as many as
+/// the budget holds), a short sample of healthy rows, and "… N more" markers with counts and
+/// `narrow_hint`.
 pub fn summarise_table(
     title: &str,
     header: &[&str],
@@ -248,57 +286,78 @@ pub fn summarise_table(
     if rows.is_empty() {
         return out;
     }
-    let (mut bad, mut good): (Vec<Row>, Vec<Row>) = rows.into_iter().partition(|r| !r.healthy);
+    let (mut bad, good): (Vec<Row>, Vec<Row>) = rows.into_iter().partition(|r| !r.healthy);
     bad.sort_by(|a, b| a.status.cmp(&b.status).then(a.cells.cmp(&b.cells)));
     let header_cost: usize = header.iter().map(|h| estimate_tokens(h) + 1).sum::<usize>() + 1;
-    // room for the title, header and two marker lines
+    // room for the title, header and marker lines
     let budget = max_tokens.saturating_sub(estimate_tokens(&out) + header_cost + 80);
     let all_cost: usize = bad.iter().chain(good.iter()).map(row_cost).sum();
-    let mut shown: Vec<Vec<String>> = Vec::new();
-    let mut markers = Vec::new();
     if all_cost <= budget {
-        shown.extend(bad.into_iter().map(|r| r.cells));
-        shown.extend(good.into_iter().map(|r| r.cells));
-    } else {
-        let mut used = 0usize;
-        let mut n_bad = 0usize;
-        for r in &bad {
-            let c = row_cost(r);
-            if used + c > budget {
-                break;
-            }
-            used += c;
-            n_bad += 1;
-        }
-        let rest_bad: Vec<Row> = bad.split_off(n_bad);
-        shown.extend(bad.into_iter().map(|r| r.cells));
-        if !rest_bad.is_empty() {
-            markers.push(format!(
-                "… {} more unhealthy ({})",
-                rest_bad.len(),
-                status_counts(&rest_bad)
-            ));
-        }
-        let mut n_good = 0usize;
-        for r in good.iter().take(HEALTHY_SAMPLE) {
-            let c = row_cost(r);
-            if used + c > budget {
-                break;
-            }
-            used += c;
-            n_good += 1;
-        }
-        let rest_good = good.split_off(n_good);
-        shown.extend(good.into_iter().map(|r| r.cells));
-        if !rest_good.is_empty() {
-            markers.push(format!(
-                "… {} more healthy ({})",
-                rest_good.len(),
-                status_counts(&rest_good)
-            ));
-        }
+        let shown: Vec<Vec<String>> = bad.into_iter().chain(good).map(|r| r.cells).collect();
+        out.push_str(&crate::tools::table::render(header, &shown, usize::MAX));
+        return fit_budget(&out, max_tokens);
     }
-    out.push_str(&crate::tools::table::render(header, &shown, usize::MAX));
+    // grouped by status, unhealthy groups first
+    let group = |rows: Vec<Row>| -> Vec<(String, usize, Vec<Row>)> {
+        let mut m: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+        for r in rows {
+            m.entry(r.status.clone()).or_default().push(r);
+        }
+        let mut v: Vec<(String, usize, Vec<Row>)> =
+            m.into_iter().map(|(s, rs)| (s, rs.len(), rs)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    };
+    let mut used = 0usize;
+    let mut markers = Vec::new();
+    let mut bad_groups = group(bad);
+    let mut cut_bad: Vec<Row> = Vec::new();
+    for (status, _, rows) in bad_groups.iter_mut() {
+        used += estimate_tokens(status) + 6;
+        let mut keep = 0usize;
+        for r in rows.iter() {
+            let c = grouped_cost(r);
+            if used + c > budget {
+                break;
+            }
+            used += c;
+            keep += 1;
+        }
+        cut_bad.extend(rows.split_off(keep));
+    }
+    if !cut_bad.is_empty() {
+        markers.push(format!(
+            "… {} more unhealthy not shown ({})",
+            cut_bad.len(),
+            status_counts(&cut_bad)
+        ));
+    }
+    let mut good_groups = group(good);
+    let mut cut_good: Vec<Row> = Vec::new();
+    let mut sample = 0usize;
+    for (status, _, rows) in good_groups.iter_mut() {
+        used += estimate_tokens(status) + 6;
+        let mut keep = 0usize;
+        for r in rows.iter() {
+            let c = grouped_cost(r);
+            if sample >= HEALTHY_SAMPLE || used + c > budget {
+                break;
+            }
+            used += c;
+            keep += 1;
+            sample += 1;
+        }
+        cut_good.extend(rows.split_off(keep));
+    }
+    if !cut_good.is_empty() {
+        markers.push(format!(
+            "… {} more healthy not shown ({})",
+            cut_good.len(),
+            status_counts(&cut_good)
+        ));
+    }
+    render_groups(header, &bad_groups, &mut out);
+    render_groups(header, &good_groups, &mut out);
     for m in &markers {
         out.push_str(m);
         out.push('\n');
@@ -552,10 +611,10 @@ mod tests {
         for n in ["web-17 ", "web-999 ", "web-4321 "] {
             assert!(out.contains(n), "{n} missing: {out}");
         }
-        assert!(out.contains("more healthy (4"), "{out}");
+        assert!(out.contains("more healthy not shown (4"), "{out}");
         assert!(estimate_tokens(&out) <= 1000);
         // unhealthy rows come before healthy ones
-        assert!(out.find("web-4321").unwrap_or(0) < out.find("Running  ").unwrap_or(0));
+        assert!(out.find("web-4321").unwrap_or(0) < out.find("Running (").unwrap_or(0));
         // a small listing is shown whole
         let out = summarise_table(
             "2 pods",
@@ -583,7 +642,7 @@ mod tests {
             })
             .collect();
         let out = summarise_table("3000 pods", &["NAME", "STATUS", "DETAIL"], rows, 500, "");
-        assert!(out.contains("more unhealthy ("), "{out}");
+        assert!(out.contains("more unhealthy not shown ("), "{out}");
         assert!(estimate_tokens(&out) <= 500);
     }
 

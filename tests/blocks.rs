@@ -22,26 +22,56 @@ async fn check(h: &Harness, ns: &str, env: &str) -> Result<String, String> {
 #[tokio::test]
 async fn the_catalog_lists_and_shows_blocks_per_environment() {
     let h = Harness::new(GuardConfig::default());
-    let out = h.call("blocks", json!({"operation": "list"}), State::Intake).await.expect("list");
-    assert!(out.contains("minio") && out.contains("minio 5.4.0") && out.contains("object-storage"), "{out}");
+    let out = h
+        .call("blocks", json!({"operation": "list"}), State::Intake)
+        .await
+        .expect("list");
+    assert!(
+        out.contains("minio") && out.contains("minio 5.4.0") && out.contains("object-storage"),
+        "{out}"
+    );
     assert!(out.contains("kong") && out.contains("kong 2.38.0"), "{out}");
     let out = h
-        .call("blocks", json!({"operation": "show", "block": "minio", "environment": "prod"}), State::Intake)
+        .call(
+            "blocks",
+            json!({"operation": "show", "block": "minio", "environment": "prod"}),
+            State::Intake,
+        )
         .await
         .expect("show");
-    assert!(out.contains("credential root password: vault:kv/platform/prod/minio#root-password"), "{out}");
-    assert!(out.contains("existingSecret: minio-root") && out.contains("Deployment minio"), "{out}");
+    assert!(
+        out.contains("credential root password: vault:kv/platform/prod/minio#root-password"),
+        "{out}"
+    );
+    assert!(
+        out.contains("existingSecret: minio-root") && out.contains("Deployment minio"),
+        "{out}"
+    );
     let e = h
-        .call("blocks", json!({"operation": "show", "block": "nope"}), State::Intake)
+        .call(
+            "blocks",
+            json!({"operation": "show", "block": "nope"}),
+            State::Intake,
+        )
         .await
         .expect_err("unknown block");
-    assert!(e.contains("no block `nope`") && e.contains("kong, minio"), "{e}");
+    assert!(
+        e.contains("no block `nope`") && e.contains("kong, minio"),
+        "{e}"
+    );
     // the default context of the sandbox is dev: prod needs its own context
     let e = h
-        .call("blocks", json!({"operation": "check_status", "block": "minio", "environment": "prod"}), State::Intake)
+        .call(
+            "blocks",
+            json!({"operation": "check_status", "block": "minio", "environment": "prod"}),
+            State::Intake,
+        )
         .await
         .expect_err("no prod context");
-    assert!(e.contains("no kube context is known for environment prod"), "{e}");
+    assert!(
+        e.contains("no kube context is known for environment prod"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -51,13 +81,19 @@ async fn a_block_goes_missing_then_progressing_then_ready_then_degraded() {
 
     let out = check(&h, &ns, "dev").await.expect("check");
     assert!(out.contains("Verdict: Missing"), "{out}");
-    assert!(out.contains("no HelmRelease for release minio") && out.contains("Deployment minio"), "{out}");
+    assert!(
+        out.contains("no HelmRelease for release minio") && out.contains("Deployment minio"),
+        "{out}"
+    );
 
     // Flux has the HelmRelease; the chart's objects exist, nothing is ready yet
-    common::create(json!({"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+    common::create(
+        json!({"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
         "metadata": {"name": "minio", "namespace": ns},
         "spec": {"interval": "10m", "chart": {"spec": {"chart": "minio", "version": "5.4.0",
-            "sourceRef": {"kind": "HelmRepository", "name": "minio"}}}}})).await;
+            "sourceRef": {"kind": "HelmRepository", "name": "minio"}}}}}),
+    )
+    .await;
     common::create(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "minio", "namespace": ns},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "minio"}},
                  "template": {"metadata": {"labels": {"app": "minio"}},
@@ -68,8 +104,16 @@ async fn a_block_goes_missing_then_progressing_then_ready_then_degraded() {
     }
     let out = check(&h, &ns, "dev").await.expect("check");
     assert!(out.contains("Verdict: Progressing"), "{out}");
-    assert!(out.contains(&format!("HelmRelease {ns}/minio has no Ready condition yet")), "{out}");
-    assert!(out.contains("Deployment minio: 0/1 updated") || out.contains("Deployment minio: "), "{out}");
+    assert!(
+        out.contains(&format!(
+            "HelmRelease {ns}/minio has no Ready condition yet"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("Deployment minio: 0/1 updated") || out.contains("Deployment minio: "),
+        "{out}"
+    );
 
     // the controller reports Ready; the pods become ready (kubelet's part, done by the test)
     common::set_status("helm.toolkit.fluxcd.io/v2", "HelmRelease", &ns, "minio", json!({
@@ -88,12 +132,23 @@ async fn a_block_goes_missing_then_progressing_then_ready_then_degraded() {
     };
     assert!(out.contains("Verdict: Ready"), "{out}");
     assert!(out.contains("Ready=True InstallSucceeded"), "{out}");
-    assert!(out.contains("pods of minio: 1/1 ready") && out.contains("Service minio: 1 ready endpoint(s)"), "{out}");
-    assert!(out.contains(&format!("minio.{ns}.svc:9000 (S3 API)")), "{out}");
-    assert!(out.contains("root password: vault:kv/platform/dev/minio#root-password"), "{out}");
+    assert!(
+        out.contains("pods of minio: 1/1 ready")
+            && out.contains("Service minio: 1 ready endpoint(s)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("minio.{ns}.svc:9000 (S3 API)")),
+        "{out}"
+    );
+    assert!(
+        out.contains("root password: vault:kv/platform/dev/minio#root-password"),
+        "{out}"
+    );
 
     // a crash-looping pod makes it Degraded, naming the pod
-    let pods: kube::api::Api<k8s_openapi::api::core::v1::Pod> = kube::api::Api::namespaced(common::kube().await, &ns);
+    let pods: kube::api::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::api::Api::namespaced(common::kube().await, &ns);
     let pod = pods
         .list(&kube::api::ListParams::default().labels("app=minio"))
         .await
@@ -109,7 +164,10 @@ async fn a_block_goes_missing_then_progressing_then_ready_then_degraded() {
             "ready": false, "restartCount": 6, "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}}}]})).await;
     let out = check(&h, &ns, "dev").await.expect("check");
     assert!(out.contains("Verdict: Degraded"), "{out}");
-    assert!(out.contains(&format!("pod {pod} CrashLoopBackOff (restarts 6)")), "{out}");
+    assert!(
+        out.contains(&format!("pod {pod} CrashLoopBackOff (restarts 6)")),
+        "{out}"
+    );
 
     // suspended is never simply Ready
     let api: kube::api::Api<kube::api::DynamicObject> = kube::api::Api::namespaced_with(
@@ -123,11 +181,18 @@ async fn a_block_goes_missing_then_progressing_then_ready_then_degraded() {
             plural: "helmreleases".into(),
         },
     );
-    api.patch("minio", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(json!({"spec": {"suspend": true}})))
-        .await
-        .expect("suspend");
+    api.patch(
+        "minio",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"spec": {"suspend": true}})),
+    )
+    .await
+    .expect("suspend");
     let out = check(&h, &ns, "dev").await.expect("check");
-    assert!(out.contains("(suspended: Flux does not reconcile it)"), "{out}");
+    assert!(
+        out.contains("(suspended: Flux does not reconcile it)"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -147,15 +212,27 @@ async fn helm_release_records_are_read_from_a_real_helm_install() {
             .env("HELM_DATA_HOME", tmp.path().join("data"))
             .output()
             .expect("running helm");
-        assert!(out.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "helm {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     // a chart named minio renders a Deployment and a Service named like the release
     run(&["create", "minio"]);
     run(&["install", "minio", "./minio", "--namespace", &ns]);
     let h = Harness::new(GuardConfig::default());
     let out = check(&h, &ns, "dev").await.expect("check");
-    assert!(out.contains("Helm release minio revision 1 deployed (chart minio-0.1.0): Install complete"), "{out}");
+    assert!(
+        out.contains(
+            "Helm release minio revision 1 deployed (chart minio-0.1.0): Install complete"
+        ),
+        "{out}"
+    );
     // the release claims deployed but the block's console Service does not exist: Degraded
     assert!(out.contains("Verdict: Degraded"), "{out}");
-    assert!(out.contains("missing: Service minio-console although the release is deployed"), "{out}");
+    assert!(
+        out.contains("missing: Service minio-console although the release is deployed"),
+        "{out}"
+    );
 }

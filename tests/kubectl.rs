@@ -1047,7 +1047,7 @@ async fn a_large_listing_reaches_the_model_summarised() {
         assert!(out.contains(&names[i]), "{} missing: {out}", names[i]);
     }
     assert!(
-        out.contains("more healthy (") && out.contains("narrow it"),
+        out.contains("more healthy not shown (") && out.contains("narrow it"),
         "{out}"
     );
     assert!(

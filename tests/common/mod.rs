@@ -396,9 +396,29 @@ pub async fn mark_pods_ready(ns: &str, selector: &str, min: usize) -> Vec<String
         "only {} pods match {selector} in {ns}",
         pods.len()
     );
+    // bind unscheduled pods to a node, as the scheduler would (the Endpoints controller needs it)
+    let node = "bosun-test-node";
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(kube().await);
+    if nodes.get_opt(node).await.expect("get node").is_none() {
+        let n: k8s_openapi::api::core::v1::Node =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": node}})).expect("node");
+        let _ = nodes.create(&Default::default(), &n).await;
+    }
     let mut names = Vec::new();
     for (i, p) in pods.iter().enumerate() {
         let name = p.metadata.name.clone().unwrap_or_default();
+        if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
+            let binding = serde_json::json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
+            api.create_subresource::<_, serde_json::Value>(
+                "binding",
+                &name,
+                &Default::default(),
+                &binding,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("binding {ns}/{name} to {node}: {e}"));
+        }
         let containers: Vec<serde_json::Value> = p
             .spec
             .as_ref()
