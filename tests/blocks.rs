@@ -236,3 +236,39 @@ async fn helm_release_records_are_read_from_a_real_helm_install() {
         "{out}"
     );
 }
+
+#[test]
+fn bosun_validate_reports_a_broken_block_with_its_position() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let root = common::repo_root();
+    let copy = |from: &std::path::Path, to: &std::path::Path| {
+        let out = Command::new("cp")
+            .arg("-r")
+            .arg(from)
+            .arg(to)
+            .output()
+            .expect("cp");
+        assert!(out.status.success());
+    };
+    std::fs::copy(root.join("agent.md"), d.path().join("agent.md")).expect("agent.md");
+    for sub in ["skills", "tools", "prompts", "blocks"] {
+        copy(&root.join(sub), &d.path().join(sub));
+    }
+    let kong = d.path().join("blocks/kong.md");
+    let text = std::fs::read_to_string(&kong).expect("read");
+    std::fs::write(&kong, text.replace("version: 2.38.0", "version: latest")).expect("write");
+    let home = tempfile::tempdir().expect("home");
+    let out = common::bosun_cmd(home.path())
+        .arg("--agent")
+        .arg(d.path())
+        .arg("validate")
+        .output()
+        .expect("run bosun validate");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let want = format!(
+        "{}:12:5: error: deploy.chart.version `latest` is not a pinned version",
+        kong.display()
+    );
+    assert!(err.contains(&want), "expected {want} in:\n{err}");
+}

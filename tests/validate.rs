@@ -48,7 +48,7 @@ fn the_shipped_agent_validates() {
     let (code, out, err) = validate(&common::repo_root());
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
-        out.contains("agent `infrastructure-engineer` (5 skills, 5 tool manifests"),
+        out.contains("agent `infrastructure-engineer` (5 skills, 6 tool manifests"),
         "{out}"
     );
     assert!(!err.contains("error:"), "{err}");
@@ -210,6 +210,25 @@ fn tools_json_schemas_are_strict() {
     // only implemented operations are offered
     assert_eq!(
         kubectl["function"]["parameters"]["properties"]["operation"]["enum"],
-        serde_json::json!(["get", "api_resources"])
+        serde_json::json!([
+            "get",
+            "describe",
+            "logs",
+            "events",
+            "rollout_status",
+            "auth_can_i",
+            "api_resources",
+            "wait",
+            "apply_dry_run",
+            "diff",
+            "apply",
+            "scale",
+            "rollout_restart",
+            "rollout_undo",
+            "annotate",
+            "label",
+            "delete",
+            "drain"
+        ])
     );
 }
