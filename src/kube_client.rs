@@ -168,9 +168,13 @@ pub async fn connect(target: &KubeTarget) -> Result<Cluster, KubeClientError> {
         context: target.context.clone(),
         ..Default::default()
     };
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &opts)
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &opts)
         .await
         .map_err(|e| kerr(e.to_string()))?;
+    // No transparent retries: every tool call must end within its own timeout, and a 429 can be
+    // an answer (an eviction blocked by a PodDisruptionBudget). kube's default retry layer (15
+    // attempts, backoff up to 1000 s) would hide both.
+    cfg.default_retry = false;
     let default_namespace = cfg.default_namespace.clone();
     let client = kube::Client::try_from(cfg).map_err(|e| KubeClientError::Api {
         context: context.clone(),

@@ -19,7 +19,9 @@
 
 pub mod agent;
 pub mod audit;
+pub mod blocks;
 pub mod checks;
+pub mod compact;
 pub mod config;
 pub mod diag;
 pub mod effect;

@@ -224,6 +224,25 @@ fn tools_json_schemas_are_strict() {
     // only implemented operations are offered
     assert_eq!(
         kubectl["function"]["parameters"]["properties"]["operation"]["enum"],
-        serde_json::json!(["get", "api_resources"])
+        serde_json::json!([
+            "get",
+            "describe",
+            "logs",
+            "events",
+            "rollout_status",
+            "auth_can_i",
+            "api_resources",
+            "wait",
+            "apply_dry_run",
+            "diff",
+            "apply",
+            "scale",
+            "rollout_restart",
+            "rollout_undo",
+            "annotate",
+            "label",
+            "delete",
+            "drain"
+        ])
     );
 }

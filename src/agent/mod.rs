@@ -181,6 +181,13 @@ impl Agent {
                 }
             }
         }
+        // the building-block catalog belongs to the `blocks` tool: check it when the agent has it
+        if def.tools.iter().any(|t| t == "blocks") {
+            match crate::blocks::load_catalog(&dir.join("blocks")) {
+                Ok((_, w)) => warnings.extend(w),
+                Err(d) => errors.extend(d.0),
+            }
+        }
         let prompts = match load_prompts(&dir.join("prompts")) {
             Ok(p) => p,
             Err(d) => {

@@ -1,61 +1,160 @@
 //! The `kubectl` tool, native through kube-rs (no kubectl binary needed).
 //!
-//! Operations implemented: `get` (get one object or list any kind, through API discovery;
-//! namespaced or across all namespaces; label and field selectors) and `api_resources`.
-//! Output is a compact table with a status column and counts by status, never raw JSON.
+//! - read_only: `get` (any kind through API discovery; namespaced or all namespaces; label and
+//!   field selectors; `wide` columns), `describe` (object + owner chain + events), `logs`,
+//!   `events` (warnings first), `rollout_status`, `auth_can_i`, `api_resources`, `wait`.
+//! - dry_run: `apply_dry_run` (server-side apply with `dryRun=All`, plus bosun's manifest
+//!   checks), `diff` (dry-run result against the live object, as a unified diff).
+//! - mutating: `apply`, `scale`, `rollout_restart`, `rollout_undo`, `annotate`, `label`.
+//! - destructive: `delete` (by name or selector), `drain`.
+//!
+//! Every change computes the same [`Change`] for its dry-run (`apply_dry_run`, or the same call
+//! with `dry_run: true`) and for the real call, so the guard can match them. Output goes through
+//! [`crate::compact`]: tables, counts by status, unhealthy objects first, "… N more" markers.
 
-use super::{table, Invocation, Tool, ToolCtx, ToolError};
+mod read;
+mod write;
+
+use super::k8s::{self, canonical_kind, change_hash, kube_defaults, parse_manifests};
+use super::{Change, Invocation, Scope, Tool, ToolCtx, ToolError};
 use crate::effect::EffectClass;
 use crate::guard::Admitted;
-use crate::kube_client::{is_namespaced, Clusters, KubeTarget};
+use crate::kube_client::{Cluster, Clusters, KubeTarget};
 use futures::future::BoxFuture;
-use kube::api::{Api, DynamicObject, ListParams};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
-use std::collections::BTreeMap;
+use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub const NAME: &str = "kubectl";
 
 const OPERATIONS: &[(&str, EffectClass)] = &[
     ("get", EffectClass::ReadOnly),
+    ("describe", EffectClass::ReadOnly),
+    ("logs", EffectClass::ReadOnly),
+    ("events", EffectClass::ReadOnly),
+    ("rollout_status", EffectClass::ReadOnly),
+    ("auth_can_i", EffectClass::ReadOnly),
     ("api_resources", EffectClass::ReadOnly),
+    ("wait", EffectClass::ReadOnly),
+    ("apply_dry_run", EffectClass::DryRun),
+    ("diff", EffectClass::DryRun),
+    ("apply", EffectClass::Mutating),
+    ("scale", EffectClass::Mutating),
+    ("rollout_restart", EffectClass::Mutating),
+    ("rollout_undo", EffectClass::Mutating),
+    ("annotate", EffectClass::Mutating),
+    ("label", EffectClass::Mutating),
+    ("delete", EffectClass::Destructive),
+    ("drain", EffectClass::Destructive),
 ];
-
-/// Rows shown before "… N more".
-const MAX_ROWS: usize = 200;
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-enum Operation {
+pub(crate) enum Operation {
     Get,
+    Describe,
+    Logs,
+    Events,
+    RolloutStatus,
+    AuthCanI,
     ApiResources,
+    Wait,
+    ApplyDryRun,
+    Diff,
+    Apply,
+    Scale,
+    RolloutRestart,
+    RolloutUndo,
+    Annotate,
+    Label,
+    Delete,
+    Drain,
+}
+
+impl Operation {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::Describe => "describe",
+            Self::Logs => "logs",
+            Self::Events => "events",
+            Self::RolloutStatus => "rollout_status",
+            Self::AuthCanI => "auth_can_i",
+            Self::ApiResources => "api_resources",
+            Self::Wait => "wait",
+            Self::ApplyDryRun => "apply_dry_run",
+            Self::Diff => "diff",
+            Self::Apply => "apply",
+            Self::Scale => "scale",
+            Self::RolloutRestart => "rollout_restart",
+            Self::RolloutUndo => "rollout_undo",
+            Self::Annotate => "annotate",
+            Self::Label => "label",
+            Self::Delete => "delete",
+            Self::Drain => "drain",
+        }
+    }
 }
 
 /// Arguments of the kubectl tool.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Args {
-    /// The operation: `get` lists objects of a kind (or gets one by name); `api_resources` lists the kinds the cluster serves.
-    operation: Operation,
-    /// Kind, plural or short name, e.g. pods, Deployment, ns, helmreleases.helm.toolkit.fluxcd.io. Required for get.
-    kind: Option<String>,
-    /// Object name; null lists all objects of the kind.
-    name: Option<String>,
-    /// Namespace; null means the context's default namespace.
-    namespace: Option<String>,
-    /// true lists across all namespaces.
-    all_namespaces: Option<bool>,
+pub(crate) struct Args {
+    /// The operation.
+    pub operation: Operation,
+    /// Kind, plural or short name (pods, Deployment, ns, helmreleases.helm.toolkit.fluxcd.io).
+    pub kind: Option<String>,
+    /// Object name (the node for drain).
+    pub name: Option<String>,
+    /// Namespace; null = the context's default.
+    pub namespace: Option<String>,
+    /// List across all namespaces (get, events).
+    pub all_namespaces: Option<bool>,
     /// Label selector, e.g. `app=web,tier!=db`.
-    label_selector: Option<String>,
-    /// Field selector, e.g. `status.phase=Running`.
-    field_selector: Option<String>,
-    /// kubeconfig context; null means the current context.
-    context: Option<String>,
-    /// Timeout in seconds (default 30).
-    timeout_seconds: Option<u64>,
+    pub label_selector: Option<String>,
+    /// Field selector, e.g. `status.phase!=Running`.
+    pub field_selector: Option<String>,
+    /// kubeconfig context; null = the default context.
+    pub context: Option<String>,
+    /// get: extra columns (node, IP, images, labels).
+    pub wide: Option<bool>,
+    /// apply_dry_run/apply/diff: YAML, several documents separated by `---`. Secrets as `vault:<mount>/<path>#<key>`.
+    pub manifests: Option<String>,
+    /// apply: take over fields owned by other field managers.
+    pub force_conflicts: Option<bool>,
+    /// scale: the replica count.
+    pub replicas: Option<i32>,
+    /// rollout_undo: revision to go back to; null = the previous one.
+    pub to_revision: Option<i64>,
+    /// annotate: `k=v,k2=v2,k3-` (`k-` removes).
+    pub annotations: Option<String>,
+    /// label: `k=v,k2=v2,k3-` (`k-` removes).
+    pub labels: Option<String>,
+    /// logs: container name.
+    pub container: Option<String>,
+    /// logs: lines to show from the end (default 100); earlier error lines are kept too.
+    pub tail_lines: Option<i64>,
+    /// logs: only lines newer than this many seconds.
+    pub since_seconds: Option<i64>,
+    /// logs: the previous (crashed) container instance.
+    pub previous: Option<bool>,
+    /// events: only type=Warning.
+    pub warnings_only: Option<bool>,
+    /// auth_can_i: verb (get, list, create, patch, delete, …); kind is the resource (`pods/log` for a subresource).
+    pub verb: Option<String>,
+    /// auth_can_i: check for ServiceAccount `namespace/name` instead of the current identity.
+    pub as_service_account: Option<String>,
+    /// wait: `condition=Available`, `condition=Ready=False`, `delete` or `jsonpath={.status.phase}=Running`.
+    pub wait_for: Option<String>,
+    /// drain: also evict pods without a controller and with emptyDir data.
+    pub force: Option<bool>,
+    /// Changes: true = server-side dry-run only (dryRun=All); run it before the real call.
+    pub dry_run: Option<bool>,
+    /// Timeout in seconds (default 30, max 600).
+    pub timeout_seconds: Option<u64>,
 }
 
 /// The kubectl tool.
@@ -63,6 +162,17 @@ pub struct Kubectl {
     kubeconfig: Option<PathBuf>,
     default_context: Option<String>,
     clusters: Clusters,
+    /// Token budget of one result.
+    pub(crate) max_tokens: usize,
+}
+
+fn need<'a>(v: &'a Option<String>, what: &str, op: Operation) -> Result<&'a str, ToolError> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ToolError::InvalidArguments(format!("`{what}` is required for {}", op.as_str()))
+        })
 }
 
 impl Kubectl {
@@ -71,292 +181,172 @@ impl Kubectl {
             kubeconfig,
             default_context,
             clusters: Clusters::default(),
+            max_tokens: crate::compact::DEFAULT_RESULT_TOKENS,
         }
     }
 
-    fn parse(args: &Value) -> Result<Args, ToolError> {
+    pub(crate) fn parse(args: &Value) -> Result<Args, ToolError> {
         let a: Args = serde_json::from_value(args.clone())
             .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
-        if a.operation == Operation::Get && a.kind.as_deref().is_none_or(|k| k.trim().is_empty()) {
-            return Err(ToolError::InvalidArguments(
-                "`kind` is required for get (e.g. \"pods\"); use operation api_resources to see the kinds".into(),
-            ));
+        use Operation::*;
+        let op = a.operation;
+        match op {
+            Get => {
+                if a.kind.as_deref().is_none_or(|k| k.trim().is_empty()) {
+                    return Err(ToolError::InvalidArguments(
+                        "`kind` is required for get (e.g. \"pods\"); use operation api_resources to see the kinds".into(),
+                    ));
+                }
+            }
+            Describe | RolloutStatus | RolloutRestart | RolloutUndo => {
+                need(&a.kind, "kind", op)?;
+                need(&a.name, "name", op)?;
+            }
+            Logs => {
+                if a.name.is_none() && a.label_selector.is_none() {
+                    return Err(ToolError::InvalidArguments(
+                        "logs needs a pod `name` or a `label_selector`".into(),
+                    ));
+                }
+            }
+            AuthCanI => {
+                need(&a.verb, "verb", op)?;
+                need(&a.kind, "kind", op)?;
+            }
+            Wait => {
+                need(&a.kind, "kind", op)?;
+                need(&a.wait_for, "wait_for", op)?;
+                if a.name.is_none() && a.label_selector.is_none() {
+                    return Err(ToolError::InvalidArguments(
+                        "wait needs a `name` or a `label_selector`".into(),
+                    ));
+                }
+            }
+            ApplyDryRun | Apply | Diff => {
+                need(&a.manifests, "manifests", op)?;
+            }
+            Scale => {
+                need(&a.kind, "kind", op)?;
+                need(&a.name, "name", op)?;
+                match a.replicas {
+                    Some(r) if (0..=10_000).contains(&r) => {}
+                    _ => {
+                        return Err(ToolError::InvalidArguments(
+                            "scale needs `replicas` between 0 and 10000".into(),
+                        ))
+                    }
+                }
+            }
+            Annotate => {
+                need(&a.kind, "kind", op)?;
+                need(&a.name, "name", op)?;
+                k8s::parse_pairs(need(&a.annotations, "annotations", op)?, "annotations")?;
+            }
+            Label => {
+                need(&a.kind, "kind", op)?;
+                need(&a.name, "name", op)?;
+                k8s::parse_pairs(need(&a.labels, "labels", op)?, "labels")?;
+            }
+            Delete => {
+                need(&a.kind, "kind", op)?;
+                let sel = a.label_selector.as_deref().map(str::trim).unwrap_or("");
+                if a.name.is_none() && sel.is_empty() {
+                    return Err(ToolError::InvalidArguments(
+                        "delete needs a `name` or a non-empty `label_selector`; deleting every object of a kind is not offered".into(),
+                    ));
+                }
+                if a.all_namespaces == Some(true) {
+                    return Err(ToolError::InvalidArguments(
+                        "delete works in one namespace; all_namespaces is not accepted".into(),
+                    ));
+                }
+            }
+            Drain => {
+                need(&a.name, "name (the node)", op)?;
+            }
+            Events | ApiResources => {}
         }
         Ok(a)
     }
 
-    fn target(&self, a: &Args) -> KubeTarget {
-        KubeTarget {
-            kubeconfig: self.kubeconfig.clone(),
-            context: a.context.clone().or_else(|| self.default_context.clone()),
-        }
+    /// The context and namespace a call uses (see [`kube_defaults`]).
+    fn defaults(&self, a: &Args) -> (Option<String>, Option<String>) {
+        let explicit = a.context.as_deref().or(self.default_context.as_deref());
+        let (ctx, ns) = kube_defaults(self.kubeconfig.as_deref(), explicit);
+        (ctx, a.namespace.clone().or(ns))
     }
 
-    async fn run(&self, a: Args) -> Result<String, ToolError> {
-        let cluster = self
-            .clusters
-            .get(&self.target(&a))
+    async fn cluster(&self, a: &Args) -> Result<Arc<Cluster>, ToolError> {
+        let (ctx, _) = self.defaults(a);
+        self.clusters
+            .get(&KubeTarget {
+                kubeconfig: self.kubeconfig.clone(),
+                context: ctx,
+            })
             .await
-            .map_err(|e| ToolError::Failed(e.to_string()))?;
+            .map_err(|e| ToolError::Failed(e.to_string()))
+    }
+
+    async fn run(&self, a: Args, secs: u64, ctx: &ToolCtx) -> Result<String, ToolError> {
+        let cluster = self.cluster(&a).await?;
+        let ns = a
+            .namespace
+            .clone()
+            .unwrap_or_else(|| cluster.default_namespace.clone());
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let c = &*cluster;
+        use Operation::*;
         match a.operation {
-            Operation::ApiResources => {
-                let all = cluster
-                    .resources()
-                    .await
-                    .map_err(|e| ToolError::Failed(e.to_string()))?;
-                let mut rows: Vec<Vec<String>> = all
-                    .iter()
-                    .map(|(ar, caps)| {
-                        vec![
-                            ar.plural.clone(),
-                            ar.api_version.clone(),
-                            is_namespaced(caps).to_string(),
-                            ar.kind.clone(),
-                        ]
-                    })
-                    .collect();
-                rows.sort();
-                Ok(table::render(
-                    &["NAME", "APIVERSION", "NAMESPACED", "KIND"],
-                    &rows,
-                    usize::MAX,
-                ))
-            }
-            Operation::Get => {
-                let kind = a.kind.clone().unwrap_or_default();
-                let (ar, caps) = cluster
-                    .resolve(&kind)
-                    .await
-                    .map_err(|e| ToolError::Failed(e.to_string()))?
-                    .ok_or_else(|| {
-                        ToolError::Failed(format!(
-                            "the server has no resource type `{kind}`; run kubectl with operation api_resources to list the kinds"
-                        ))
-                    })?;
-                let namespaced = is_namespaced(&caps);
-                let all_ns = a.all_namespaces.unwrap_or(false);
-                let ns = a
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| cluster.default_namespace.clone());
-                let api: Api<DynamicObject> = if !namespaced || all_ns {
-                    Api::all_with(cluster.client.clone(), &ar)
+            ApiResources => read::api_resources(c).await,
+            Get => read::get(self, c, &a, &ns, ctx).await,
+            Describe => read::describe(self, c, &a, &ns, ctx).await,
+            Logs => read::logs(self, c, &a, &ns).await,
+            Events => read::events(self, c, &a, &ns).await,
+            RolloutStatus => read::rollout_status(c, &a, &ns, deadline).await,
+            AuthCanI => read::auth_can_i(c, &a, &ns).await,
+            Wait => read::wait(c, &a, &ns, deadline).await,
+            ApplyDryRun => write::apply(self, c, &a, &ns, ctx, write::Mode::DryRun).await,
+            Diff => write::apply(self, c, &a, &ns, ctx, write::Mode::Diff).await,
+            Apply => {
+                let mode = if a.dry_run == Some(true) {
+                    write::Mode::DryRun
                 } else {
-                    Api::namespaced_with(cluster.client.clone(), &ns, &ar)
+                    write::Mode::Apply
                 };
-                let show_ns = namespaced && all_ns;
-                if let Some(name) = &a.name {
-                    let obj = api
-                        .get(name)
-                        .await
-                        .map_err(|e| kube_err(e, &cluster.context))?;
-                    let rows = vec![row(&ar.kind, &obj, show_ns)];
-                    return Ok(table::render(&header(&ar.kind, show_ns), &rows, MAX_ROWS));
-                }
-                let mut lp = ListParams::default().limit(500);
-                if let Some(l) = &a.label_selector {
-                    lp = lp.labels(l);
-                }
-                if let Some(f) = &a.field_selector {
-                    lp = lp.fields(f);
-                }
-                let mut items = Vec::new();
-                loop {
-                    let page = api
-                        .list(&lp)
-                        .await
-                        .map_err(|e| kube_err(e, &cluster.context))?;
-                    let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
-                    items.extend(page.items);
-                    match next {
-                        Some(c) if items.len() < 20_000 => lp = lp.continue_token(&c),
-                        _ => break,
-                    }
-                }
-                let where_ = if !namespaced {
-                    "cluster-wide".to_string()
-                } else if all_ns {
-                    "in all namespaces".to_string()
-                } else {
-                    format!("in namespace {ns}")
-                };
-                if items.is_empty() {
-                    return Ok(format!(
-                        "No {} found {where_} (context {}).",
-                        ar.plural, cluster.context
-                    ));
-                }
-                let mut rows: Vec<Vec<String>> =
-                    items.iter().map(|o| row(&ar.kind, o, show_ns)).collect();
-                let status_col = if show_ns { 2 } else { 1 };
-                let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-                for r in &rows {
-                    *counts.entry(r[status_col].clone()).or_default() += 1;
-                }
-                // unhealthy first, so they survive truncation
-                rows.sort_by_key(|r| healthy(&r[status_col]));
-                let summary = counts
-                    .iter()
-                    .map(|(s, n)| format!("{n} {s}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                Ok(format!(
-                    "{} {} {where_} (context {}): {summary}\n{}",
-                    items.len(),
-                    ar.plural,
-                    cluster.context,
-                    table::render(&header(&ar.kind, show_ns), &rows, MAX_ROWS)
-                ))
+                write::apply(self, c, &a, &ns, ctx, mode).await
             }
+            Scale => write::scale(c, &a, &ns).await,
+            RolloutRestart => write::rollout_restart(c, &a, &ns).await,
+            RolloutUndo => write::rollout_undo(c, &a, &ns).await,
+            Annotate | Label => write::annotate(c, &a, &ns).await,
+            Delete => write::delete(c, &a, &ns).await,
+            Drain => write::drain(c, &a, deadline).await,
         }
     }
 }
 
-fn kube_err(e: kube::Error, context: &str) -> ToolError {
-    match e {
-        kube::Error::Api(s) if s.code == 403 => ToolError::Failed(format!(
-            "forbidden by RBAC in context {context}: {}",
-            s.message
-        )),
-        kube::Error::Api(s) if s.code == 404 => {
-            ToolError::Failed(format!("not found: {}", s.message))
-        }
-        kube::Error::Api(s) => ToolError::Failed(format!(
-            "API error {} ({}): {}",
-            s.code, s.reason, s.message
-        )),
-        other => ToolError::Failed(format!("request to the API server failed: {other}")),
+/// The human summary of a read call.
+fn read_target(a: &Args, ctx: Option<&str>, ns: Option<&str>) -> String {
+    let mut t = a.kind.clone().unwrap_or_else(|| match a.operation {
+        Operation::ApiResources => "api resources".into(),
+        Operation::Events => "events".into(),
+        _ => "pods".into(),
+    });
+    if let Some(n) = &a.name {
+        t.push_str(&format!("/{n}"));
     }
-}
-
-fn header(_kind: &str, show_ns: bool) -> Vec<&'static str> {
-    if show_ns {
-        vec!["NAMESPACE", "NAME", "STATUS", "DETAIL", "AGE"]
-    } else {
-        vec!["NAME", "STATUS", "DETAIL", "AGE"]
+    if let Some(l) = &a.label_selector {
+        t.push_str(&format!(" -l {l}"));
     }
-}
-
-fn healthy(status: &str) -> bool {
-    matches!(
-        status,
-        "Active" | "Running" | "Succeeded" | "Ready" | "Available" | "Bound" | "Complete" | "-"
-    )
-}
-
-fn row(kind: &str, o: &DynamicObject, show_ns: bool) -> Vec<String> {
-    let (status, detail) = status_of(kind, &o.data);
-    let mut r = Vec::with_capacity(5);
-    if show_ns {
-        r.push(o.metadata.namespace.clone().unwrap_or_default());
+    if a.all_namespaces == Some(true) {
+        t.push_str(" in all namespaces");
+    } else if let Some(ns) = ns {
+        t.push_str(&format!(" in namespace {ns}"));
     }
-    r.push(o.metadata.name.clone().unwrap_or_default());
-    r.push(status);
-    r.push(detail);
-    r.push(
-        o.metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| age(t.0))
-            .unwrap_or_else(|| "-".into()),
-    );
-    r
-}
-
-/// A one-word status and a short detail, derived per kind from `.status`.
-fn status_of(kind: &str, data: &Value) -> (String, String) {
-    let st = data.get("status").unwrap_or(&Value::Null);
-    let s = |p: &str| st.pointer(p).and_then(Value::as_str).map(str::to_string);
-    let n = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_i64).unwrap_or(0);
-    match kind {
-        "Namespace" => (
-            s("/phase").unwrap_or_else(|| "Active".into()),
-            String::new(),
-        ),
-        "Pod" => {
-            let phase = s("/phase").unwrap_or_else(|| "Unknown".into());
-            let cs = st
-                .get("containerStatuses")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let ready = cs
-                .iter()
-                .filter(|c| c.get("ready") == Some(&Value::Bool(true)))
-                .count();
-            let restarts: i64 = cs.iter().map(|c| n(c, "/restartCount")).sum();
-            let waiting = cs.iter().find_map(|c| {
-                c.pointer("/state/waiting/reason")
-                    .or_else(|| c.pointer("/state/terminated/reason"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            });
-            let total = data
-                .pointer("/spec/containers")
-                .and_then(Value::as_array)
-                .map_or(cs.len(), Vec::len);
-            let status = match waiting {
-                Some(w) if w != "Completed" => w,
-                _ => phase,
-            };
-            (
-                status,
-                format!("ready {ready}/{total}, restarts {restarts}"),
-            )
-        }
-        "Deployment" | "StatefulSet" | "ReplicaSet" | "DaemonSet" => {
-            let (want, ready) = if kind == "DaemonSet" {
-                (n(st, "/desiredNumberScheduled"), n(st, "/numberReady"))
-            } else {
-                (n(data, "/spec/replicas"), n(st, "/readyReplicas"))
-            };
-            let status = if ready >= want {
-                "Available"
-            } else {
-                "Progressing"
-            };
-            (status.into(), format!("ready {ready}/{want}"))
-        }
-        "PersistentVolumeClaim" | "PersistentVolume" => {
-            (s("/phase").unwrap_or_else(|| "-".into()), String::new())
-        }
-        _ => {
-            // generic: the Ready condition, as Flux and most operators report it
-            let cond = st
-                .get("conditions")
-                .and_then(Value::as_array)
-                .and_then(|cs| {
-                    cs.iter()
-                        .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
-                });
-            match cond {
-                Some(c) => {
-                    let ok = c.get("status").and_then(Value::as_str) == Some("True");
-                    let reason = c.get("reason").and_then(Value::as_str).unwrap_or("");
-                    let msg = c.get("message").and_then(Value::as_str).unwrap_or("");
-                    (
-                        if ok {
-                            "Ready".into()
-                        } else {
-                            "NotReady".into()
-                        },
-                        format!("{reason} {msg}").trim().to_string(),
-                    )
-                }
-                None => ("-".into(), String::new()),
-            }
-        }
+    if let Some(c) = ctx {
+        t.push_str(&format!(" (context {c})"));
     }
-}
-
-fn age(t: jiff::Timestamp) -> String {
-    let secs = jiff::Timestamp::now().as_second() - t.as_second();
-    match secs {
-        s if s < 120 => format!("{}s", s.max(0)),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86_400),
-    }
+    t
 }
 
 impl Tool for Kubectl {
@@ -365,7 +355,7 @@ impl Tool for Kubectl {
     }
 
     fn description(&self) -> &str {
-        "Read Kubernetes objects of any kind through the API server."
+        "Read, dry-run, apply and troubleshoot Kubernetes objects through the API server."
     }
 
     fn operations(&self) -> &[(&'static str, EffectClass)] {
@@ -378,36 +368,250 @@ impl Tool for Kubectl {
 
     fn plan(&self, args: &Value) -> Result<Invocation, ToolError> {
         let a = Self::parse(args)?;
-        let op = match a.operation {
-            Operation::Get => "get",
-            Operation::ApiResources => "api_resources",
+        let (ctx, ns) = self.defaults(&a);
+        let op = a.operation;
+        let all_ns = a.all_namespaces == Some(true);
+        let kind = a.kind.as_deref().map(canonical_kind);
+        let mut scope = Scope {
+            context: ctx.clone(),
+            namespace: if all_ns || op == Operation::Drain {
+                None
+            } else {
+                ns.clone()
+            },
+            kinds: kind.clone().into_iter().collect(),
         };
-        let mut target = a.kind.clone().unwrap_or_else(|| "api resources".into());
-        if let Some(n) = &a.name {
-            target.push_str(&format!("/{n}"));
-        }
-        if a.all_namespaces == Some(true) {
-            target.push_str(" in all namespaces");
-        } else if let Some(ns) = &a.namespace {
-            target.push_str(&format!(" in namespace {ns}"));
-        }
-        if let Some(c) = a.context.as_ref().or(self.default_context.as_ref()) {
-            target.push_str(&format!(" (context {c})"));
-        }
-        Ok(Invocation::read(op, target))
+        let ctx_s = ctx.as_deref().unwrap_or("(current)");
+        let ns_s = ns.as_deref().unwrap_or("(default)");
+        use Operation::*;
+        let (content, target, human, hint) = match op {
+            Get | Describe | Logs | Events | RolloutStatus | AuthCanI | ApiResources | Wait => {
+                return Ok(Invocation::read(
+                    op.as_str(),
+                    read_target(&a, ctx.as_deref(), ns.as_deref()),
+                )
+                .with_scope(scope))
+            }
+            ApplyDryRun | Apply | Diff => {
+                let docs = parse_manifests(a.manifests.as_deref().unwrap_or(""))?;
+                if let Some(want) = &a.namespace {
+                    for d in &docs {
+                        if let Some(have) = d.pointer("/metadata/namespace").and_then(Value::as_str)
+                        {
+                            if have != want {
+                                return Err(ToolError::InvalidArguments(format!(
+                                    "{} names namespace {have} but the call's namespace is {want}; make them agree",
+                                    k8s::doc_id(d)
+                                )));
+                            }
+                        }
+                    }
+                }
+                let mut kinds: Vec<String> = docs
+                    .iter()
+                    .filter_map(|d| d.get("kind").and_then(Value::as_str).map(str::to_string))
+                    .collect();
+                kinds.sort();
+                kinds.dedup();
+                scope.kinds = kinds;
+                let ids: Vec<String> = docs.iter().map(k8s::doc_id).collect();
+                let human = format!(
+                    "{} object(s) in namespace {ns_s} (context {ctx_s}): {}",
+                    docs.len(),
+                    crate::compact::clip_line(&ids.join(", "), 200)
+                );
+                if op == Diff {
+                    return Ok(Invocation {
+                        operation: op.as_str().into(),
+                        target: human,
+                        change: None,
+                        dry_run: true,
+                        scope,
+                    });
+                }
+                let objects: Vec<Value> = docs.iter().map(k8s::normalise).collect();
+                (
+                    json!({"op": "apply", "force_conflicts": a.force_conflicts.unwrap_or(false), "objects": objects}),
+                    format!("context={ctx_s} namespace={ns_s}"),
+                    human,
+                    "call kubectl apply_dry_run with the same manifests, context and namespace"
+                        .to_string(),
+                )
+            }
+            Scale | RolloutRestart | RolloutUndo | Annotate | Label | Delete => {
+                let k = kind.clone().unwrap_or_default();
+                let what = match (&a.name, &a.label_selector) {
+                    (Some(n), _) => format!("{k}/{n}"),
+                    (None, Some(l)) => format!("{k} -l {l}"),
+                    (None, None) => k.clone(),
+                };
+                let pairs = match op {
+                    Annotate => Some(Value::Object(k8s::parse_pairs(
+                        a.annotations.as_deref().unwrap_or(""),
+                        "annotations",
+                    )?)),
+                    Label => Some(Value::Object(k8s::parse_pairs(
+                        a.labels.as_deref().unwrap_or(""),
+                        "labels",
+                    )?)),
+                    _ => None,
+                };
+                let content = json!({
+                    "op": op.as_str(), "kind": k, "name": a.name, "selector": a.label_selector,
+                    "replicas": a.replicas, "to_revision": a.to_revision, "pairs": pairs,
+                });
+                let extra = match op {
+                    Scale => format!(" to {} replicas", a.replicas.unwrap_or(0)),
+                    RolloutUndo => a
+                        .to_revision
+                        .map(|r| format!(" to revision {r}"))
+                        .unwrap_or_else(|| " to the previous revision".into()),
+                    Annotate => format!(" {}", a.annotations.as_deref().unwrap_or("")),
+                    Label => format!(" {}", a.labels.as_deref().unwrap_or("")),
+                    _ => String::new(),
+                };
+                (
+                    content,
+                    format!("context={ctx_s} namespace={ns_s} {what}"),
+                    format!(
+                        "{} {what}{extra} in namespace {ns_s} (context {ctx_s})",
+                        op.as_str()
+                    ),
+                    format!(
+                        "call kubectl {} with the same arguments and dry_run: true",
+                        op.as_str()
+                    ),
+                )
+            }
+            Drain => {
+                let node = a.name.clone().unwrap_or_default();
+                scope.kinds = vec!["Node".into(), "Pod".into()];
+                (
+                    json!({"op": "drain", "node": node, "force": a.force.unwrap_or(false)}),
+                    format!("context={ctx_s} node/{node}"),
+                    format!("drain node {node} (context {ctx_s})"),
+                    "call kubectl drain with the same arguments and dry_run: true".to_string(),
+                )
+            }
+        };
+        let dry_run = op == ApplyDryRun || a.dry_run == Some(true);
+        Ok(Invocation {
+            operation: op.as_str().into(),
+            target: if dry_run {
+                format!("dry-run: {human}")
+            } else {
+                human
+            },
+            change: Some(Change {
+                target,
+                content_hash: change_hash(content),
+                dry_run_hint: hint,
+            }),
+            dry_run,
+            scope,
+        })
     }
 
     fn execute<'a>(
         &'a self,
         call: &'a Admitted,
-        _ctx: &'a ToolCtx,
+        ctx: &'a ToolCtx,
     ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {
             let a = Self::parse(&call.args)?;
             let secs = a.timeout_seconds.unwrap_or(30).clamp(1, 600);
-            tokio::time::timeout(Duration::from_secs(secs), self.run(a))
+            // operations that wait report their own timeout with details; this is the backstop
+            let waits = matches!(
+                a.operation,
+                Operation::RolloutStatus | Operation::Wait | Operation::Drain
+            );
+            let outer = if waits { secs + 5 } else { secs };
+            tokio::time::timeout(Duration::from_secs(outer), self.run(a, secs, ctx))
                 .await
                 .map_err(|_| ToolError::Timeout(secs))?
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(args: Value) -> Result<Invocation, ToolError> {
+        Kubectl::new(Some("/nonexistent/kubeconfig".into()), Some("dev".into())).plan(&args)
+    }
+
+    const M: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: v\n";
+
+    #[test]
+    fn apply_and_its_dry_run_share_one_change() {
+        let dry = plan(json!({"operation": "apply_dry_run", "manifests": M, "namespace": "shop"}))
+            .expect("plan");
+        let real =
+            plan(json!({"operation": "apply", "manifests": M, "namespace": "shop"})).expect("plan");
+        let flag = plan(
+            json!({"operation": "apply", "dry_run": true, "manifests": M, "namespace": "shop"}),
+        )
+        .expect("plan");
+        assert!(dry.dry_run && flag.dry_run && !real.dry_run);
+        assert_eq!(dry.change, real.change);
+        assert_eq!(flag.change, real.change);
+        assert_eq!(real.scope.context.as_deref(), Some("dev"));
+        assert_eq!(real.scope.kinds, vec!["ConfigMap".to_string()]);
+        // formatting does not matter, content does
+        let reformatted =
+            "---\nkind: ConfigMap\napiVersion: v1\nmetadata: {name: a}\ndata: {k: v}\n";
+        let same =
+            plan(json!({"operation": "apply", "manifests": reformatted, "namespace": "shop"}))
+                .expect("plan");
+        assert_eq!(same.change, real.change);
+        let edited = plan(json!({"operation": "apply", "manifests": M.replace("k: v", "k: w"), "namespace": "shop"})).expect("plan");
+        assert_ne!(edited.change, real.change);
+        let elsewhere =
+            plan(json!({"operation": "apply", "manifests": M, "namespace": "prod"})).expect("plan");
+        assert_ne!(elsewhere.change, real.change);
+    }
+
+    #[test]
+    fn changes_with_a_dry_run_flag_match_their_real_call() {
+        for args in [
+            json!({"operation": "scale", "kind": "deploy", "name": "web", "replicas": 3}),
+            json!({"operation": "rollout_restart", "kind": "deployment", "name": "web"}),
+            json!({"operation": "label", "kind": "pods", "name": "p", "labels": "a=1,b-"}),
+            json!({"operation": "delete", "kind": "pods", "label_selector": "app=x"}),
+            json!({"operation": "drain", "name": "node-1"}),
+        ] {
+            let real = plan(args.clone()).expect("plan");
+            let mut d = args.clone();
+            d["dry_run"] = json!(true);
+            let dry = plan(d).expect("plan");
+            assert!(dry.dry_run && !real.dry_run);
+            assert_eq!(dry.change, real.change, "{args}");
+            assert!(real
+                .change
+                .as_ref()
+                .is_some_and(|c| c.dry_run_hint.contains("dry_run: true")));
+        }
+        let a = plan(json!({"operation": "scale", "kind": "deploy", "name": "web", "replicas": 3}))
+            .expect("plan");
+        let b = plan(json!({"operation": "scale", "kind": "deploy", "name": "web", "replicas": 4}))
+            .expect("plan");
+        assert_ne!(a.change, b.change);
+    }
+
+    #[test]
+    fn reads_have_no_change_and_bad_calls_are_refused() {
+        let r = plan(json!({"operation": "wait", "kind": "deploy", "name": "web", "wait_for": "condition=Available"})).expect("plan");
+        assert!(r.change.is_none());
+        for bad in [
+            json!({"operation": "delete", "kind": "pods"}),
+            json!({"operation": "delete", "kind": "pods", "label_selector": " "}),
+            json!({"operation": "scale", "kind": "deploy", "name": "web"}),
+            json!({"operation": "apply", "manifests": "kind: ConfigMap"}),
+            json!({"operation": "apply", "manifests": M.replace("name: a", "name: a\n  namespace: x"), "namespace": "y"}),
+            json!({"operation": "label", "kind": "pods", "name": "p", "labels": "nonsense"}),
+        ] {
+            assert!(plan(bad.clone()).is_err(), "{bad}");
+        }
     }
 }

@@ -11,6 +11,9 @@ pub mod delegate;
 pub mod exec;
 pub mod git;
 pub mod helm;
+pub mod blocks;
+pub mod flux;
+pub mod k8s;
 pub mod kubectl;
 pub mod manifests;
 pub mod schema;
@@ -474,6 +477,15 @@ pub fn implementations(agent: &Agent, kube: &crate::kube_client::KubeTarget) -> 
         Arc::new(vault::VaultTool::from_env()),
         // offered only when the agent lists `shell` in its tools (the opt-in)
         Arc::new(shell::Shell),
+        Arc::new(flux::Flux::new(
+            kube.kubeconfig.clone(),
+            kube.context.clone(),
+        )),
+        Arc::new(blocks::Blocks::new(
+            agent.dir.join("blocks"),
+            kube.kubeconfig.clone(),
+            kube.context.clone(),
+        )),
         Arc::new(activate_skill::ActivateSkill::new(agent.skills.clone())),
         Arc::new(transition::Transition),
     ];

@@ -390,3 +390,264 @@ impl Driver {
             .collect()
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Driving tools through the real guard, as the runtime does.
+
+/// The shipped agent's registry, a guard and a tool context, pointed at a kubeconfig.
+pub struct Harness {
+    pub registry: bosun::tools::Registry,
+    pub guard: bosun::guard::Guard,
+    pub ctx: bosun::tools::ToolCtx,
+    next_id: std::sync::atomic::AtomicUsize,
+}
+
+impl Harness {
+    /// The shipped agent against the sandbox, with `cfg` for the guard.
+    pub fn new(cfg: bosun::guard::GuardConfig) -> Self {
+        Self::with_kubeconfig(cfg, sandbox().kubeconfig.clone())
+    }
+
+    /// The shipped agent against another kubeconfig (e.g. an impersonating one).
+    pub fn with_kubeconfig(cfg: bosun::guard::GuardConfig, kubeconfig: PathBuf) -> Self {
+        let agent = bosun::agent::Agent::load(&repo_root())
+            .unwrap_or_else(|e| panic!("the shipped agent must load: {e}"))
+            .agent;
+        let impls = bosun::tools::implementations(
+            &agent,
+            &bosun::kube_client::KubeTarget {
+                kubeconfig: Some(kubeconfig),
+                context: None,
+            },
+        );
+        let (registry, _) = bosun::tools::Registry::build(&agent, impls)
+            .unwrap_or_else(|e| panic!("registry: {e:?}"));
+        let workspace = tempfile::tempdir().expect("workspace").keep();
+        let mut ctx = bosun::tools::ToolCtx::new(workspace);
+        ctx.environments = std::sync::Arc::new(cfg.policy.environments.clone());
+        Self {
+            registry,
+            guard: bosun::guard::Guard::new(cfg),
+            ctx,
+            next_id: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Use a real vault resolver (the sandbox's OpenBao) for `vault:` references.
+    pub fn with_vault(mut self) -> Self {
+        let st = sandbox();
+        self.ctx.secrets = std::sync::Arc::new(OpenBaoResolver {
+            addr: st.vault_addr.clone(),
+            token: st.vault_token.clone(),
+            redactor: self.ctx.redactor.clone(),
+        });
+        self
+    }
+
+    /// One tool call: guard admission in `state`, execution, record. `Err` starts with
+    /// `refused:` for guard refusals and `error:` for tool errors.
+    pub async fn call(
+        &self,
+        tool: &str,
+        args: serde_json::Value,
+        state: bosun::planner::State,
+    ) -> Result<String, String> {
+        let n = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let call = bosun::model::ToolCall {
+            id: format!("call-{n}"),
+            name: tool.to_string(),
+            arguments: args.to_string(),
+        };
+        let (decision, admitted) = self.guard.admit(&self.registry, &call, state).await;
+        let Some(admitted) = admitted else {
+            return Err(format!("refused: {}", decision.reason));
+        };
+        let reg = self
+            .registry
+            .get(tool)
+            .expect("an admitted tool is registered");
+        let r = reg.tool.execute(&admitted, &self.ctx).await;
+        self.guard.record(&admitted, r.is_ok());
+        r.map_err(|e| format!("error: {e}"))
+    }
+}
+
+/// Resolves `vault:<mount>/<path>#<key>` against the sandbox's OpenBao (KV v2), registering
+/// every value with the redactor first.
+pub struct OpenBaoResolver {
+    pub addr: String,
+    pub token: String,
+    pub redactor: std::sync::Arc<bosun::redact::Redactor>,
+}
+
+impl bosun::secrets::SecretResolver for OpenBaoResolver {
+    fn resolve<'a>(
+        &'a self,
+        r: &'a bosun::secrets::VaultRef,
+    ) -> futures::future::BoxFuture<'a, Result<String, bosun::secrets::SecretError>> {
+        Box::pin(async move {
+            let url = format!("{}/v1/{}/data/{}", self.addr, r.mount, r.path);
+            let fail = |detail: String| bosun::secrets::SecretError::Failed {
+                reference: r.to_string(),
+                detail,
+            };
+            let resp = reqwest::Client::new()
+                .get(&url)
+                .header("X-Vault-Token", &self.token)
+                .send()
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            if resp.status().as_u16() == 404 {
+                return Err(bosun::secrets::SecretError::NotFound {
+                    reference: r.to_string(),
+                });
+            }
+            let v: serde_json::Value = resp.json().await.map_err(|e| fail(e.to_string()))?;
+            let value = v["data"]["data"][&r.key]
+                .as_str()
+                .ok_or(bosun::secrets::SecretError::NotFound {
+                    reference: r.to_string(),
+                })?
+                .to_string();
+            self.redactor.register(&value);
+            Ok(value)
+        })
+    }
+}
+
+/// Write a KV v2 secret into the sandbox's OpenBao.
+pub async fn vault_write(path: &str, data: serde_json::Value) {
+    let st = sandbox();
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/secret/data/{path}", st.vault_addr))
+        .header("X-Vault-Token", &st.vault_token)
+        .json(&serde_json::json!({ "data": data }))
+        .send()
+        .await
+        .expect("vault write");
+    assert!(r.status().is_success(), "vault write: {}", r.status());
+}
+
+/// Create any object from JSON (test setup, not through the tools).
+pub async fn create(obj: serde_json::Value) -> kube::api::DynamicObject {
+    use kube::api::{Api, DynamicObject, PostParams};
+    let client = kube().await;
+    let api_version = obj["apiVersion"].as_str().expect("apiVersion").to_string();
+    let kind = obj["kind"].as_str().expect("kind").to_string();
+    let gvk = match api_version.split_once('/') {
+        Some((g, v)) => kube::api::GroupVersionKind::gvk(g, v, &kind),
+        None => kube::api::GroupVersionKind::gvk("", &api_version, &kind),
+    };
+    let (ar, caps) = kube::discovery::pinned_kind(&client, &gvk)
+        .await
+        .unwrap_or_else(|e| panic!("discovering {api_version} {kind}: {e}"));
+    let api: Api<DynamicObject> = match (obj["metadata"]["namespace"].as_str(), caps.scope) {
+        (Some(ns), kube::discovery::Scope::Namespaced) => Api::namespaced_with(client, ns, &ar),
+        _ => Api::all_with(client, &ar),
+    };
+    let o: DynamicObject = serde_json::from_value(obj.clone()).expect("object");
+    api.create(&PostParams::default(), &o)
+        .await
+        .unwrap_or_else(|e| panic!("creating {kind}: {e}"))
+}
+
+/// Set the status of an object through its status subresource (merge patch).
+pub async fn set_status(
+    api_version: &str,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    status: serde_json::Value,
+) {
+    use kube::api::{Api, DynamicObject, Patch, PatchParams};
+    let client = kube().await;
+    let gvk = match api_version.split_once('/') {
+        Some((g, v)) => kube::api::GroupVersionKind::gvk(g, v, kind),
+        None => kube::api::GroupVersionKind::gvk("", api_version, kind),
+    };
+    let (ar, _) = kube::discovery::pinned_kind(&client, &gvk)
+        .await
+        .unwrap_or_else(|e| panic!("discovering {kind}: {e}"));
+    let api: Api<DynamicObject> = Api::namespaced_with(client, ns, &ar);
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&serde_json::json!({ "status": status })),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("setting status of {kind} {ns}/{name}: {e}"));
+}
+
+/// Do what a kubelet would: mark every pod matching `selector` in `ns` Running and Ready with
+/// an IP, so the ReplicaSet, Deployment and Endpoints controllers see them ready. Waits (up to
+/// 20 s) until at least `min` pods exist.
+pub async fn mark_pods_ready(ns: &str, selector: &str, min: usize) -> Vec<String> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, ListParams, Patch, PatchParams};
+    let api: Api<Pod> = Api::namespaced(kube().await, ns);
+    let started = std::time::Instant::now();
+    let pods = loop {
+        let list = api
+            .list(&ListParams::default().labels(selector))
+            .await
+            .expect("list pods");
+        if list.items.len() >= min || started.elapsed().as_secs() > 20 {
+            break list.items;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    assert!(
+        pods.len() >= min,
+        "only {} pods match {selector} in {ns}",
+        pods.len()
+    );
+    // bind unscheduled pods to a node, as the scheduler would (the Endpoints controller needs it)
+    let node = "bosun-test-node";
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(kube().await);
+    if nodes.get_opt(node).await.expect("get node").is_none() {
+        let n: k8s_openapi::api::core::v1::Node =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": node}})).expect("node");
+        let _ = nodes.create(&Default::default(), &n).await;
+    }
+    let mut names = Vec::new();
+    for (i, p) in pods.iter().enumerate() {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
+            let binding = serde_json::json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
+            api.create_subresource::<_, serde_json::Value>(
+                "binding",
+                &name,
+                &Default::default(),
+                &binding,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("binding {ns}/{name} to {node}: {e}"));
+        }
+        let containers: Vec<serde_json::Value> = p
+            .spec
+            .as_ref()
+            .map(|s| {
+                s.containers
+                    .iter()
+                    .map(|c| serde_json::json!({"name": c.name, "image": c.image, "imageID": "", "ready": true, "restartCount": 0,
+                        "started": true, "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let now = jiff::Timestamp::now().to_string();
+        let status = serde_json::json!({"status": {
+            "phase": "Running", "podIP": format!("10.1.{}.{}", i / 250, 1 + i % 250), "hostIP": "10.0.0.1",
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now},
+                           {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+                           {"type": "PodScheduled", "status": "True", "lastTransitionTime": now}],
+            "containerStatuses": containers}});
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap_or_else(|e| panic!("marking {ns}/{name} ready: {e}"));
+        names.push(name);
+    }
+    names
+}

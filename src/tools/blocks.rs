@@ -1,0 +1,997 @@
+//! The `blocks` tool: the building-block catalog (`blocks/<id>.md`) and `check_status`, which
+//! decides whether a block is Ready, Progressing, Degraded or Missing in an environment from the
+//! release state (Flux HelmRelease or Helm's own release Secrets), its workloads, pods, recent
+//! warning events, Service endpoints and Ingresses — with the reasons and the access points
+//! (credentials only as vault references).
+
+use super::k8s::{self, condition, kube_defaults, kube_err, list_all};
+use super::{Invocation, Scope, Tool, ToolCtx, ToolError};
+use crate::blocks::{self, Block};
+use crate::compact;
+use crate::effect::EffectClass;
+use crate::guard::Admitted;
+use crate::kube_client::{Cluster, Clusters, KubeTarget};
+use crate::policy::Environment;
+use futures::future::BoxFuture;
+use kube::api::{Api, DynamicObject, ListParams};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const NAME: &str = "blocks";
+
+const OPERATIONS: &[(&str, EffectClass)] = &[
+    ("list", EffectClass::ReadOnly),
+    ("show", EffectClass::ReadOnly),
+    ("check_status", EffectClass::ReadOnly),
+];
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Operation {
+    List,
+    Show,
+    CheckStatus,
+}
+
+/// Arguments of the blocks tool.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    /// list: the catalog; show: one block's definition; check_status: Ready/Progressing/Degraded/Missing with reasons.
+    operation: Operation,
+    /// Block id, e.g. minio, kong.
+    block: Option<String>,
+    /// dev, tier or prod (check_status; show: values for it).
+    environment: Option<String>,
+    /// kubeconfig context; null = the context of the environment.
+    context: Option<String>,
+    /// Namespace; null = the block's default.
+    namespace: Option<String>,
+    /// Helm release name; null = the block's default.
+    release: Option<String>,
+    /// Timeout in seconds (default 30).
+    timeout_seconds: Option<u64>,
+}
+
+/// The verdict on a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Missing,
+    Degraded,
+    Progressing,
+    Ready,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Missing => "Missing",
+            Self::Degraded => "Degraded",
+            Self::Progressing => "Progressing",
+            Self::Ready => "Ready",
+        })
+    }
+}
+
+/// The blocks tool.
+pub struct Blocks {
+    dir: PathBuf,
+    kubeconfig: Option<PathBuf>,
+    default_context: Option<String>,
+    clusters: Clusters,
+    max_tokens: usize,
+}
+
+fn env_of(s: &str) -> Result<Environment, ToolError> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "dev" => Ok(Environment::Dev),
+        "tier" | "test" | "staging" => Ok(Environment::Tier),
+        "prod" | "production" => Ok(Environment::Prod),
+        other => Err(ToolError::InvalidArguments(format!(
+            "environment `{other}` is not one of dev, tier, prod"
+        ))),
+    }
+}
+
+impl Blocks {
+    pub fn new(dir: PathBuf, kubeconfig: Option<PathBuf>, default_context: Option<String>) -> Self {
+        Self {
+            dir,
+            kubeconfig,
+            default_context,
+            clusters: Clusters::default(),
+            max_tokens: compact::DEFAULT_RESULT_TOKENS,
+        }
+    }
+
+    fn catalog(&self) -> Result<Vec<Block>, ToolError> {
+        blocks::load_catalog(&self.dir)
+            .map(|(b, _)| b)
+            .map_err(|d| ToolError::Failed(format!("the block catalog has errors:\n{d}")))
+    }
+
+    fn block(&self, id: &str) -> Result<Block, ToolError> {
+        let all = self.catalog()?;
+        let ids: Vec<String> = all.iter().map(|b| b.def.id.clone()).collect();
+        all.into_iter().find(|b| b.def.id == id).ok_or_else(|| {
+            ToolError::InvalidArguments(format!(
+                "no block `{id}` in the catalog; blocks: {}",
+                ids.join(", ")
+            ))
+        })
+    }
+
+    fn parse(args: &Value) -> Result<Args, ToolError> {
+        let a: Args = serde_json::from_value(args.clone())
+            .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+        if a.operation != Operation::List && a.block.as_deref().is_none_or(|b| b.trim().is_empty())
+        {
+            return Err(ToolError::InvalidArguments(
+                "`block` is required (see operation list)".into(),
+            ));
+        }
+        if a.operation == Operation::CheckStatus && a.environment.is_none() {
+            return Err(ToolError::InvalidArguments(
+                "`environment` (dev, tier or prod) is required for check_status".into(),
+            ));
+        }
+        if let Some(e) = &a.environment {
+            env_of(e)?;
+        }
+        Ok(a)
+    }
+
+    /// The kube context for the call: explicit, else the one context mapped to the
+    /// environment, else the default context if it is that environment.
+    fn context_for(
+        &self,
+        a: &Args,
+        ctx: &ToolCtx,
+        env: Environment,
+    ) -> Result<Option<String>, ToolError> {
+        if let Some(c) = a.context.as_deref() {
+            let have = ctx.environment(c);
+            if have != env {
+                return Err(ToolError::InvalidArguments(format!(
+                    "context {c} is environment {have}, not {env}; pass the context of {env}"
+                )));
+            }
+            return Ok(Some(c.to_string()));
+        }
+        let mapped: Vec<&String> = ctx
+            .environments
+            .iter()
+            .filter(|(_, e)| **e == env)
+            .map(|(c, _)| c)
+            .collect();
+        match mapped.as_slice() {
+            [one] => return Ok(Some((*one).clone())),
+            [] => {}
+            many => {
+                return Err(ToolError::InvalidArguments(format!(
+                    "several contexts are environment {env}: {}; pass context",
+                    many.iter()
+                        .map(|c| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+        }
+        let (default, _) =
+            kube_defaults(self.kubeconfig.as_deref(), self.default_context.as_deref());
+        match default {
+            Some(c) if ctx.environment(&c) == env => Ok(Some(c)),
+            Some(c) => Err(ToolError::InvalidArguments(format!(
+                "no kube context is known for environment {env} (the default context {c} is {}); pass context",
+                ctx.environment(&c)
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    async fn run(&self, a: Args, ctx: &ToolCtx) -> Result<String, ToolError> {
+        match a.operation {
+            Operation::List => {
+                let all = self.catalog()?;
+                if all.is_empty() {
+                    return Ok(format!(
+                        "The block catalog {} is empty.",
+                        self.dir.display()
+                    ));
+                }
+                let rows: Vec<Vec<String>> = all
+                    .iter()
+                    .map(|b| {
+                        let c = &b.def.deploy.chart;
+                        vec![
+                            b.def.id.clone(),
+                            b.def.name.clone(),
+                            b.def.version.clone().unwrap_or_default(),
+                            format!("{} {}", c.name, c.version),
+                            b.def.capabilities.join(","),
+                            compact::clip_line(&b.def.description, 80),
+                        ]
+                    })
+                    .collect();
+                Ok(super::table::render(
+                    &[
+                        "ID",
+                        "NAME",
+                        "VERSION",
+                        "CHART",
+                        "CAPABILITIES",
+                        "DESCRIPTION",
+                    ],
+                    &rows,
+                    usize::MAX,
+                ))
+            }
+            Operation::Show => {
+                let b = self.block(a.block.as_deref().unwrap_or(""))?;
+                let env = a.environment.clone().unwrap_or_else(|| "dev".into());
+                let release = a.release.clone().unwrap_or_else(|| b.release());
+                let ns = a
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| b.def.deploy.namespace.clone());
+                let c = &b.def.deploy.chart;
+                let mut out = format!(
+                    "{} ({}, block version {}): {}\nchart: {} {} from {}\nnamespace: {ns} · release: {release}\n",
+                    b.def.id,
+                    b.def.name,
+                    b.def.version.clone().unwrap_or_default(),
+                    b.def.description,
+                    c.name,
+                    c.version,
+                    c.repository
+                );
+                if let Some(v) = b.values(&env, &release, &ns) {
+                    out.push_str(&format!("values ({env}):\n{}", compact::to_yaml(&v)));
+                }
+                let h = &b.def.health;
+                out.push_str(&format!(
+                    "ready when: {}; services {}; ingresses {}\n",
+                    h.workloads
+                        .iter()
+                        .map(|w| format!(
+                            "{} {}",
+                            w.kind,
+                            blocks::expand(&w.name, &env, &release, &ns)
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    h.services
+                        .iter()
+                        .map(|s| blocks::expand(&s.name, &env, &release, &ns))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if h.ingresses.is_empty() {
+                        "none".to_string()
+                    } else {
+                        h.ingresses.join(", ")
+                    }
+                ));
+                for (p, r) in b.credentials(&env, &release, &ns) {
+                    out.push_str(&format!("credential {p}: {r}\n"));
+                }
+                out.push('\n');
+                out.push_str(&b.body);
+                Ok(compact::fit_budget(&out, self.max_tokens))
+            }
+            Operation::CheckStatus => {
+                let b = self.block(a.block.as_deref().unwrap_or(""))?;
+                let env = env_of(a.environment.as_deref().unwrap_or(""))?;
+                let context = self.context_for(&a, ctx, env)?;
+                let cluster = self
+                    .clusters
+                    .get(&KubeTarget {
+                        kubeconfig: self.kubeconfig.clone(),
+                        context,
+                    })
+                    .await
+                    .map_err(|e| ToolError::Failed(e.to_string()))?;
+                let release = a.release.clone().unwrap_or_else(|| b.release());
+                let ns = a
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| b.def.deploy.namespace.clone());
+                let report = check(&cluster, &b, env, &ns, &release).await?;
+                Ok(compact::fit_budget(&report.render(), self.max_tokens))
+            }
+        }
+    }
+}
+
+/// The result of a check.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub header: String,
+    pub verdict: Verdict,
+    pub suspended: bool,
+    pub reasons: Vec<String>,
+    pub evidence: Vec<String>,
+    pub access: Vec<String>,
+    pub credentials: Vec<String>,
+}
+
+impl Report {
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "{}\nVerdict: {}{}\n",
+            self.header,
+            self.verdict,
+            if self.suspended {
+                " (suspended: Flux does not reconcile it)"
+            } else {
+                ""
+            }
+        );
+        let list = |title: &str, items: &[String], out: &mut String| {
+            if !items.is_empty() {
+                out.push_str(&format!("{title}:\n"));
+                for i in items {
+                    out.push_str(&format!("- {i}\n"));
+                }
+            }
+        };
+        list("Reasons", &self.reasons, &mut out);
+        list("Evidence", &self.evidence, &mut out);
+        list("Access points", &self.access, &mut out);
+        list(
+            "Credentials (vault references)",
+            &self.credentials,
+            &mut out,
+        );
+        out
+    }
+}
+
+/// What the release says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReleaseState {
+    None,
+    Ready,
+    Progressing,
+    Failed,
+}
+
+fn s<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Decode Helm's `release` field: base64 of gzip of JSON.
+fn decode_helm_release(data: &[u8]) -> Option<Value> {
+    use base64::Engine;
+    use std::io::Read;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(data.trim_ascii())
+        .ok()?;
+    let json = if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .take(64 * 1024 * 1024)
+            .read_to_end(&mut out)
+            .ok()?;
+        out
+    } else {
+        raw
+    };
+    serde_json::from_slice(&json).ok()
+}
+
+const BAD_WAITING: &[&str] = &[
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "InvalidImageName",
+    "RunContainerError",
+    "OOMKilled",
+    "Error",
+];
+
+const BAD_EVENTS: &[&str] = &[
+    "BackOff",
+    "Failed",
+    "FailedMount",
+    "FailedCreate",
+    "FailedScheduling",
+    "FailedAttachVolume",
+    "InstallFailed",
+    "UpgradeFailed",
+];
+
+/// Collect the evidence and decide.
+pub async fn check(
+    cluster: &Cluster,
+    b: &Block,
+    env: Environment,
+    ns: &str,
+    release: &str,
+) -> Result<Report, ToolError> {
+    let env_s = env.to_string();
+    let x = |t: &str| blocks::expand(t, &env_s, release, ns);
+    let mut degraded: Vec<String> = Vec::new();
+    let mut progressing: Vec<String> = Vec::new();
+    let mut evidence: Vec<String> = Vec::new();
+    let mut access: Vec<String> = Vec::new();
+    let mut suspended = false;
+    let mut state = ReleaseState::None;
+    let ctxname = &cluster.context;
+    let now = jiff::Timestamp::now();
+
+    // 1. a Flux HelmRelease for the release
+    let all = cluster.resources().await.map_err(k8s::failed)?;
+    let hr_ar = all
+        .iter()
+        .find(|(ar, _)| ar.group == "helm.toolkit.fluxcd.io" && ar.kind == "HelmRelease")
+        .map(|(ar, _)| ar.clone());
+    if let Some(ar) = &hr_ar {
+        let api: Api<DynamicObject> = Api::all_with(cluster.client.clone(), ar);
+        let hrs = list_all(&api, ListParams::default(), 5_000, ctxname).await?;
+        let hr = hrs.into_iter().find(|o| {
+            let d = &o.data;
+            let rname = d.pointer("/spec/releaseName").and_then(Value::as_str);
+            let name = o.metadata.name.as_deref().unwrap_or("");
+            let target = d.pointer("/spec/targetNamespace").and_then(Value::as_str);
+            let home = o.metadata.namespace.as_deref().unwrap_or("");
+            rname.unwrap_or(name) == release && target.unwrap_or(home) == ns
+        });
+        if let Some(hr) = hr {
+            let d = &hr.data;
+            let id = format!(
+                "HelmRelease {}/{}",
+                hr.metadata.namespace.clone().unwrap_or_default(),
+                hr.metadata.name.clone().unwrap_or_default()
+            );
+            suspended = d.pointer("/spec/suspend") == Some(&Value::Bool(true));
+            let generation = hr.metadata.generation.unwrap_or(0);
+            let observed = d
+                .pointer("/status/observedGeneration")
+                .and_then(Value::as_i64)
+                .unwrap_or(-1);
+            let version = s(d, "/spec/chart/spec/version");
+            let stalled = condition(d, "Stalled").is_some_and(|c| s(c, "/status") == "True");
+            match condition(d, "Ready") {
+                _ if stalled => {
+                    let c = condition(d, "Stalled").cloned().unwrap_or(Value::Null);
+                    state = ReleaseState::Failed;
+                    degraded.push(format!(
+                        "{id} Stalled: {} {}",
+                        s(&c, "/reason"),
+                        s(&c, "/message")
+                    ));
+                }
+                Some(c) if s(c, "/status") == "True" && observed >= generation => {
+                    state = ReleaseState::Ready;
+                    evidence.push(format!(
+                        "{id} Ready=True {}: {} (chart {version})",
+                        s(c, "/reason"),
+                        s(c, "/message")
+                    ));
+                }
+                Some(c) if s(c, "/status") == "True" => {
+                    state = ReleaseState::Progressing;
+                    progressing.push(format!(
+                        "{id} was Ready, but generation {generation} is not reconciled yet (observed {observed})"
+                    ));
+                }
+                Some(c)
+                    if s(c, "/status") == "False"
+                        && !matches!(
+                            s(c, "/reason"),
+                            "Progressing"
+                                | "DependencyNotReady"
+                                | "ArtifactNotReady"
+                                | "ReconciliationInProgress"
+                        ) =>
+                {
+                    state = ReleaseState::Failed;
+                    degraded.push(format!(
+                        "{id} Ready=False, reason {}: {} (chart {version})",
+                        s(c, "/reason"),
+                        s(c, "/message")
+                    ));
+                }
+                Some(c) => {
+                    state = ReleaseState::Progressing;
+                    progressing.push(format!(
+                        "{id} Ready={} {}: {}",
+                        s(c, "/status"),
+                        s(c, "/reason"),
+                        s(c, "/message")
+                    ));
+                }
+                None => {
+                    state = ReleaseState::Progressing;
+                    progressing.push(format!("{id} has no Ready condition yet: Flux has not reconciled it (chart {version})"));
+                }
+            }
+            if suspended {
+                evidence.push(format!("{id} is suspended"));
+            }
+        }
+    }
+
+    // 2. Helm's own release records (when there is no HelmRelease, or as extra evidence)
+    let secrets: Api<DynamicObject> = Api::namespaced_with(
+        cluster.client.clone(),
+        ns,
+        &k8s::ar("", "v1", "Secret", "secrets"),
+    );
+    let records = list_all(
+        &secrets,
+        ListParams::default().labels(&format!("owner=helm,name={release}")),
+        1_000,
+        ctxname,
+    )
+    .await?;
+    let latest = records.iter().max_by_key(|o| {
+        o.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("version"))
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    });
+    if let Some(rec) = latest {
+        let labels = rec.metadata.labels.clone().unwrap_or_default();
+        let status = labels.get("status").cloned().unwrap_or_default();
+        let rev = labels.get("version").cloned().unwrap_or_default();
+        let decoded = rec
+            .data
+            .pointer("/data/release")
+            .and_then(Value::as_str)
+            .and_then(|b64| {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.decode(b64).ok()
+            })
+            .and_then(|bytes| decode_helm_release(&bytes));
+        let (chart, desc, deployed_at) = match &decoded {
+            Some(r) => (
+                format!(
+                    "{}-{}",
+                    s(r, "/chart/metadata/name"),
+                    s(r, "/chart/metadata/version")
+                ),
+                s(r, "/info/description").to_string(),
+                s(r, "/info/last_deployed").to_string(),
+            ),
+            None => (
+                "(record not decodable)".into(),
+                String::new(),
+                String::new(),
+            ),
+        };
+        let line = format!(
+            "Helm release {release} revision {rev} {status} (chart {chart}){}",
+            if desc.is_empty() {
+                String::new()
+            } else {
+                format!(": {desc}")
+            }
+        );
+        let age_min = deployed_at
+            .parse::<jiff::Timestamp>()
+            .ok()
+            .map(|t| (now.as_second() - t.as_second()) / 60)
+            .unwrap_or(0);
+        match status.as_str() {
+            "deployed" => {
+                if state == ReleaseState::None {
+                    state = ReleaseState::Ready;
+                }
+                evidence.push(line);
+            }
+            "failed" => {
+                state = ReleaseState::Failed;
+                degraded.push(line);
+            }
+            s if s.starts_with("pending") && age_min > 15 => {
+                state = ReleaseState::Failed;
+                degraded.push(format!(
+                    "{line} for {age_min} min: a stuck Helm operation (lock)"
+                ));
+            }
+            s if s.starts_with("pending") || s == "uninstalling" => {
+                if state != ReleaseState::Failed {
+                    state = ReleaseState::Progressing;
+                }
+                progressing.push(line);
+            }
+            _ => evidence.push(line),
+        }
+    }
+    let release_found = state != ReleaseState::None;
+
+    // 3. workloads and their pods
+    let mut found_workloads = 0usize;
+    let mut missing: Vec<String> = Vec::new();
+    let mut all_pods_ready = true;
+    let mut workload_names: Vec<String> = Vec::new();
+    for w in &b.def.health.workloads {
+        let name = x(&w.name);
+        workload_names.push(name.clone());
+        let (ar, namespaced) = k8s::resolve_kind(cluster, &w.kind).await?;
+        let api = k8s::api(cluster, &ar, namespaced, ns);
+        let Some(o) = api.get_opt(&name).await.map_err(|e| kube_err(e, ctxname))? else {
+            missing.push(format!("{} {name}", w.kind));
+            continue;
+        };
+        found_workloads += 1;
+        let (done, stuck, st) = k8s::rollout_state(&ar.kind, &o.data);
+        let line = format!("{} {name}: {st}", w.kind);
+        if stuck {
+            degraded.push(line);
+        } else if done {
+            evidence.push(line);
+        } else {
+            progressing.push(format!("{line} (rollout in progress)"));
+        }
+        // pods by the workload's selector
+        let sel: Vec<String> = o
+            .data
+            .pointer("/spec/selector/matchLabels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if sel.is_empty() {
+            continue;
+        }
+        let pods_api: Api<DynamicObject> = Api::namespaced_with(
+            cluster.client.clone(),
+            ns,
+            &k8s::ar("", "v1", "Pod", "pods"),
+        );
+        let pods = list_all(
+            &pods_api,
+            ListParams::default().labels(&sel.join(",")),
+            2_000,
+            ctxname,
+        )
+        .await?;
+        let mut ready = 0usize;
+        let mut restarts = 0i64;
+        for p in &pods {
+            let d = &p.data;
+            let pname = p.metadata.name.clone().unwrap_or_default();
+            let is_ready = condition(d, "Ready").is_some_and(|c| s(c, "/status") == "True");
+            if is_ready {
+                ready += 1;
+            } else {
+                all_pods_ready = false;
+            }
+            let cs = d
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            restarts += cs
+                .iter()
+                .map(|c| c.get("restartCount").and_then(Value::as_i64).unwrap_or(0))
+                .sum::<i64>();
+            let bad = cs.iter().find_map(|c| {
+                let r = c
+                    .pointer("/state/waiting/reason")
+                    .or_else(|| c.pointer("/state/terminated/reason"))
+                    .and_then(Value::as_str)?;
+                BAD_WAITING.contains(&r).then(|| {
+                    format!(
+                        "pod {pname} {r} (restarts {}){}",
+                        c.get("restartCount").and_then(Value::as_i64).unwrap_or(0),
+                        c.pointer("/state/waiting/message")
+                            .and_then(Value::as_str)
+                            .map(|m| format!(": {}", compact::clip_line(m, 160)))
+                            .unwrap_or_default()
+                    )
+                })
+            });
+            if let Some(b) = bad {
+                degraded.push(b);
+            } else if !is_ready {
+                let age_min = p
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| (now.as_second() - t.0.as_second()) / 60)
+                    .unwrap_or(0);
+                let phase = s(d, "/status/phase");
+                if phase == "Pending" && age_min >= 5 {
+                    degraded.push(format!("pod {pname} Pending for {age_min} min"));
+                }
+            }
+        }
+        evidence.push(format!(
+            "pods of {name}: {ready}/{} ready, {restarts} restarts",
+            pods.len()
+        ));
+    }
+
+    // 4. services and endpoints
+    let svc_api: Api<DynamicObject> = Api::namespaced_with(
+        cluster.client.clone(),
+        ns,
+        &k8s::ar("", "v1", "Service", "services"),
+    );
+    let ep_api: Api<DynamicObject> = Api::namespaced_with(
+        cluster.client.clone(),
+        ns,
+        &k8s::ar("", "v1", "Endpoints", "endpoints"),
+    );
+    for sref in &b.def.health.services {
+        let name = x(&sref.name);
+        let Some(svc) = svc_api
+            .get_opt(&name)
+            .await
+            .map_err(|e| kube_err(e, ctxname))?
+        else {
+            missing.push(format!("Service {name}"));
+            continue;
+        };
+        let ready_addrs = ep_api
+            .get_opt(&name)
+            .await
+            .map_err(|e| kube_err(e, ctxname))?
+            .and_then(|e| e.data.get("subsets").and_then(Value::as_array).cloned())
+            .map(|subs| {
+                subs.iter()
+                    .map(|s| {
+                        s.get("addresses")
+                            .and_then(Value::as_array)
+                            .map_or(0, Vec::len)
+                    })
+                    .sum::<usize>()
+            })
+            .unwrap_or(0);
+        let line = format!("Service {name}: {ready_addrs} ready endpoint(s)");
+        if ready_addrs == 0 {
+            if all_pods_ready && found_workloads > 0 && progressing.is_empty() {
+                degraded.push(format!(
+                    "{line} although the pods are ready (selector or port mismatch?)"
+                ));
+            } else {
+                progressing.push(line);
+            }
+        } else {
+            evidence.push(line);
+        }
+        let d = &svc.data;
+        let ports: Vec<i64> = d
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .map(|ps| {
+                ps.iter()
+                    .filter_map(|p| p.get("port").and_then(Value::as_i64))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let purpose = sref
+            .purpose
+            .clone()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default();
+        let lb = d.pointer("/status/loadBalancer/ingress/0").map(|i| {
+            if s(i, "/ip").is_empty() {
+                s(i, "/hostname").to_string()
+            } else {
+                s(i, "/ip").to_string()
+            }
+        });
+        for p in ports {
+            access.push(match &lb {
+                Some(addr) if !addr.is_empty() => {
+                    format!("{addr}:{p}{purpose} (LoadBalancer, configured)")
+                }
+                _ => format!("{name}.{ns}.svc:{p}{purpose} (in-cluster)"),
+            });
+        }
+    }
+
+    // 5. ingresses
+    let ing_ar = all
+        .iter()
+        .find(|(ar, _)| ar.kind == "Ingress" && ar.group == "networking.k8s.io")
+        .map(|(ar, _)| ar.clone());
+    for iname in &b.def.health.ingresses {
+        let name = x(iname);
+        let Some(ar) = &ing_ar else {
+            missing.push(format!(
+                "Ingress {name} (the cluster serves no Ingress API)"
+            ));
+            continue;
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(cluster.client.clone(), ns, ar);
+        let Some(ing) = api.get_opt(&name).await.map_err(|e| kube_err(e, ctxname))? else {
+            missing.push(format!("Ingress {name}"));
+            continue;
+        };
+        let d = &ing.data;
+        let tls_hosts: Vec<String> = d
+            .pointer("/spec/tls")
+            .and_then(Value::as_array)
+            .map(|ts| {
+                ts.iter()
+                    .flat_map(|t| {
+                        t.get("hosts")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default()
+                    })
+                    .filter_map(|h| h.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let addr = d.pointer("/status/loadBalancer/ingress/0").is_some();
+        for r in d
+            .pointer("/spec/rules")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+        {
+            let host = s(&r, "/host");
+            if host.is_empty() {
+                continue;
+            }
+            let scheme = if tls_hosts.iter().any(|h| h == host) {
+                "https"
+            } else {
+                "http"
+            };
+            access.push(format!(
+                "{scheme}://{host} (Ingress {name}, configured{})",
+                if addr {
+                    ", has an address"
+                } else {
+                    ", no address yet"
+                }
+            ));
+        }
+        if !addr {
+            progressing.push(format!("Ingress {name} has no load-balancer address yet"));
+        }
+    }
+
+    // 6. recent warning events about the block's objects
+    let evs = k8s::events(cluster, Some(ns), Some("type=Warning"))
+        .await
+        .unwrap_or_default();
+    let recent: Vec<&DynamicObject> = evs
+        .iter()
+        .filter(|e| k8s::event_time(e).is_some_and(|t| now.as_second() - t.as_second() <= 15 * 60))
+        .filter(|e| {
+            let n = s(&e.data, "/involvedObject/name");
+            n.starts_with(release) || workload_names.iter().any(|w| n.starts_with(w.as_str()))
+        })
+        .collect();
+    if !recent.is_empty() {
+        let mut by_reason: std::collections::BTreeMap<String, (i64, String)> = Default::default();
+        for e in &recent {
+            let entry = by_reason
+                .entry(s(&e.data, "/reason").to_string())
+                .or_insert((0, String::new()));
+            entry.0 += e.data.get("count").and_then(Value::as_i64).unwrap_or(1);
+            entry.1 = format!(
+                "{}/{}: {}",
+                s(&e.data, "/involvedObject/kind"),
+                s(&e.data, "/involvedObject/name"),
+                compact::clip_line(s(&e.data, "/message"), 140)
+            );
+        }
+        for (reason, (n, last)) in by_reason {
+            let line = format!("warning events (15 min): {reason} ×{n}, e.g. {last}");
+            if BAD_EVENTS.iter().any(|b| reason.starts_with(b)) {
+                degraded.push(line);
+            } else {
+                evidence.push(line);
+            }
+        }
+    }
+
+    // missing objects: expected while the release is on its way, a fault once it claims ready
+    if !missing.is_empty() && (release_found || found_workloads > 0) {
+        let line = format!("missing: {}", missing.join(", "));
+        if state == ReleaseState::Progressing {
+            progressing.push(format!("{line} (not created yet)"));
+        } else {
+            degraded.push(format!(
+                "{line} although the release is deployed or the workloads exist"
+            ));
+        }
+    }
+
+    let found = release_found || found_workloads > 0;
+    let (verdict, reasons) = if !found {
+        (
+            Verdict::Missing,
+            vec![format!(
+                "no HelmRelease for release {release} targeting namespace {ns}{}, no Helm release records (Secrets owner=helm,name={release}) in {ns}, and none of {} exist",
+                if hr_ar.is_none() { " (the cluster serves no HelmRelease API)" } else { "" },
+                b.def.health.workloads.iter().map(|w| format!("{} {}", w.kind, x(&w.name))).collect::<Vec<_>>().join(", ")
+            )],
+        )
+    } else if !degraded.is_empty() {
+        (Verdict::Degraded, degraded)
+    } else if !progressing.is_empty() {
+        (Verdict::Progressing, progressing)
+    } else {
+        (Verdict::Ready, vec!["release deployed, every workload available, every pod ready, every Service has endpoints".into()])
+    };
+    Ok(Report {
+        header: format!(
+            "Block: {} ({} {}), environment {env}, context {ctxname}, namespace {ns}, release {release}",
+            b.def.id,
+            b.def.name,
+            b.def.version.clone().unwrap_or_default()
+        ),
+        verdict,
+        suspended,
+        reasons,
+        evidence,
+        access,
+        credentials: b
+            .credentials(&env_s, release, ns)
+            .into_iter()
+            .map(|(p, r)| format!("{p}: {r}"))
+            .collect(),
+    })
+}
+
+impl Tool for Blocks {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn description(&self) -> &str {
+        "The building-block catalog (MinIO, Kong, …) and a block's status in an environment."
+    }
+
+    fn operations(&self) -> &[(&'static str, EffectClass)] {
+        OPERATIONS
+    }
+
+    fn parameters(&self) -> Value {
+        schemars::schema_for!(Args).to_value()
+    }
+
+    fn plan(&self, args: &Value) -> Result<Invocation, ToolError> {
+        let a = Self::parse(args)?;
+        let op = match a.operation {
+            Operation::List => "list",
+            Operation::Show => "show",
+            Operation::CheckStatus => "check_status",
+        };
+        let target = match (&a.block, &a.environment) {
+            (Some(b), Some(e)) => format!("block {b} in {e}"),
+            (Some(b), None) => format!("block {b}"),
+            _ => "the block catalog".into(),
+        };
+        Ok(Invocation::read(op, target).with_scope(Scope {
+            context: a.context.clone().or_else(|| self.default_context.clone()),
+            namespace: a.namespace.clone(),
+            kinds: vec![],
+        }))
+    }
+
+    fn execute<'a>(
+        &'a self,
+        call: &'a Admitted,
+        ctx: &'a ToolCtx,
+    ) -> BoxFuture<'a, Result<String, ToolError>> {
+        Box::pin(async move {
+            let a = Self::parse(&call.args)?;
+            let secs = a.timeout_seconds.unwrap_or(30).clamp(1, 600);
+            tokio::time::timeout(Duration::from_secs(secs), self.run(a, ctx))
+                .await
+                .map_err(|_| ToolError::Timeout(secs))?
+        })
+    }
+}
