@@ -90,6 +90,8 @@ pub struct RuntimeOptions {
     pub max_turns: Option<u32>,
     /// Maximum model turns spent in one planner state (default: the task's limit).
     pub max_turns_per_state: Option<u32>,
+    /// The token budget of one tool result (default `compact::DEFAULT_RESULT_TOKENS`).
+    pub max_result_tokens: Option<usize>,
     /// The same call with the same arguments this many times in a task is a loop (default 3):
     /// the call is not run again, the model is nudged; one more repeat fails the task.
     pub loop_limit: Option<u32>,
@@ -178,6 +180,9 @@ impl Runtime {
         }
         if let Some(s) = opts.secrets {
             ctx.secrets = s;
+        }
+        if let Some(n) = opts.max_result_tokens {
+            ctx.max_result_tokens = n.max(200);
         }
         let mut guard_config = opts.guard;
         guard_config.policy = Arc::new(agent.policy.clone());
@@ -1054,8 +1059,10 @@ impl Session {
                 (false, format!("refused by bosun's guard: {reason}"))
             }
         };
-        // the one redaction point for tool output: before the model, events and logs
-        let output = redactor.redact(&output);
+        // the one redaction point for tool output: before the model, events and logs; then the
+        // per-result token budget
+        let output =
+            crate::compact::fit_budget(&redactor.redact(&output), rt.ctx.max_result_tokens);
         let duration_ms = started.elapsed().as_millis() as u64;
         if let Err(e) = self.audit(&crate::audit::Record::Finished {
             call_id: &call.id,

@@ -7,12 +7,12 @@
 //! create: there is no path from the model to an executor that skips the guard.
 
 pub mod activate_skill;
+pub mod blocks;
 pub mod delegate;
 pub mod exec;
+pub mod flux;
 pub mod git;
 pub mod helm;
-pub mod blocks;
-pub mod flux;
 pub mod k8s;
 pub mod kubectl;
 pub mod manifests;
@@ -170,6 +170,8 @@ pub struct ToolCtx {
     pub workspace: PathBuf,
     /// Which environment each kube context is (from the policy); others are guessed by name.
     pub environments: Arc<BTreeMap<String, crate::policy::Environment>>,
+    /// The token budget of one tool result: the session cuts longer results to it.
+    pub max_result_tokens: usize,
 }
 
 impl ToolCtx {
@@ -180,6 +182,7 @@ impl ToolCtx {
             secrets: Arc::new(crate::secrets::NoVault),
             workspace,
             environments: Arc::new(BTreeMap::new()),
+            max_result_tokens: crate::compact::DEFAULT_RESULT_TOKENS,
         }
     }
 
