@@ -224,13 +224,18 @@ async fn the_agent_and_its_guarded_tools(transport: Transport) {
     let run = tool(&out, RUN_TOOL);
     assert_eq!(run["inputSchema"]["required"], json!(["task"]));
     assert_eq!(run["inputSchema"]["properties"]["task"]["type"], "string");
+    // kubectl can delete and drain: destructive; the blocks tool only reads
     let kubectl = tool(&out, "kubectl");
-    assert_eq!(kubectl["annotations"]["readOnlyHint"], true, "{kubectl:#}");
-    assert_eq!(kubectl["annotations"]["destructiveHint"], false);
-    assert_eq!(
-        kubectl["inputSchema"]["properties"]["operation"]["enum"],
-        json!(["get", "api_resources"])
+    assert_eq!(kubectl["annotations"]["readOnlyHint"], false, "{kubectl:#}");
+    assert_eq!(kubectl["annotations"]["destructiveHint"], true);
+    let ops = kubectl["inputSchema"]["properties"]["operation"]["enum"].clone();
+    assert!(
+        ops.as_array()
+            .is_some_and(|o| o.contains(&json!("get")) && o.contains(&json!("delete"))),
+        "{ops}"
     );
+    let blocks = tool(&out, "blocks");
+    assert_eq!(blocks["annotations"]["readOnlyHint"], true, "{blocks:#}");
     assert!(out["tools"]
         .as_array()
         .is_some_and(|ts| ts.iter().all(|t| t["name"] != "transition")));
