@@ -30,13 +30,13 @@ impl Approver for Counting {
 /// A copy of the shipped agent whose tools include `shell`.
 fn agent_with_shell(dir: &Path) {
     let root = common::repo_root();
-    for sub in ["skills", "tools", "prompts"] {
+    for sub in ["skills", "tools", "prompts", "blocks"] {
         copy_dir(&root.join(sub), &dir.join(sub));
     }
     let md = std::fs::read_to_string(root.join("agent.md")).expect("agent.md");
-    let md = md.replacen("\"git\"]", "\"git\", \"shell\"]", 1);
+    let md = md.replacen("tools: [", "tools: [\"shell\", ", 1);
     assert!(
-        md.contains("\"shell\"]"),
+        md.contains("tools: [\"shell\", "),
         "the tools line changed; update this test"
     );
     std::fs::write(dir.join("agent.md"), md).expect("write agent.md");

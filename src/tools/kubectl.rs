@@ -354,6 +354,55 @@ impl Tool for Kubectl {
         NAME
     }
 
+    /// An applied Deployment/StatefulSet/DaemonSet is verified by its rollout status; when the
+    /// apply touched exactly one of them, `rollout_undo` undoes it.
+    fn follow_ups(&self, args: &Value) -> super::FollowUps {
+        let mut out = super::FollowUps::default();
+        if args.get("operation").and_then(Value::as_str) != Some("apply") {
+            return out;
+        }
+        let Some(text) = args.get("manifests").and_then(Value::as_str) else {
+            return out;
+        };
+        let Ok(docs) = serde_saphyr::from_str_multiple::<Value, Vec<Value>>(text) else {
+            return out;
+        };
+        let ns_arg = args.get("namespace").cloned().unwrap_or(Value::Null);
+        let context = args.get("context").cloned().unwrap_or(Value::Null);
+        let mut undo = Vec::new();
+        for d in &docs {
+            let kind = d.get("kind").and_then(Value::as_str).unwrap_or_default();
+            if !matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet") {
+                continue;
+            }
+            let Some(name) = d.pointer("/metadata/name").and_then(Value::as_str) else {
+                continue;
+            };
+            let ns = d
+                .pointer("/metadata/namespace")
+                .cloned()
+                .unwrap_or_else(|| ns_arg.clone());
+            let target = serde_json::json!({"kind": kind, "name": name, "namespace": ns, "context": context});
+            let mut verify = target.clone();
+            verify["operation"] = "rollout_status".into();
+            verify["timeout_seconds"] = 30.into();
+            out.verify.push(super::FollowUp {
+                tool: NAME.into(),
+                arguments: verify,
+            });
+            let mut u = target;
+            u["operation"] = "rollout_undo".into();
+            undo.push(u);
+        }
+        if undo.len() == 1 {
+            out.rollback = undo.pop().map(|arguments| super::FollowUp {
+                tool: NAME.into(),
+                arguments,
+            });
+        }
+        out
+    }
+
     fn description(&self) -> &str {
         "Read, dry-run, apply and troubleshoot Kubernetes objects through the API server."
     }
