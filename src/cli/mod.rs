@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch.
 
 mod demo;
+mod local;
 mod render;
 mod run;
 mod sandbox_cmd;
@@ -59,6 +60,11 @@ pub enum Cmd {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
     },
+    /// Serve a local GGUF model with llama.cpp for bosun (xllamacpp or llama-server).
+    Local {
+        #[command(subcommand)]
+        cmd: local::LocalCmd,
+    },
     /// Try bosun with no API key: sandbox + scripted model + a sample task.
     Demo {
         /// Leave the sandbox running afterwards.
@@ -116,5 +122,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }))
         }
         Cmd::Demo { keep } => demo::demo(&cli.agent, keep).await,
+        Cmd::Local { cmd } => local::local(cmd).await,
     }
 }
