@@ -59,8 +59,10 @@ def main() -> int:
     s = xlc.Server(p)
     print("xserve: loaded %s in %.2fs; listening on %s" % (a.model, time.time() - t0, s.listening_address), flush=True)
     signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    # exit at once: a graceful shutdown waits for the batch in progress (tens of seconds for a
+    # long prompt on one thread), and the server holds nothing worth saving
     print("xserve: stopping", flush=True)
-    return 0
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -154,7 +154,16 @@ impl LocalServer {
             // its own process group: a terminal Ctrl-C reaches bosun, which stops the server
             .process_group(0);
         let log_path = match log {
-            Log::Inherit => None,
+            Log::Inherit => {
+                // the server's chatter goes to stderr: stdout carries only the base URL
+                use std::os::fd::AsFd;
+                let err = std::io::stderr()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .context("duplicating stderr for the server")?;
+                cmd.stdout(Stdio::from(err));
+                None
+            }
             Log::File => {
                 let p = dir.path().join("server.log");
                 let f = std::fs::File::create(&p).context("creating the server log")?;
@@ -164,11 +173,12 @@ impl LocalServer {
             }
         };
         // SAFETY: prctl is async-signal-safe; the closure only calls it and reads errno. The
-        // server gets SIGTERM if the thread that started it (bosun's main thread) dies, so even a
-        // killed bosun leaves no server behind.
+        // kernel kills the server if the thread that started it (bosun's main thread) dies, so
+        // even a killed bosun leaves no server behind. SIGKILL, not SIGTERM: llama.cpp's graceful
+        // stop waits for the batch in progress, which can take tens of seconds on a CPU.
         unsafe {
             cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
