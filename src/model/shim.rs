@@ -8,7 +8,7 @@
 //!   no language, or `tool_call`);
 //! - Hermes / Qwen tags: `<tool_call>{"name": …, "arguments": …}</tool_call>` (the closing tag may
 //!   be missing at the very end);
-//! - a bare JSON object (or array of them) anywhere in the text;
+//! - a bare JSON object (or array of them) anywhere in the text (texts up to 32 KB);
 //! - inside any of these: `{"name", "arguments"}`, `{"name", "parameters"}`,
 //!   `{"function": {"name", "arguments"}}`, `{"function": "name", "arguments"}`,
 //!   `{"tool_calls": [...]}`, a list of calls, arguments given as a JSON string, and — in a fence
@@ -207,11 +207,22 @@ fn fenced(s: &str) -> Vec<Region<'_>> {
     out
 }
 
-/// Complete top-level JSON objects or arrays anywhere in the text, outside nothing in particular.
+/// Bare JSON is looked for only in texts up to this size, and from at most this many openings:
+/// each failed attempt parses to the end of the text, so a long answer full of braces would
+/// otherwise cost quadratic time.
+const BARE_MAX_BYTES: usize = 32 * 1024;
+const BARE_MAX_ATTEMPTS: usize = 256;
+
+/// Complete top-level JSON objects or arrays anywhere in the text.
 fn bare(s: &str) -> Vec<Region<'_>> {
     let mut out = Vec::new();
+    if s.len() > BARE_MAX_BYTES {
+        return out;
+    }
     let mut at = 0;
-    while at < s.len() {
+    let mut attempts = 0;
+    while at < s.len() && attempts < BARE_MAX_ATTEMPTS {
+        attempts += 1;
         let Some(i) = s[at..].find(['{', '[']) else {
             break;
         };
