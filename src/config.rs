@@ -13,6 +13,8 @@
 //! stream = false
 //! temperature = 0.0
 //! max_tokens = 2048
+//! shim = true              # tool-use shim: read calls written as text; default: on unless api.openai.com
+//! strict_tools = false     # OpenAI strict schemas; default: only for api.openai.com (others get relaxed ones)
 //! ```
 
 use serde::Deserialize;
@@ -31,6 +33,37 @@ pub struct ModelConfig {
     pub stream: bool,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
+    /// The tool-use shim ([`crate::model::shim`]): `Some(true)` on, `Some(false)` off, `None`
+    /// auto — on unless the base URL's host is `api.openai.com`. See [`ModelConfig::shim_enabled`].
+    pub shim: Option<bool>,
+    /// Send tool schemas in OpenAI strict mode (every property required, optional ones
+    /// nullable, `strict: true`) or relaxed (optional properties optional). `None`: strict only
+    /// for api.openai.com. See [`ModelConfig::strict_tools_enabled`].
+    pub strict_tools: Option<bool>,
+}
+
+impl ModelConfig {
+    /// Whether the base URL is OpenAI's own API.
+    pub fn is_openai(&self) -> bool {
+        let host = self
+            .base_url
+            .as_deref()
+            .and_then(|u| reqwest::Url::parse(u).ok())
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+        host.as_deref() == Some("api.openai.com")
+    }
+
+    /// Whether the tool-use shim is on: as configured, else on for every endpoint that is not
+    /// OpenAI's own (local and self-hosted servers are the ones that write calls as text).
+    pub fn shim_enabled(&self) -> bool {
+        self.shim.unwrap_or_else(|| !self.is_openai())
+    }
+
+    /// Whether tool schemas go out in strict mode: as configured, else only to OpenAI. Small
+    /// models given strict schemas fill every optional field with invented values.
+    pub fn strict_tools_enabled(&self) -> bool {
+        self.strict_tools.unwrap_or_else(|| self.is_openai())
+    }
 }
 
 impl Default for ModelConfig {
@@ -43,6 +76,8 @@ impl Default for ModelConfig {
             stream: false,
             temperature: None,
             max_tokens: None,
+            shim: None,
+            strict_tools: None,
         }
     }
 }
@@ -54,6 +89,8 @@ pub struct ModelOverrides {
     pub api_key: Option<String>,
     pub model: Option<String>,
     pub stream: Option<bool>,
+    /// `Some(Some(b))` forces the shim on/off; `Some(None)` forces auto; `None`: not given.
+    pub shim: Option<Option<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,6 +110,8 @@ struct ModelSection {
     stream: Option<bool>,
     temperature: Option<f32>,
     max_tokens: Option<u32>,
+    shim: Option<bool>,
+    strict_tools: Option<bool>,
 }
 
 /// A config file that could not be read or parsed.
@@ -102,7 +141,7 @@ fn read_file(path: &Path) -> Result<Option<ModelSection>, ConfigError> {
         ConfigError {
             path: format!("{}:{line}:{col}", path.display()),
             message: format!(
-                "{} (expected a [model] table with base_url, api_key, model, timeout_secs, stream, temperature, max_tokens)",
+                "{} (expected a [model] table with base_url, api_key, model, timeout_secs, stream, temperature, max_tokens, shim, strict_tools)",
                 e.message()
             ),
         }
@@ -168,6 +207,9 @@ pub fn resolve(
     if let Some(v) = overrides.stream {
         cfg.stream = v;
     }
+    if let Some(v) = overrides.shim {
+        cfg.shim = v;
+    }
     Ok(cfg)
 }
 
@@ -192,6 +234,12 @@ fn apply(cfg: &mut ModelConfig, s: ModelSection) {
     }
     if s.max_tokens.is_some() {
         cfg.max_tokens = s.max_tokens;
+    }
+    if s.shim.is_some() {
+        cfg.shim = s.shim;
+    }
+    if s.strict_tools.is_some() {
+        cfg.strict_tools = s.strict_tools;
     }
 }
 
@@ -223,5 +271,30 @@ mod tests {
         assert_eq!(cfg.base_url.as_deref(), Some("http://file"));
         assert_eq!(cfg.model, "from-file");
         assert_eq!(cfg.timeout_secs, 7);
+    }
+
+    #[test]
+    fn shim_is_auto_on_except_for_openai() {
+        let with = |url: &str, shim: Option<bool>| ModelConfig {
+            base_url: Some(url.into()),
+            shim,
+            ..Default::default()
+        };
+        assert!(with("http://127.0.0.1:8081/v1", None).shim_enabled());
+        assert!(with("http://localhost:11434/v1", None).shim_enabled());
+        assert!(!with("https://api.openai.com/v1", None).shim_enabled());
+        assert!(!with("https://API.OpenAI.com/v1/", None).shim_enabled());
+        assert!(with("https://api.openai.com/v1", Some(true)).shim_enabled());
+        assert!(!with("http://127.0.0.1:8081/v1", Some(false)).shim_enabled());
+        assert!(with("https://api.openai.com/v1", None).strict_tools_enabled());
+        assert!(!with("http://127.0.0.1:8081/v1", None).strict_tools_enabled());
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("bosun.toml"), "[model]\nshim = false\n").expect("write");
+        let s = read_file(&dir.path().join("bosun.toml"))
+            .expect("ok")
+            .expect("some");
+        let mut cfg = with("http://127.0.0.1:1/v1", None);
+        apply(&mut cfg, s);
+        assert!(!cfg.shim_enabled());
     }
 }

@@ -2,6 +2,7 @@
 
 mod chat;
 mod demo;
+mod local;
 mod mcp;
 mod render;
 mod report;
@@ -75,6 +76,11 @@ pub enum Cmd {
         /// Sessions directory (default: ~/.local/state/bosun/sessions).
         #[arg(long, global = true)]
         dir: Option<PathBuf>,
+    },
+    /// Serve a local GGUF model with llama.cpp for bosun (xllamacpp or llama-server).
+    Local {
+        #[command(subcommand)]
+        cmd: local::LocalCmd,
     },
     /// Try bosun with no API key: sandbox + scripted model + a sample task.
     Demo {
@@ -169,5 +175,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(exit::SUCCESS))
         }
+        Cmd::Local { cmd } => local::local(cmd).await,
     }
 }

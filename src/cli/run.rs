@@ -1,5 +1,6 @@
 //! `bosun run`: one task, to its final answer.
 
+use super::local::{stop_signal, LocalServer, Log, ServerOpts};
 use super::{exit, render, report, OutputFormat};
 use anyhow::Context;
 use bosun::agent::Agent;
@@ -11,6 +12,7 @@ use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
@@ -78,6 +80,45 @@ pub struct RunArgs {
     /// Accepted for k8s-ai-bench compatibility; the kubeconfig's namespace is used.
     #[arg(long, hide = true)]
     pub namespace: Option<String>,
+    /// Tool-use shim: read tool calls the model writes as text (fenced JSON, <tool_call> tags, a
+    /// bare JSON object). auto: on unless the endpoint is api.openai.com [config: shim]
+    #[arg(long, value_enum)]
+    pub shim: Option<ShimMode>,
+    /// Serve this GGUF with a local llama.cpp server for this run: started, checked healthy,
+    /// stopped afterwards (also on error or Ctrl-C). bosun never downloads weights.
+    #[arg(long, value_name = "PATH.gguf", conflicts_with = "base_url")]
+    pub local: Option<PathBuf>,
+    /// --local: CPU threads (default: all cores, at most 8; use 1 on a busy machine).
+    #[arg(long, env = "BOSUN_LOCAL_THREADS")]
+    pub local_threads: Option<u32>,
+    /// --local: context size in tokens.
+    #[arg(long, default_value_t = 8192, env = "BOSUN_LOCAL_CTX")]
+    pub local_ctx: u32,
+    /// --local: chat template, a Jinja FILE, `gguf` (the model's own) or `auto` (bosun's
+    /// fenced-JSON template for Qwen2.5-Coder, the model's own otherwise).
+    #[arg(long, default_value = "auto", value_name = "FILE|gguf|auto")]
+    pub local_template: String,
+    /// --local: which llama.cpp server to run.
+    #[arg(long, value_enum, default_value = "auto", env = "BOSUN_LOCAL_ENGINE")]
+    pub local_engine: super::local::Engine,
+}
+
+/// `--shim on|off|auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShimMode {
+    On,
+    Off,
+    Auto,
+}
+
+impl ShimMode {
+    fn setting(self) -> Option<bool> {
+        match self {
+            Self::On => Some(true),
+            Self::Off => Some(false),
+            Self::Auto => None,
+        }
+    }
 }
 
 /// The text sent when a session is resumed without a new task.
@@ -157,16 +198,26 @@ pub async fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Run
         tracing::warn!("{w}");
     }
     let cwd = std::env::current_dir().context("reading the current directory")?;
-    let cfg = config::resolve(
+    let mut cfg = config::resolve(
         &ModelOverrides {
             base_url: args.base_url.clone(),
             api_key: args.api_key.clone(),
             model: args.model.clone(),
             stream: args.stream.then_some(true),
+            shim: args.shim.map(ShimMode::setting),
         },
         &cwd,
         loaded.agent.def.model.as_deref(),
     )?;
+    if args.local.is_some() {
+        // small CPU models: greedy decoding, a cap on runaway answers, patience for cold turns
+        cfg.temperature.get_or_insert(0.0);
+        cfg.max_tokens.get_or_insert(1024);
+        if cfg.timeout_secs == config::ModelConfig::default().timeout_secs {
+            cfg.timeout_secs = 600;
+        }
+    }
+    tracing::info!(shim = cfg.shim_enabled(), model = %cfg.model, "model configuration");
     let model = OpenAiClient::new(&cfg)?;
     // one redactor for the runtime; the vault resolver registers every value it resolves in it
     let redactor = Arc::new(bosun::redact::Redactor::new());
@@ -206,12 +257,77 @@ pub async fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Run
     Ok(Arc::new(rt))
 }
 
-pub async fn run(dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
     let task = match (&args.resume, read_task(&args)) {
         (_, Ok(t)) => t,
         (Some(_), Err(_)) => RESUME_TEXT.to_string(),
         (None, Err(e)) => return Err(e),
     };
+    let outputs = Outputs {
+        report: args.report.clone(),
+        trace: args.trace_path.clone(),
+    };
+    let Some(model) = args.local.clone() else {
+        let rt = match build_runtime(dir, &args).await {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("bosun: {e:#}");
+                return Ok(ExitCode::from(exit::USAGE));
+            }
+        };
+        return run_task(
+            rt,
+            &task,
+            args.output,
+            args.quiet,
+            args.resume.as_deref(),
+            &outputs,
+        )
+        .await;
+    };
+    // --local: the server lives exactly as long as this function; Drop stops it on every path
+    let opts = ServerOpts {
+        threads: args.local_threads,
+        ctx: args.local_ctx,
+        template: args.local_template.clone(),
+        engine: args.local_engine,
+    };
+    let started = Instant::now();
+    let mut server = match bosun::sandbox::process::free_port()
+        .map_err(anyhow::Error::from)
+        .and_then(|port| LocalServer::start(&model, port, &opts, Log::File))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bosun: {e:#}");
+            return Ok(ExitCode::from(exit::USAGE));
+        }
+    };
+    tokio::select! {
+        r = server.wait_healthy(Duration::from_secs(300)) => if let Err(e) = r {
+            eprintln!("bosun: {e:#}");
+            return Ok(ExitCode::from(exit::USAGE));
+        },
+        _ = stop_signal() => {
+            server.stop();
+            eprintln!("bosun: interrupted; the local server was stopped");
+            return Ok(ExitCode::from(INTERRUPTED));
+        }
+    }
+    if !args.quiet && args.output == OutputFormat::Text {
+        eprintln!(
+            "local model: {} ({}, template {}) ready at {} in {:.1}s",
+            model.display(),
+            server.model,
+            server.template,
+            server.base_url,
+            started.elapsed().as_secs_f32()
+        );
+    }
+    args.base_url = Some(server.base_url.clone());
+    if args.model.is_none() {
+        args.model = Some(server.model.clone());
+    }
     let rt = match build_runtime(dir, &args).await {
         Ok(rt) => rt,
         Err(e) => {
@@ -219,19 +335,15 @@ pub async fn run(dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(exit::USAGE));
         }
     };
-    let outputs = Outputs {
-        report: args.report.clone(),
-        trace: args.trace_path.clone(),
+    let code = tokio::select! {
+        r = run_task(rt, &task, args.output, args.quiet, args.resume.as_deref(), &outputs) => r,
+        _ = stop_signal() => {
+            eprintln!("bosun: interrupted; stopping the local server");
+            Ok(ExitCode::from(INTERRUPTED))
+        }
     };
-    run_task(
-        rt,
-        &task,
-        args.output,
-        args.quiet,
-        args.resume.as_deref(),
-        &outputs,
-    )
-    .await
+    server.stop();
+    code
 }
 
 /// Where a run writes besides stdout/stderr.
@@ -242,6 +354,9 @@ pub struct Outputs {
     /// `--trace-path FILE`: the event stream as JSON lines.
     pub trace: Option<PathBuf>,
 }
+
+/// Exit code after Ctrl-C / SIGTERM (128 + SIGINT, as shells report it).
+const INTERRUPTED: u8 = 130;
 
 /// Run `task` on `rt`, rendering events in `format`. Shared by `run` and `demo`.
 pub async fn run_task(

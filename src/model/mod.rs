@@ -1,7 +1,9 @@
 //! The model side of the loop: message types, the [`ModelClient`] trait, and the OpenAI-compatible
-//! client built on async-openai with lenient response parsing ([`wire`]).
+//! client built on async-openai with lenient response parsing ([`wire`]) and the tool-use shim
+//! for models that write their calls as text ([`shim`]).
 
 pub mod openai;
+pub mod shim;
 pub mod wire;
 
 use futures::future::BoxFuture;

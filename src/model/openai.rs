@@ -3,7 +3,14 @@
 //! Requests are built with async-openai's request types; responses are read as JSON values and
 //! parsed leniently ([`super::wire`]). async-openai's client retries 429 / 5xx / connection errors
 //! with exponential backoff (honouring `Retry-After`); we add a per-request timeout.
+//!
+//! After parsing, calls the server sent without an id get one unique for this client
+//! (`call_<n>`), and — when the shim is on ([`ModelConfig::shim_enabled`]) and the response has
+//! no structured calls — calls the model wrote as text become `tool_calls` ([`super::shim`],
+//! ids `shim_<n>`). Tool schemas go out strict to OpenAI and relaxed elsewhere
+//! ([`ModelConfig::strict_tools_enabled`]).
 
+use super::shim;
 use super::wire::{self, StreamAccumulator};
 use super::{ChatRequest, ChatResponse, DeltaSink, Message, ModelClient, ModelError, ToolSpec};
 use crate::config::ModelConfig;
@@ -21,6 +28,7 @@ use async_openai::types::chat::{
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The OpenAI-compatible client.
 pub struct OpenAiClient {
@@ -30,6 +38,10 @@ pub struct OpenAiClient {
     stream: bool,
     temperature: Option<f32>,
     max_tokens: Option<u32>,
+    shim: bool,
+    strict_tools: bool,
+    /// Numbers generated call ids; shared by all sessions on this client, so ids never repeat.
+    next_id: AtomicU64,
 }
 
 impl OpenAiClient {
@@ -56,14 +68,47 @@ impl OpenAiClient {
             stream: cfg.stream,
             temperature: cfg.temperature,
             max_tokens: cfg.max_tokens,
+            shim: cfg.shim_enabled(),
+            strict_tools: cfg.strict_tools_enabled(),
+            next_id: AtomicU64::new(0),
         })
+    }
+
+    /// Whether the tool-use shim is on for this client.
+    pub fn shim(&self) -> bool {
+        self.shim
+    }
+
+    /// Ids for calls without one, then the shim.
+    fn finish(&self, mut resp: ChatResponse, tools: &[ToolSpec]) -> ChatResponse {
+        for c in &mut resp.tool_calls {
+            if c.id.trim().is_empty() {
+                c.id = format!("call_{}", self.next_id.fetch_add(1, Ordering::Relaxed));
+            }
+        }
+        if self.shim
+            && shim::apply(&mut resp, tools, || {
+                self.next_id.fetch_add(1, Ordering::Relaxed)
+            })
+        {
+            tracing::debug!(
+                calls = resp.tool_calls.len(),
+                "tool-use shim: read tool calls from the model's text"
+            );
+        }
+        resp
     }
 
     fn request(&self, req: ChatRequest<'_>, stream: bool) -> CreateChatCompletionRequest {
         CreateChatCompletionRequest {
             model: self.model.clone(),
             messages: req.messages.iter().map(to_openai_message).collect(),
-            tools: (!req.tools.is_empty()).then(|| req.tools.iter().map(to_openai_tool).collect()),
+            tools: (!req.tools.is_empty()).then(|| {
+                req.tools
+                    .iter()
+                    .map(|t| to_openai_tool(t, self.strict_tools))
+                    .collect()
+            }),
             stream: Some(stream),
             stream_options: stream.then_some(ChatCompletionStreamOptions {
                 include_usage: Some(true),
@@ -158,13 +203,18 @@ fn to_openai_message(m: &Message) -> ChatCompletionRequestMessage {
     }
 }
 
-fn to_openai_tool(t: &ToolSpec) -> ChatCompletionTools {
+/// The tool as sent: the strict schema, or (for servers other than OpenAI) its relaxed form.
+fn to_openai_tool(t: &ToolSpec, strict: bool) -> ChatCompletionTools {
     ChatCompletionTools::Function(ChatCompletionTool {
         function: FunctionObject {
             name: t.name.clone(),
             description: Some(t.description.clone()),
-            parameters: Some(t.parameters.clone()),
-            strict: Some(true),
+            parameters: Some(if strict {
+                t.parameters.clone()
+            } else {
+                shim::relax_schema(&t.parameters)
+            }),
+            strict: Some(strict),
         },
     })
 }
@@ -184,7 +234,7 @@ impl ModelClient for OpenAiClient {
                     .create_byot(body)
                     .await
                     .map_err(|e| self.map_err(e))?;
-                return wire::parse_response(&v);
+                return Ok(self.finish(wire::parse_response(&v)?, req.tools));
             }
             let mut stream: async_openai::types::stream::StreamResponse<Value> = self
                 .client
@@ -199,7 +249,7 @@ impl ModelClient for OpenAiClient {
                     on_delta(&text);
                 }
             }
-            Ok(acc.finish())
+            Ok(self.finish(acc.finish(), req.tools))
         })
     }
 

@@ -68,7 +68,9 @@ pub fn usage_of(body: &Value) -> Usage {
     }
 }
 
-/// Parse a non-streamed response body.
+/// Parse a non-streamed response body. A tool call the server sent without an `id` gets an
+/// empty one; [`super::OpenAiClient`] replaces it with one unique across turns (the guard admits
+/// each id once, so `call_0` on every turn would be refused as a replay).
 pub fn parse_response(body: &Value) -> Result<ChatResponse, ModelError> {
     if let Some(e) = error_of(body) {
         return Err(ModelError::Api(e));
@@ -91,17 +93,17 @@ pub fn parse_response(body: &Value) -> Result<ChatResponse, ModelError> {
     let content = text_of(msg.get("content")).filter(|s| !s.is_empty());
     let mut tool_calls = Vec::new();
     if let Some(calls) = msg.get("tool_calls").and_then(Value::as_array) {
-        for (i, c) in calls.iter().enumerate() {
+        for c in calls {
             let f = c.get("function").unwrap_or(c);
             let Some(name) = f.get("name").and_then(Value::as_str) else {
                 continue;
             };
+            // empty when the server sent none; the client gives it an id unique across turns
             let id = c
                 .get("id")
                 .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("call_{i}"));
+                .unwrap_or_default()
+                .to_string();
             tool_calls.push(ToolCall {
                 id,
                 name: name.to_string(),
@@ -215,14 +217,10 @@ impl StreamAccumulator {
         let tool_calls = self
             .calls
             .into_iter()
-            .enumerate()
-            .filter(|(_, p)| !p.name.is_empty())
-            .map(|(i, p)| ToolCall {
-                id: if p.id.is_empty() {
-                    format!("call_{i}")
-                } else {
-                    p.id
-                },
+            .filter(|p| !p.name.is_empty())
+            .map(|p| ToolCall {
+                // empty when the server sent none (see `parse_response`)
+                id: p.id,
                 name: p.name,
                 arguments: if p.arguments.trim().is_empty() {
                     "{}".into()
@@ -254,7 +252,7 @@ mod tests {
         let r = parse_response(&body).expect("lenient parse");
         assert_eq!(r.tool_calls.len(), 1);
         assert_eq!(r.tool_calls[0].name, "kubectl");
-        assert_eq!(r.tool_calls[0].id, "call_0");
+        assert_eq!(r.tool_calls[0].id, "", "no id sent: the client assigns one");
         let args: Value = serde_json::from_str(&r.tool_calls[0].arguments).expect("json");
         assert_eq!(args["kind"], "Namespace");
         assert_eq!(r.finish_reason, FinishReason::Stop);
