@@ -538,7 +538,7 @@ async fn scale_restart_undo_annotate_and_label_each_need_their_dry_run() {
             break;
         }
         assert!(
-            started.elapsed().as_secs() < 20,
+            started.elapsed().as_secs() < 90,
             "revision 3 never appeared: {rev:?}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -749,8 +749,11 @@ async fn rollout_status_and_wait_report_progress_then_success() {
         .call("kubectl", kc(&ns, "wait", json!({"kind": "deployment", "name": "api", "wait_for": "condition=Available", "timeout_seconds": 1})), V)
         .await
         .expect_err("not available");
+    // the controller may not have written the condition yet on a busy machine: either way it is
+    // reported as not available
     assert!(
-        e.contains("timed out") && e.contains("Available=False"),
+        e.contains("timed out")
+            && (e.contains("Available=False") || e.contains("no Available condition yet")),
         "{e}"
     );
 

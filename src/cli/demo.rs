@@ -70,7 +70,79 @@ async fn seed(kubeconfig: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn demo(agent_dir: &Path, keep: bool) -> anyhow::Result<ExitCode> {
+/// The model `scripts/install-local-model.sh` installs.
+fn default_local_model() -> std::path::PathBuf {
+    sandbox::cache_dir().join("models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+}
+
+/// Run the sample task with a real local model (no script: the model's own answer).
+async fn demo_local(
+    agent_dir: &Path,
+    state: &sandbox::SandboxState,
+    gguf: &Path,
+) -> anyhow::Result<ExitCode> {
+    use super::local::{LocalServer, Log, ServerOpts};
+    if !gguf.is_file() {
+        anyhow::bail!(
+            "no model at {}: run scripts/install-local-model.sh (it installs the pinned Qwen2.5-Coder 0.5B GGUF), or pass --local PATH.gguf",
+            gguf.display()
+        );
+    }
+    let opts = ServerOpts {
+        threads: None,
+        ctx: 8192,
+        template: "auto".into(),
+        engine: super::local::Engine::Auto,
+    };
+    let port = sandbox::process::free_port()?;
+    let mut server = LocalServer::start(gguf, port, &opts, Log::File)?;
+    eprintln!("starting the local model server ({}) …", gguf.display());
+    server
+        .wait_healthy(std::time::Duration::from_secs(300))
+        .await?;
+    eprintln!(
+        "model: {} on a local llama.cpp server at {} — a real model on this CPU: the first turn takes about half a minute\n",
+        server.model, server.base_url
+    );
+    let loaded = Agent::load(agent_dir).map_err(|d| {
+        anyhow::anyhow!("{d}\n(run the demo from the bosun repository, or pass --agent DIR)")
+    })?;
+    let cfg = ModelConfig {
+        base_url: Some(server.base_url.clone()),
+        model: server.model.clone(),
+        temperature: Some(0.0),
+        max_tokens: Some(1024),
+        timeout_secs: 600,
+        ..Default::default()
+    };
+    let opts = RuntimeOptions {
+        kube: KubeTarget {
+            kubeconfig: Some(state.kubeconfig.clone()),
+            context: None,
+        },
+        max_turns: Some(8),
+        ..Default::default()
+    };
+    let (rt, _) = Runtime::new(loaded.agent, Arc::new(OpenAiClient::new(&cfg)?), opts)?;
+    eprintln!("task: {TASK}\n");
+    let code = run::run_task(
+        Arc::new(rt),
+        TASK,
+        OutputFormat::Text,
+        false,
+        None,
+        &run::Outputs::default(),
+    )
+    .await;
+    server.stop();
+    code
+}
+
+pub async fn demo(
+    agent_dir: &Path,
+    keep: bool,
+    local: Option<std::path::PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let dir = sandbox::default_dir();
     let (state, started_here) = match sandbox::load_state(&dir)? {
         Some(st) if st.all_alive() => {
@@ -86,6 +158,14 @@ pub async fn demo(agent_dir: &Path, keep: bool) -> anyhow::Result<ExitCode> {
     };
     let result = async {
         seed(&state.kubeconfig).await?;
+        if let Some(path) = &local {
+            let gguf = if path.as_os_str().is_empty() {
+                default_local_model()
+            } else {
+                path.clone()
+            };
+            return demo_local(agent_dir, &state, &gguf).await;
+        }
         let server = ScriptedServer::start(Script::from_yaml(SCRIPT)?).await?;
         eprintln!(
             "model: scripted replay at {} (no API key needed; the tool calls below run for real)\n",

@@ -87,6 +87,10 @@ pub enum Cmd {
         /// Leave the sandbox running afterwards.
         #[arg(long)]
         keep: bool,
+        /// Answer with a real local model instead of the scripted replay: a GGUF path, or
+        /// without a value the one scripts/install-local-model.sh installs.
+        #[arg(long, value_name = "PATH.gguf", num_args = 0..=1, default_missing_value = "")]
+        local: Option<PathBuf>,
     },
 }
 
@@ -151,7 +155,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 exit::TASK_FAILED
             }))
         }
-        Cmd::Demo { keep } => demo::demo(&cli.agent, keep).await,
+        Cmd::Demo { keep, local } => demo::demo(&cli.agent, keep, local).await,
         Cmd::Sessions {
             cmd: SessionsCmd::List { json },
             dir,

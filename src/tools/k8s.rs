@@ -543,16 +543,7 @@ pub fn rollout_state(kind: &str, d: &Value) -> (bool, bool, String) {
                 .and_then(|c| c.get("reason"))
                 .and_then(Value::as_str)
                 == Some("ProgressDeadlineExceeded");
-            // right after a change the counts can still describe the old ReplicaSet while the
-            // controller already reports the new one as in progress: that is not done
-            let in_progress = matches!(
-                condition(d, "Progressing")
-                    .and_then(|c| c.get("reason"))
-                    .and_then(Value::as_str),
-                Some("NewReplicaSetCreated" | "ReplicaSetUpdated" | "FoundNewReplicaSet")
-            );
-            let done =
-                !behind && updated >= want && available >= want && total <= updated && !in_progress;
+            let done = !behind && updated >= want && available >= want && total <= updated;
             let mut s = format!("{updated}/{want} updated, {available}/{want} available");
             if total > updated {
                 s.push_str(&format!(

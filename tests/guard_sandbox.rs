@@ -1,0 +1,161 @@
+//! The guard's rules on the real sandbox, through the real kubectl tool: a prod change waits
+//! for approval, the approval is bound to the exact change (a different manifest needs a new
+//! one), and kube-system is not writable.
+
+mod common;
+
+use bosun::guard::{ApprovalDecision, ApprovalRequest, Approver, GuardConfig};
+use bosun::planner::State;
+use common::Harness;
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Approves when switched on; remembers every request's change fingerprint.
+#[derive(Default)]
+struct Human {
+    yes: AtomicBool,
+    asked: Mutex<Vec<String>>,
+}
+
+impl Approver for Human {
+    fn decide<'a>(&'a self, req: &'a ApprovalRequest) -> BoxFuture<'a, ApprovalDecision> {
+        Box::pin(async move {
+            if let Ok(mut a) = self.asked.lock() {
+                a.push(format!("{}:{}", req.reason, req.fingerprint));
+            }
+            if self.yes.load(Ordering::SeqCst) {
+                ApprovalDecision::Approved { by: "alice".into() }
+            } else {
+                ApprovalDecision::Denied {
+                    by: "alice".into(),
+                    reason: "not now".into(),
+                }
+            }
+        })
+    }
+}
+
+fn configmap(ns: &str, value: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: {ns}\ndata:\n  level: \"{value}\"\n")
+}
+
+/// The sandbox's kubeconfig with its context called `prod` (so the policy sees a prod change).
+fn prod_kubeconfig(dir: &std::path::Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(&common::sandbox().kubeconfig).expect("kubeconfig");
+    let p = dir.join("prod-kubeconfig");
+    std::fs::write(&p, text.replace("bosun-sandbox", "prod")).expect("write");
+    p
+}
+
+#[tokio::test]
+async fn a_prod_change_waits_for_approval_and_the_approval_is_bound_to_that_change() {
+    let ns = common::namespace("prod").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let human = Arc::new(Human::default());
+    let h = Harness::with_kubeconfig(
+        GuardConfig {
+            approver: human.clone(),
+            ..Default::default()
+        },
+        prod_kubeconfig(dir.path()),
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(common::kube().await, &ns);
+    let apply = |v: &str, op: &str| json!({"operation": op, "namespace": ns, "manifests": configmap(&ns, v)});
+
+    h.call("kubectl", apply("1", "apply_dry_run"), State::Validation)
+        .await
+        .expect("dry-run v1");
+    // no approval yet: refused, nothing changed
+    let r = h
+        .call("kubectl", apply("1", "apply"), State::Deployment)
+        .await
+        .expect_err("waits for approval");
+    assert!(
+        r.contains("needs human approval")
+            && r.contains("change in prod")
+            && r.contains("alice did not approve"),
+        "{r}"
+    );
+    assert!(cms.get_opt("settings").await.expect("get").is_none());
+    // approved: the same change runs
+    human.yes.store(true, Ordering::SeqCst);
+    h.call("kubectl", apply("1", "apply"), State::Deployment)
+        .await
+        .expect("approved apply");
+    assert_eq!(
+        cms.get("settings")
+            .await
+            .expect("get")
+            .data
+            .and_then(|d| d.get("level").cloned()),
+        Some("1".to_string())
+    );
+    // a different change is a different approval: v2 is asked again, and refused when denied
+    human.yes.store(false, Ordering::SeqCst);
+    h.call("kubectl", apply("2", "apply_dry_run"), State::Validation)
+        .await
+        .expect("dry-run v2");
+    let r = h
+        .call("kubectl", apply("2", "apply"), State::Deployment)
+        .await
+        .expect_err("v2 needs its own approval");
+    assert!(r.contains("needs human approval"), "{r}");
+    let asked = human.asked.lock().expect("lock").clone();
+    assert_eq!(asked.len(), 3, "{asked:?}");
+    assert_eq!(asked[0], asked[1], "v1 was asked twice for the same change");
+    assert_ne!(
+        asked[1], asked[2],
+        "v2 is a different change, with a different fingerprint"
+    );
+    assert_eq!(
+        cms.get("settings")
+            .await
+            .expect("get")
+            .data
+            .and_then(|d| d.get("level").cloned()),
+        Some("1".to_string()),
+        "v2 never ran"
+    );
+}
+
+#[tokio::test]
+async fn kube_system_cannot_be_written() {
+    let h = Harness::new(GuardConfig::default());
+    let name = format!("bosun-probe-{}", common::suffix());
+    let manifest = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: kube-system\ndata:\n  a: b\n");
+    let args =
+        |op: &str| json!({"operation": op, "namespace": "kube-system", "manifests": manifest});
+    // a dry-run changes nothing and may run; the apply is denied by the built-in rule
+    h.call("kubectl", args("apply_dry_run"), State::Validation)
+        .await
+        .expect("dry-run is harmless");
+    let r = h
+        .call("kubectl", args("apply"), State::Deployment)
+        .await
+        .expect_err("denied");
+    assert!(
+        r.contains("denied by rule `builtin: kube-system is not for agents`"),
+        "{r}"
+    );
+    let r = h
+        .call("kubectl", json!({"operation": "delete", "namespace": "kube-system", "kind": "configmap", "name": "extension-apiserver-authentication", "dry_run": true}), State::Deployment)
+        .await;
+    // a delete dry-run is harmless too, but the real delete is denied
+    let _ = r;
+    let r = h
+        .call("kubectl", json!({"operation": "delete", "namespace": "kube-system", "kind": "configmap", "name": "extension-apiserver-authentication"}), State::Deployment)
+        .await
+        .expect_err("denied");
+    assert!(r.contains("denied by rule"), "{r}");
+    let cms: Api<ConfigMap> = Api::namespaced(common::kube().await, "kube-system");
+    assert!(cms.get_opt(&name).await.expect("get").is_none());
+    assert!(cms
+        .get_opt("extension-apiserver-authentication")
+        .await
+        .expect("get")
+        .is_some());
+}
