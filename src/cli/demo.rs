@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 const SCRIPT: &str = include_str!("../../examples/demo.script.yaml");
 pub const TASK: &str = "How many namespaces does the cluster have, and which look unhealthy?";
+/// The sample task for a small local model: one step, one tool call.
+pub const LOCAL_TASK: &str = "List the pods in namespace payments. Which of them are unhealthy?";
 
 async fn seed(kubeconfig: &Path) -> anyhow::Result<()> {
     let cluster = bosun::kube_client::connect(&KubeTarget {
@@ -124,10 +126,10 @@ async fn demo_local(
         ..Default::default()
     };
     let (rt, _) = Runtime::new(loaded.agent, Arc::new(OpenAiClient::new(&cfg)?), opts)?;
-    eprintln!("task: {TASK}\n");
+    eprintln!("task: {LOCAL_TASK}\n");
     let code = run::run_task(
         Arc::new(rt),
-        TASK,
+        LOCAL_TASK,
         OutputFormat::Text,
         false,
         None,
@@ -159,7 +161,7 @@ pub async fn demo(
     let result = async {
         seed(&state.kubeconfig).await?;
         if let Some(path) = &local {
-            let gguf = if path.as_os_str().is_empty() {
+            let gguf = if path.as_os_str() == "auto" {
                 default_local_model()
             } else {
                 path.clone()

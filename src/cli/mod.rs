@@ -89,7 +89,7 @@ pub enum Cmd {
         keep: bool,
         /// Answer with a real local model instead of the scripted replay: a GGUF path, or
         /// without a value the one scripts/install-local-model.sh installs.
-        #[arg(long, value_name = "PATH.gguf", num_args = 0..=1, default_missing_value = "")]
+        #[arg(long, value_name = "PATH.gguf", num_args = 0..=1, default_missing_value = "auto")]
         local: Option<PathBuf>,
     },
 }
