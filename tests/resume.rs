@@ -1,0 +1,142 @@
+//! A session killed mid-deployment resumes without applying again what its audit log says was
+//! applied: the real binary, SIGKILL, `bosun run --resume`, the real API server.
+
+mod common;
+
+use bosun::scripted::{Script, ScriptedServer};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn configmap(ns: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: {ns}\ndata:\n  level: \"1\"\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_session_resumes_without_a_second_apply() {
+    let ns = common::namespace("resume").await;
+    let st = common::sandbox();
+    let m = serde_json::to_string(&configmap(&ns)).expect("json");
+    let first = Script::from_yaml(&format!(
+        r#"
+turns:
+  - reply:
+      tool_calls:
+        - {{name: transition, arguments: {{to: validation, justification: "dry-run"}}}}
+        - {{name: kubectl, arguments: {{operation: apply_dry_run, namespace: {ns}, manifests: {m}}}}}
+        - {{name: transition, arguments: {{to: deployment, justification: "validated"}}}}
+        - {{name: kubectl, arguments: {{operation: apply, namespace: {ns}, manifests: {m}}}}}
+  - delay_ms: 60000
+    reply: {{content: "never answered: the process is killed while it waits"}}
+"#
+    ))
+    .expect("script");
+    let server = ScriptedServer::start(first).await.expect("server");
+    let home = tempfile::tempdir().expect("tempdir");
+    let sessions = home.path().join("sessions");
+    let audit = home.path().join("audit");
+    let mut cmd = common::bosun_cmd(home.path());
+    cmd.env("OPENAI_BASE_URL", server.base_url())
+        .env("KUBECONFIG", &st.kubeconfig)
+        .arg("--agent")
+        .arg(common::repo_root())
+        .args(["run", "--output", "jsonl", "--sessions-dir"])
+        .arg(&sessions)
+        .arg("--audit-dir")
+        .arg(&audit)
+        .arg("set the level to 1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let killed = tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().expect("spawn bosun");
+        let out = child.stdout.take().expect("stdout");
+        let mut applied = false;
+        for line in BufReader::new(out).lines() {
+            let line = line.expect("line");
+            let v: serde_json::Value = serde_json::from_str(&line).expect("jsonl");
+            if v["type"] == "tool_call_finished"
+                && v["ok"] == true
+                && v["output"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("server-side apply"))
+            {
+                applied = true;
+                // the apply is done; the model is "thinking": kill the process, as a crash would
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                child.kill().expect("kill");
+                break;
+            }
+        }
+        let status = child.wait().expect("wait");
+        (applied, status)
+    })
+    .await
+    .expect("join");
+    assert!(
+        killed.0,
+        "the first run applied the change before it was killed"
+    );
+    assert!(!killed.1.success(), "killed, not finished");
+
+    let list = bosun::store::list(&sessions).expect("sessions");
+    assert_eq!(list.len(), 1, "{list:?}");
+    let id = list[0].id.clone();
+
+    let second = Script::from_yaml(&format!(
+        r#"
+turns:
+  - expect:
+      last_user_contains: ["resumed"]
+    reply:
+      tool_calls:
+        - {{name: kubectl, arguments: {{operation: apply, namespace: {ns}, manifests: {m}}}}}
+  - expect:
+      last_tool_result_contains: ["already applied in this session"]
+    reply: {{content: "The change was applied before the interruption; nothing more to do."}}
+"#
+    ))
+    .expect("script");
+    let server2 = ScriptedServer::start(second).await.expect("server");
+    let mut cmd = common::bosun_cmd(home.path());
+    cmd.env("OPENAI_BASE_URL", server2.base_url())
+        .env("KUBECONFIG", &st.kubeconfig)
+        .arg("--agent")
+        .arg(common::repo_root())
+        .args(["run", "--resume", &id, "--sessions-dir"])
+        .arg(&sessions)
+        .arg("--audit-dir")
+        .arg(&audit);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(server2.failures(), Vec::<String>::new());
+    // the resumed conversation carried the first run's history
+    assert!(server2.requests()[0]
+        .to_string()
+        .contains("set the level to 1"));
+    // exactly one apply was ever admitted, across both processes
+    let log = std::fs::read_to_string(audit.join(format!("{id}.audit.jsonl"))).expect("audit log");
+    let applies = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| {
+            r["record"]["event"] == "decided" && r["record"]["decision"]["operation"] == "apply"
+        })
+        .map(|r| {
+            r["record"]["decision"]["verdict"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(
+        applies,
+        vec!["allow".to_string(), "refuse".to_string()],
+        "{log}"
+    );
+}
