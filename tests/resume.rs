@@ -5,7 +5,7 @@ mod common;
 
 use bosun::scripted::{Script, ScriptedServer};
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 fn configmap(ns: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: {ns}\ndata:\n  level: \"1\"\n")
