@@ -3,20 +3,6 @@
 mod common;
 
 use bosun::scripted::{Script, ScriptedServer};
-use serde_json::Value;
-
-/// The `tool` messages of a recorded request, in order.
-fn tool_results(req: &Value) -> Vec<String> {
-    req["messages"]
-        .as_array()
-        .map(|ms| {
-            ms.iter()
-                .filter(|m| m["role"] == "tool")
-                .filter_map(|m| m["content"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 async fn run_bosun(server: &ScriptedServer, extra: &[&str], task: &str) -> std::process::Output {
     let home = tempfile::tempdir().expect("tempdir");
@@ -83,7 +69,7 @@ async fn run_answers_from_the_real_cluster() {
     // what the model received as the tool result: the real pods, with counts and status
     let reqs = server.requests();
     assert_eq!(reqs.len(), 2);
-    let results = tool_results(&reqs[1]);
+    let results = common::tool_results(&reqs[1]);
     assert_eq!(results.len(), 1, "{results:?}");
     let r = &results[0];
     assert!(r.starts_with(&format!("2 pods in namespace {ns}")), "{r}");
@@ -144,7 +130,7 @@ turns:
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(server.failures(), Vec::<String>::new());
-    let results = tool_results(&server.requests()[1]);
+    let results = common::tool_results(&server.requests()[1]);
     assert_eq!(results.len(), 5, "{results:?}");
     assert!(
         results[0].contains("unknown tool `nosuchtool`"),
@@ -212,7 +198,7 @@ turns:
         !first_system.contains(body_line),
         "skill body leaked into the system prompt"
     );
-    assert!(tool_results(&server.requests()[1])[0].contains(body_line));
+    assert!(common::tool_results(&server.requests()[1])[0].contains(body_line));
 }
 
 #[tokio::test]

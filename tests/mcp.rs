@@ -169,18 +169,6 @@ fn tool<'a>(out: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("tool {name} not listed: {:#}", out["tools"]))
 }
 
-fn tool_results(req: &Value) -> Vec<String> {
-    req["messages"]
-        .as_array()
-        .map(|ms| {
-            ms.iter()
-                .filter(|m| m["role"] == "tool")
-                .filter_map(|m| m["content"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 const RUN_SCRIPT: &str = r#"
 turns:
   - expect:
@@ -275,7 +263,7 @@ async fn the_agent_and_its_guarded_tools(transport: Transport) {
     );
     assert_eq!(model.failures(), Vec::<String>::new());
     // the model really saw the cluster's answer
-    assert!(tool_results(&model.requests()[1])[0].contains("kube-system"));
+    assert!(common::tool_results(&model.requests()[1])[0].contains("kube-system"));
 
     // a direct read passes the guard and runs against the cluster
     let get = &calls[1];
@@ -471,7 +459,7 @@ async fn remote_tools_behind_the_guard(server_entry: String, calls_log: &Path) {
     let v: Value = serde_json::from_slice(&out.stdout).expect("json output");
     assert_eq!(v["status"], "success", "{v:#}");
 
-    let results = tool_results(&model.requests()[1]);
+    let results = common::tool_results(&model.requests()[1]);
     assert!(
         results[0].starts_with("docs for restarts"),
         "{}",

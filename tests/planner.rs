@@ -5,18 +5,6 @@ mod common;
 use bosun::scripted::{Script, ScriptedServer};
 use serde_json::Value;
 
-fn tool_results(req: &Value) -> Vec<String> {
-    req["messages"]
-        .as_array()
-        .map(|ms| {
-            ms.iter()
-                .filter(|m| m["role"] == "tool")
-                .filter_map(|m| m["content"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn the_planner_refuses_bad_moves_and_records_everything() {
     let script = Script::from_yaml(
@@ -65,7 +53,7 @@ turns:
     );
     assert_eq!(server.failures(), Vec::<String>::new());
 
-    let results = tool_results(&server.requests()[1]);
+    let results = common::tool_results(&server.requests()[1]);
     assert!(
         results[0].starts_with("refused by bosun's planner: cannot move from intake to deployment"),
         "{}",
@@ -81,7 +69,7 @@ turns:
         "{}",
         results[2]
     );
-    let results = tool_results(&server.requests()[2]);
+    let results = common::tool_results(&server.requests()[2]);
     assert!(results[3].contains("needs a `report`"), "{}", results[3]);
 
     let v: Value = serde_json::from_slice(&out.stdout).expect("json output");

@@ -255,18 +255,6 @@ fn of_type<'a>(events: &'a [Value], t: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["type"] == t).collect()
 }
 
-fn tool_results(req: &Value) -> Vec<String> {
-    req["messages"]
-        .as_array()
-        .map(|ms| {
-            ms.iter()
-                .filter(|m| m["role"] == "tool")
-                .filter_map(|m| m["content"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn text_calls_run_through_the_guard_against_the_real_cluster() {
     let ns = common::namespace("shim").await;
@@ -380,7 +368,7 @@ async fn a_truncated_text_call_is_dropped_and_a_complete_one_before_the_cut_is_k
     let started = of_type(&r.events, "tool_call_started");
     assert_eq!(started.len(), 1, "only the complete call ran: {started:?}");
     assert_eq!(started[0]["tool"], "activate_skill");
-    assert_eq!(tool_results(&server.requests()[2]).len(), 1);
+    assert_eq!(common::tool_results(&server.requests()[2]).len(), 1);
 }
 
 #[tokio::test]

@@ -374,18 +374,6 @@ async fn a_generated_password_reaches_a_kubernetes_secret_and_nothing_else() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
-fn tool_results(req: &Value) -> Vec<String> {
-    req["messages"]
-        .as_array()
-        .map(|ms| {
-            ms.iter()
-                .filter(|m| m["role"] == "tool")
-                .filter_map(|m| m["content"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn bosun_run_end_to_end_keeps_the_password_out_of_the_transcript() {
     let ns = common::namespace("vaultrun").await;
@@ -499,7 +487,7 @@ turns:
         "the vault token leaked"
     );
     let last = server.requests().last().cloned().expect("requests");
-    let results = tool_results(&last);
+    let results = common::tool_results(&last);
     assert!(
         results.iter().any(|r| r.contains("<hidden #")),
         "{results:?}"

@@ -651,3 +651,16 @@ pub async fn mark_pods_ready(ns: &str, selector: &str, min: usize) -> Vec<String
     }
     names
 }
+
+/// The `tool` messages of a request the scripted model recorded, in order.
+pub fn tool_results(req: &serde_json::Value) -> Vec<String> {
+    req["messages"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .filter(|m| m["role"] == "tool")
+                .filter_map(|m| m["content"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
