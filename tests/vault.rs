@@ -486,6 +486,25 @@ turns:
         !stdout.contains(&st.vault_token) && !stderr.contains(&st.vault_token),
         "the vault token leaked"
     );
+    // the audit log and the saved session (default dirs under this run's HOME) hold no value either
+    let state = home.path().join(".local/state/bosun");
+    let mut scanned = 0;
+    for sub in ["audit", "sessions"] {
+        for e in std::fs::read_dir(state.join(sub))
+            .expect("state dir")
+            .flatten()
+        {
+            let text = std::fs::read_to_string(e.path()).expect("read");
+            assert_absent(&e.path().display().to_string(), &text, &password);
+            assert!(
+                !text.contains(&st.vault_token),
+                "the vault token is in {}",
+                e.path().display()
+            );
+            scanned += 1;
+        }
+    }
+    assert_eq!(scanned, 2, "one audit log and one session file");
     let last = server.requests().last().cloned().expect("requests");
     let results = common::tool_results(&last);
     assert!(
