@@ -1,9 +1,9 @@
 //! bosun against a real small model on the CPU: llama.cpp (the PyPI `xllamacpp` wheel) serving
 //! Qwen2.5-Coder-0.5B-Instruct Q4_K_M, and the real sandbox cluster.
 //!
-//! Opt-in: `BOSUN_REAL_MODEL=1 cargo test --test local_model -- --nocapture` after
-//! `scripts/install-local-model.sh`. Opted in, a missing model or engine fails with the install
-//! command; not opted in, the two real-model tests return at once (saying so on stderr).
+//! Opt-in: `cargo test --features real-model --test local_model -- --nocapture` after
+//! `scripts/install-local-model.sh`. Without the feature this file is not built; with it, a missing
+//! model or engine fails with the install command.
 //!
 //! - `BOSUN_REAL_MODEL_GGUF`: another GGUF (default: the pinned 0.5B in ~/.cache/bosun/models)
 //! - `BOSUN_REAL_MODEL_THREADS`: CPU threads for the server (default 1: the machine is shared)
@@ -28,12 +28,10 @@ const INSTALL: &str = "scripts/install-local-model.sh";
 /// One real-model test at a time: they share the CPU.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn opted_in(test: &str) -> bool {
-    let on = std::env::var("BOSUN_REAL_MODEL").is_ok_and(|v| v == "1");
-    if !on {
-        eprintln!("{test}: not run — the real-model tests are opt-in: {INSTALL} && BOSUN_REAL_MODEL=1 cargo test --test local_model -- --nocapture");
-    }
-    on
+/// This test binary is only built with `--features real-model`, so being here is the opt-in:
+/// every test runs, and a missing model fails with the install command.
+fn opted_in(_test: &str) -> bool {
+    true
 }
 
 /// The model file; opted in and missing, the test fails with the install command.
@@ -43,7 +41,7 @@ fn model() -> PathBuf {
         .unwrap_or_else(|| bosun::sandbox::cache_dir().join("models").join(MODEL_FILE));
     assert!(
         p.is_file(),
-        "BOSUN_REAL_MODEL=1 but the model {} is missing: run {INSTALL} (it pip-installs xllamacpp and assembles the pinned GGUF)",
+        "the real-model suite needs the model {}, which is missing: run {INSTALL} (it pip-installs xllamacpp and assembles the pinned GGUF)",
         p.display()
     );
     p
