@@ -459,6 +459,17 @@ pub async fn up(
             step: "flux CRDs",
             ms: t_crd.elapsed().as_millis() as u64,
         });
+        if kcm.is_some() {
+            // the controllers are up once they act: the service-account controller creates
+            // `default` in every namespace; nothing is "ready" before that
+            progress(Progress::Started("controllers"));
+            let t_kcm = Instant::now();
+            wait_controllers(&client, &procs[procs.len() - 1], 60).await?;
+            progress(Progress::Ready {
+                step: "controllers",
+                ms: t_kcm.elapsed().as_millis() as u64,
+            });
+        }
 
         let env_file = dir.join("env");
         let mut state = SandboxState {
@@ -567,6 +578,27 @@ async fn wait_apiserver(
         if Instant::now() > deadline {
             return Err(SandboxError::Timeout {
                 component: "kube-apiserver".into(),
+                secs,
+                log: p.log.clone(),
+                tail: process::log_tail(&p.log, 15),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_controllers(client: &kube::Client, p: &Proc, secs: u64) -> Result<(), SandboxError> {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(Some(_)) = api.get_opt("default").await {
+            return Ok(());
+        }
+        check_alive("kube-controller-manager", p)?;
+        if Instant::now() > deadline {
+            return Err(SandboxError::Timeout {
+                component: "kube-controller-manager".into(),
                 secs,
                 log: p.log.clone(),
                 tail: process::log_tail(&p.log, 15),
