@@ -102,6 +102,9 @@ pub struct Decision {
     pub approved_by: Option<String>,
     /// For refusals: which rule refused.
     pub refusal: Option<RefusalKind>,
+    /// The environment of the call's kube context, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<Environment>,
 }
 
 /// Why the guard refused a call.
@@ -329,6 +332,7 @@ impl Guard {
             reason: String::new(),
             approved_by: None,
             refusal: None,
+            environment: None,
         };
         let refuse = |kind: RefusalKind, mut d: Decision, reason: String| {
             tracing::info!(tool = %d.tool, operation = ?d.operation, %reason, "guard refused call");
@@ -410,6 +414,7 @@ impl Guard {
             );
         }
         let env = inv.scope.context.as_deref().map(|c| self.environment(c));
+        d.environment = env;
         let facts = CallFacts {
             tool: call.name.clone(),
             operation: inv.operation.clone(),

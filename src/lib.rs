@@ -15,6 +15,7 @@
 //! - [`scripted`]: a real OpenAI-compatible HTTP server that replays a script (tests, demo, benches).
 //! - [`sandbox`]: a throwaway local platform: etcd, kube-apiserver, OpenBao, a bare git remote.
 //! - [`kube_client`]: building a kube client from a kubeconfig, context and namespace.
+//! - [`eval`]: the eval task suite (k8s-ai-bench layout) run on the sandbox, scored Pass@1/Pass@k/Pass^k.
 //! - [`mcp`]: bosun as an MCP server (the agent and its guarded tools) and as an MCP client (remote tools behind the same guard).
 
 pub mod agent;
@@ -25,6 +26,7 @@ pub mod compact;
 pub mod config;
 pub mod diag;
 pub mod effect;
+pub mod eval;
 pub mod guard;
 pub mod kube_client;
 pub mod mcp;

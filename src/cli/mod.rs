@@ -2,6 +2,7 @@
 
 mod chat;
 mod demo;
+mod eval;
 mod local;
 mod mcp;
 mod render;
@@ -82,6 +83,9 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: local::LocalCmd,
     },
+    /// Run the eval task suite (evals/tasks) on the sandbox with a scripted or a real model;
+    /// prints Pass@1, Pass@k and Pass^k and writes results.json and results.md.
+    Eval(Box<eval::EvalArgs>),
     /// Try bosun with no API key: sandbox + scripted model + a sample task.
     Demo {
         /// Leave the sandbox running afterwards.
@@ -155,6 +159,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 exit::TASK_FAILED
             }))
         }
+        Cmd::Eval(args) => eval::eval(&cli.agent, *args).await,
         Cmd::Demo { keep, local } => demo::demo(&cli.agent, keep, local).await,
         Cmd::Sessions {
             cmd: SessionsCmd::List { json },

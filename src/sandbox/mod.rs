@@ -7,6 +7,7 @@
 //! `scripts/install-deps.sh` links them), then `$PATH`.
 
 pub mod certs;
+pub mod kubelet;
 pub mod process;
 
 pub use process::Lifetime;

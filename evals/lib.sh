@@ -1,0 +1,62 @@
+# Shared helpers for task scripts: `source "$TASK_DIR/../../lib.sh"`.
+# bosun eval sets NAMESPACE, KUBECONFIG, VAULT_ADDR/VAULT_TOKEN (and BAO_*), VAULT_PATH,
+# GIT_REMOTE, EVAL_WORKDIR, TASK_DIR and BOSUN_EVAL_AUDIT_DIR for every script.
+set -euo pipefail
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# deployment NAME IMAGE REPLICAS [LABEL]: a Deployment with requests/limits, pinned image.
+deployment() {
+  local name=$1 image=$2 replicas=$3 app=${4:-$1}
+  kubectl apply -n "$NAMESPACE" -f - <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: $name, labels: {app: $app}}
+spec:
+  replicas: $replicas
+  selector: {matchLabels: {app: $app}}
+  template:
+    metadata: {labels: {app: $app}}
+    spec:
+      containers:
+        - name: $name
+          image: $image
+          resources:
+            requests: {cpu: 10m, memory: 16Mi}
+            limits: {cpu: 100m, memory: 64Mi}
+YAML
+}
+
+# wait_available NAME N [SECONDS]: until the deployment reports N available replicas.
+wait_available() {
+  local name=$1 want=$2 secs=${3:-30} got
+  for _ in $(seq $((secs * 4))); do
+    got=$(kubectl get deploy "$name" -n "$NAMESPACE" -o jsonpath='{.status.availableReplicas}' 2>/dev/null || true)
+    [ "${got:-0}" = "$want" ] && return 0
+    sleep 0.25
+  done
+  echo "deployment $name has ${got:-0} available replicas, not $want" >&2
+  return 1
+}
+
+# jp KIND NAME JSONPATH: one field of an object in the namespace.
+jp() { kubectl get "$1" "$2" -n "$NAMESPACE" -o jsonpath="$3"; }
+
+# audit_has JQ-LIKE-PYTHON-EXPR: true when a guard decision in this run's audit log matches.
+# The audit log is written by bosun's guard, not by the model; before the agent runs there is none.
+audit_has() {
+  python3 - "$1" <<'PY'
+import glob, json, os, sys
+expr = sys.argv[1]
+d = os.environ.get("BOSUN_EVAL_AUDIT_DIR", "")
+for f in glob.glob(os.path.join(d, "*.audit.jsonl")):
+    for line in open(f):
+        r = json.loads(line)
+        if r.get("event") != "decided":
+            continue
+        dec = r.get("decision", {})
+        if eval(expr, {}, {"d": dec, "args": r.get("arguments", "")}):
+            sys.exit(0)
+sys.exit(1)
+PY
+}
