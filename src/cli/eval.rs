@@ -88,6 +88,15 @@ fn model_choice(args: &EvalArgs, agent_dir: &Path) -> anyhow::Result<ModelChoice
     })
 }
 
+/// The first `max` characters of `s` on one line.
+fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    format!("{}…", flat.chars().take(max).collect::<String>())
+}
+
 pub async fn eval(agent_dir: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let model = match model_choice(&args, agent_dir) {
         Ok(m) => m,
@@ -175,7 +184,11 @@ pub async fn eval(agent_dir: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> 
                 } else {
                     format!(
                         "\n    {}\n    files: {}",
-                        r.reasons.join("\n    "),
+                        r.reasons
+                            .iter()
+                            .map(|x| one_line(x, 240))
+                            .collect::<Vec<_>>()
+                            .join("\n    "),
                         r.dir.display()
                     )
                 }

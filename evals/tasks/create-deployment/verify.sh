@@ -1,0 +1,5 @@
+source "$TASK_DIR/../../lib.sh"
+[ "$(jp deploy hello '{.spec.template.spec.containers[0].image}')" = nginx:1.27.2 ] || fail "hello does not run nginx:1.27.2"
+[ "$(jp deploy hello '{.spec.template.spec.containers[0].resources.limits.memory}')" = 128Mi ] || fail "memory limit is not 128Mi"
+[ "$(jp deploy hello '{.spec.template.spec.containers[0].resources.requests.cpu}')" = 50m ] || fail "cpu request is not 50m"
+wait_available hello 2 15 || fail "hello does not have 2 available replicas"

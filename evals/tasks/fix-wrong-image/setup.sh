@@ -1,0 +1,2 @@
+source "$TASK_DIR/../../lib.sh"
+deployment web nginx:1.27.2-alpine-typo 1
