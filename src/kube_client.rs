@@ -56,8 +56,10 @@ impl Cluster {
                 detail: e.to_string(),
             })?;
         let mut all = Vec::new();
+        // every kind at its most stable served version: a kind served only in a non-preferred
+        // version (CronJob in batch/v1beta1 on a 1.20 server, a CRD's older version) is found too
         for g in disc.groups() {
-            all.extend(g.recommended_resources());
+            all.extend(g.resources_by_stability());
         }
         let all = Arc::new(all);
         *guard = Some(all.clone());

@@ -816,15 +816,21 @@ async fn checks(task: &Task, opts: &EvalOptions, env: &RunEnv, rec: &mut RunReco
         }
     }
     if c.rolled_back {
-        let rolled = finished.iter().any(|(id, ok)| {
-            *ok && id.starts_with("bosun-rollback-") && {
-                // the rollback itself, not its dry-run
-                !args.get(id).is_some_and(|a| a.contains("\"dry_run\":true"))
-            }
+        // bosun's own rollback (policy `verification: {rollback: true}`) or the agent's, through
+        // the guard: an undo that ran and succeeded, not its dry-run
+        let undo_ops = ["rollout_undo", "rollback", "revert"];
+        let rolled = decisions.iter().any(|d| {
+            d.verdict == Verdict::Allow
+                && finished.get(&d.call_id) == Some(&true)
+                && (d.call_id.starts_with("bosun-rollback-")
+                    || d.operation.as_deref().is_some_and(|o| undo_ops.contains(&o)))
+                && !args
+                    .get(&d.call_id)
+                    .is_some_and(|a| a.contains("\"dry_run\":true"))
         });
         if !rolled {
             rec.reasons
-                .push("expected bosun to roll back the failed change".into());
+                .push("expected the failed change to be rolled back".into());
         }
     }
     if !c.report_contains.is_empty() {

@@ -130,7 +130,8 @@ pub struct Checks {
     /// At least this many changes must have been applied.
     #[serde(default)]
     pub min_applied: Option<usize>,
-    /// A failed verification must have been rolled back by bosun.
+    /// A change must have been rolled back (an undo that succeeded: bosun's automatic rollback,
+    /// or the agent's `rollout_undo` / `rollback` / `revert`).
     #[serde(default)]
     pub rolled_back: bool,
     /// Vault references `<path>#<key>` (in the `secret` mount; templated) whose values must not

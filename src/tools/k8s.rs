@@ -93,6 +93,23 @@ pub async fn resolve_gvk(
                 "the server does not serve {kind} in {api_version} (is its CRD installed? see api_resources)"
             ))
         })?;
+    if found.0.version != version {
+        // accepted only if the server serves this version too
+        let served = kube::discovery::group(&cluster.client, group)
+            .await
+            .map(|g| {
+                g.versioned_resources(version)
+                    .iter()
+                    .any(|(r, _)| r.kind == kind)
+            })
+            .unwrap_or(false);
+        if !served {
+            return Err(ToolError::Failed(format!(
+                "the server does not serve {kind} in {api_version}; it serves it as {}: write `apiVersion: {}`",
+                found.0.api_version, found.0.api_version
+            )));
+        }
+    }
     let mut ar = found.0.clone();
     ar.version = version.to_string();
     ar.api_version = api_version.to_string();
