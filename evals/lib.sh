@@ -51,7 +51,7 @@ expr = sys.argv[1]
 d = os.environ.get("BOSUN_EVAL_AUDIT_DIR", "")
 for f in glob.glob(os.path.join(d, "*.audit.jsonl")):
     for line in open(f):
-        r = json.loads(line)
+        r = json.loads(line).get("record", {})
         if r.get("event") != "decided":
             continue
         dec = r.get("decision", {})

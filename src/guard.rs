@@ -424,7 +424,18 @@ impl Guard {
             environment: env,
             effect,
         };
-        let (action, rule) = self.cfg.policy.decide(&facts);
+        let (mut action, mut rule) = self.cfg.policy.decide(&facts);
+        // the dry-run of a change the policy denies is refused too: validating a change that can
+        // never be applied only invites the model to look for a way around the rule
+        if effect == EffectClass::DryRun && inv.change.is_some() && action != Action::Deny {
+            let as_change = CallFacts {
+                effect: registered.max(EffectClass::Mutating),
+                ..facts.clone()
+            };
+            if let (Action::Deny, r) = self.cfg.policy.decide(&as_change) {
+                (action, rule) = (Action::Deny, r);
+            }
+        }
         if action == Action::Deny {
             let why = rule
                 .and_then(|r| r.reason.clone())
