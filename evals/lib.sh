@@ -60,3 +60,15 @@ for f in glob.glob(os.path.join(d, "*.audit.jsonl")):
 sys.exit(1)
 PY
 }
+
+# gitops_file PATH: print a file from the tip of main in the run's GitOps remote.
+gitops_file() {
+  git --git-dir="$GIT_REMOTE" show "main:$1" 2>/dev/null
+}
+
+# server_objects: the YAML documents on stdin, checked by a server-side dry-run (nothing is
+# persisted), printed as one JSON list of the objects the API server would store.
+server_objects() {
+  kubectl apply --dry-run=server -n "$NAMESPACE" -f - -o json |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps(d.get("items", [d]) if d.get("kind") == "List" else [d]))'
+}
