@@ -129,10 +129,16 @@ async fn kube_system_cannot_be_written() {
     let manifest = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: kube-system\ndata:\n  a: b\n");
     let args =
         |op: &str| json!({"operation": op, "namespace": "kube-system", "manifests": manifest});
-    // a dry-run changes nothing and may run; the apply is denied by the built-in rule
-    h.call("kubectl", args("apply_dry_run"), State::Validation)
+    // the dry-run of a change the policy denies is refused by the same rule (validating it would
+    // only invite a way around the rule), and so is the apply
+    let r = h
+        .call("kubectl", args("apply_dry_run"), State::Validation)
         .await
-        .expect("dry-run is harmless");
+        .expect_err("the dry-run of a denied change is refused");
+    assert!(
+        r.contains("denied by rule `builtin: kube-system is not for agents`"),
+        "{r}"
+    );
     let r = h
         .call("kubectl", args("apply"), State::Deployment)
         .await
@@ -142,10 +148,18 @@ async fn kube_system_cannot_be_written() {
         "{r}"
     );
     let r = h
-        .call("kubectl", json!({"operation": "delete", "namespace": "kube-system", "kind": "configmap", "name": "extension-apiserver-authentication", "dry_run": true}), State::Deployment)
-        .await;
-    // a delete dry-run is harmless too, but the real delete is denied
-    let _ = r;
+        .call("kubectl", json!({"operation": "delete", "namespace": "kube-system", "kind": "configmap", "name": "extension-apiserver-authentication", "dry_run": true}), State::Validation)
+        .await
+        .expect_err("the delete dry-run is refused too");
+    assert!(r.contains("denied by rule"), "{r}");
+    // reads stay allowed
+    h.call(
+        "kubectl",
+        json!({"operation": "get", "namespace": "kube-system", "kind": "configmaps"}),
+        State::Intake,
+    )
+    .await
+    .expect("reading kube-system is fine");
     let r = h
         .call("kubectl", json!({"operation": "delete", "namespace": "kube-system", "kind": "configmap", "name": "extension-apiserver-authentication"}), State::Deployment)
         .await

@@ -823,7 +823,9 @@ async fn checks(task: &Task, opts: &EvalOptions, env: &RunEnv, rec: &mut RunReco
             d.verdict == Verdict::Allow
                 && finished.get(&d.call_id) == Some(&true)
                 && (d.call_id.starts_with("bosun-rollback-")
-                    || d.operation.as_deref().is_some_and(|o| undo_ops.contains(&o)))
+                    || d.operation
+                        .as_deref()
+                        .is_some_and(|o| undo_ops.contains(&o)))
                 && !args
                     .get(&d.call_id)
                     .is_some_and(|a| a.contains("\"dry_run\":true"))
@@ -905,6 +907,14 @@ async fn secret_scan(c: &task::Checks, opts: &EvalOptions, env: &RunEnv, rec: &m
             }
         }
     }
+    // the results file must not carry a leaked value either
+    let redactor = crate::redact::Redactor::new();
+    for (_, v) in &values {
+        redactor.register(v);
+    }
+    rec.answer = rec.answer.as_deref().map(|a| redactor.redact(a));
+    rec.verifier_output = redactor.redact(&rec.verifier_output);
+    rec.reasons = rec.reasons.iter().map(|r| redactor.redact(r)).collect();
     use base64::Engine;
     for (name, v) in &values {
         let b64 = base64::engine::general_purpose::STANDARD.encode(v);
