@@ -84,8 +84,22 @@ pub async fn reconcile(
     namespace: &str,
     opts: &KubeletOptions,
 ) -> Result<usize, kube::Error> {
+    reconcile_selected(client, namespace, None, opts).await
+}
+
+/// One pass over the pods of `namespace` that match `selector` (a label selector).
+pub async fn reconcile_selected(
+    client: &Client,
+    namespace: &str,
+    selector: Option<&str>,
+    opts: &KubeletOptions,
+) -> Result<usize, kube::Error> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let pods = api.list(&ListParams::default()).await?;
+    let mut lp = ListParams::default();
+    if let Some(s) = selector {
+        lp = lp.labels(s);
+    }
+    let pods = api.list(&lp).await?;
     if pods.items.is_empty() {
         return Ok(0);
     }

@@ -585,7 +585,7 @@ pub async fn set_status(
 /// 20 s) until at least `min` pods exist.
 pub async fn mark_pods_ready(ns: &str, selector: &str, min: usize) -> Vec<String> {
     use k8s_openapi::api::core::v1::Pod;
-    use kube::api::{Api, ListParams, Patch, PatchParams};
+    use kube::api::{Api, ListParams};
     let api: Api<Pod> = Api::namespaced(kube().await, ns);
     let started = std::time::Instant::now();
     let pods = loop {
@@ -603,53 +603,18 @@ pub async fn mark_pods_ready(ns: &str, selector: &str, min: usize) -> Vec<String
         "only {} pods match {selector} in {ns}",
         pods.len()
     );
-    // bind unscheduled pods to a node, as the scheduler would (the Endpoints controller needs it)
-    let node = "bosun-test-node";
-    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(kube().await);
-    if nodes.get_opt(node).await.expect("get node").is_none() {
-        let n: k8s_openapi::api::core::v1::Node =
-            serde_json::from_value(serde_json::json!({"metadata": {"name": node}})).expect("node");
-        let _ = nodes.create(&Default::default(), &n).await;
-    }
-    let mut names = Vec::new();
-    for (i, p) in pods.iter().enumerate() {
-        let name = p.metadata.name.clone().unwrap_or_default();
-        if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
-            let binding = serde_json::json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
-            api.create_subresource::<_, serde_json::Value>(
-                "binding",
-                &name,
-                &Default::default(),
-                &binding,
-            )
-            .await
-            .unwrap_or_else(|e| panic!("binding {ns}/{name} to {node}: {e}"));
-        }
-        let containers: Vec<serde_json::Value> = p
-            .spec
-            .as_ref()
-            .map(|s| {
-                s.containers
-                    .iter()
-                    .map(|c| serde_json::json!({"name": c.name, "image": c.image, "imageID": "", "ready": true, "restartCount": 0,
-                        "started": true, "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let now = jiff::Timestamp::now().to_string();
-        let status = serde_json::json!({"status": {
-            "phase": "Running", "podIP": format!("10.1.{}.{}", i / 250, 1 + i % 250), "hostIP": "10.0.0.1",
-            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now},
-                           {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
-                           {"type": "PodScheduled", "status": "True", "lastTransitionTime": now}],
-            "containerStatuses": containers}});
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-            .await
-            .unwrap_or_else(|e| panic!("marking {ns}/{name} ready: {e}"));
-        names.push(name);
-    }
-    names
+    // the scheduler's and kubelet's part, as the evals' stand-in kubelet does it
+    bosun::sandbox::kubelet::reconcile_selected(
+        &kube().await,
+        ns,
+        Some(selector),
+        &Default::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("marking pods {selector} in {ns} ready: {e}"));
+    pods.iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect()
 }
 
 /// The `tool` messages of a request the scripted model recorded, in order.
