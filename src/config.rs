@@ -53,6 +53,27 @@ impl ModelConfig {
         host.as_deref() == Some("api.openai.com")
     }
 
+    /// This configuration as a `bosun.toml`, without the API key (pass that in `OPENAI_API_KEY`):
+    /// how a parent process hands its resolved settings to a child `bosun run`.
+    pub fn to_file_text(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct File<'a> {
+            model: &'a ModelSection,
+        }
+        let section = ModelSection {
+            base_url: self.base_url.clone(),
+            api_key: None,
+            model: Some(self.model.clone()),
+            timeout_secs: Some(self.timeout_secs),
+            stream: Some(self.stream),
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            shim: self.shim,
+            strict_tools: self.strict_tools,
+        };
+        toml::to_string(&File { model: &section }).unwrap_or_default()
+    }
+
     /// Whether the tool-use shim is on: as configured, else on for every endpoint that is not
     /// OpenAI's own (local and self-hosted servers are the ones that write calls as text).
     pub fn shim_enabled(&self) -> bool {
@@ -100,7 +121,7 @@ struct FileConfig {
     model: ModelSection,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct ModelSection {
     base_url: Option<String>,
@@ -246,6 +267,31 @@ fn apply(cfg: &mut ModelConfig, s: ModelSection) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_round_trips_through_its_file_text_without_the_key() {
+        let cfg = ModelConfig {
+            base_url: Some("http://127.0.0.1:8091/v1".into()),
+            api_key: Some("sk-secret".into()),
+            model: "qwen".into(),
+            timeout_secs: 600,
+            stream: false,
+            temperature: Some(0.0),
+            max_tokens: Some(1024),
+            shim: Some(true),
+            strict_tools: None,
+        };
+        let text = cfg.to_file_text();
+        assert!(!text.contains("sk-secret"), "{text}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("bosun.toml"), &text).expect("write");
+        let section = read_file(&dir.path().join("bosun.toml"))
+            .expect("parses")
+            .expect("present");
+        let mut back = ModelConfig::default();
+        apply(&mut back, section);
+        assert_eq!(back, ModelConfig { api_key: None, ..cfg });
+    }
 
     #[test]
     fn bad_toml_reports_line_and_column() {

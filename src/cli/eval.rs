@@ -22,7 +22,7 @@ pub struct EvalArgs {
     pub k: Option<u32>,
     /// Replay each task's scripted transcript (scripted.yaml) instead of asking a model: runs
     /// the runtime, tools and verifiers deterministically, with no API key.
-    #[arg(long, conflicts_with_all = ["model", "base_url"])]
+    #[arg(long, conflicts_with_all = ["model", "base_url", "model_timeout"])]
     pub scripted: bool,
     /// Model name for a real-model run [env: BOSUN_MODEL].
     #[arg(long)]
@@ -31,6 +31,10 @@ pub struct EvalArgs {
     /// [env: OPENAI_BASE_URL].
     #[arg(long)]
     pub base_url: Option<String>,
+    /// Seconds to wait for one model answer (default: the configured timeout_secs, 120; a local
+    /// model on a small CPU may need 600).
+    #[arg(long, value_name = "SECS")]
+    pub model_timeout: Option<u64>,
     /// API key [env: OPENAI_API_KEY].
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -66,7 +70,7 @@ fn model_choice(args: &EvalArgs, agent_dir: &Path) -> anyhow::Result<ModelChoice
     let agent_model = bosun::agent::Agent::load(agent_dir)
         .ok()
         .and_then(|l| l.agent.def.model.clone());
-    let cfg = bosun::config::resolve(
+    let mut cfg = bosun::config::resolve(
         &bosun::config::ModelOverrides {
             base_url: args.base_url.clone(),
             api_key: args.api_key.clone(),
@@ -76,16 +80,15 @@ fn model_choice(args: &EvalArgs, agent_dir: &Path) -> anyhow::Result<ModelChoice
         &cwd,
         agent_model.as_deref(),
     )?;
-    let Some(base_url) = cfg.base_url.clone() else {
+    if let Some(t) = args.model_timeout {
+        cfg.timeout_secs = t.max(1);
+    }
+    if cfg.base_url.is_none() {
         anyhow::bail!(
             "no model to evaluate: pass --scripted (the stored transcripts, no API key), or --base-url URL --model NAME for an OpenAI-compatible endpoint (or set OPENAI_BASE_URL)"
         );
-    };
-    Ok(ModelChoice::Endpoint {
-        base_url,
-        model: cfg.model,
-        api_key: cfg.api_key,
-    })
+    }
+    Ok(ModelChoice::Endpoint(cfg))
 }
 
 /// The first `max` characters of `s` on one line.

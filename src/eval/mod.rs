@@ -34,12 +34,9 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 pub enum ModelChoice {
     /// Each task's scripted transcript, replayed by a scripted server per run.
     Scripted,
-    /// A real OpenAI-compatible endpoint.
-    Endpoint {
-        base_url: String,
-        model: String,
-        api_key: Option<String>,
-    },
+    /// A real OpenAI-compatible endpoint, with every setting (timeout, temperature, shim …) the
+    /// agent process gets.
+    Endpoint(crate::config::ModelConfig),
 }
 
 impl ModelChoice {
@@ -47,9 +44,11 @@ impl ModelChoice {
     pub fn label(&self) -> String {
         match self {
             Self::Scripted => "scripted transcripts".into(),
-            Self::Endpoint {
-                model, base_url, ..
-            } => format!("{model} at {base_url}"),
+            Self::Endpoint(c) => format!(
+                "{} at {}",
+                c.model,
+                c.base_url.as_deref().unwrap_or("the default endpoint")
+            ),
         }
     }
 }
@@ -573,11 +572,18 @@ async fn agent(
             let url = s.base_url();
             (Some(s), url, "scripted".to_string(), None)
         }
-        ModelChoice::Endpoint {
-            base_url,
-            model,
-            api_key,
-        } => (None, base_url.clone(), model.clone(), api_key.clone()),
+        ModelChoice::Endpoint(cfg) => {
+            // the agent runs with a clean HOME: its settings come from the run's bosun.toml
+            let path = env.dir.join("work/bosun.toml");
+            std::fs::write(&path, cfg.to_file_text())
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            (
+                None,
+                cfg.base_url.clone().unwrap_or_default(),
+                cfg.model.clone(),
+                cfg.api_key.clone(),
+            )
+        }
     };
     let agent_started = Instant::now();
     let mut session: Option<String> = None;
