@@ -12,10 +12,14 @@ For each run the harness measures, for the contender's whole process tree:
   * wall time: from just before spawning the contender to its exit (blocking wait4);
   * peak tree RSS: a sampler thread lists /proc every ~5 ms, adds every new process whose parent
     is already in the tree, and sums VmRSS (statm resident pages) over the live members; the
-    peak of that sum is reported. Shared pages are counted once per process (an upper bound);
-    a process living less than ~5 ms can be missed;
+    peak of that sum is reported. A child that has forked but not yet exec'd (same executable
+    and command line as its parent) is left out: its pages are its parent's. Pages shared
+    between processes (libraries) are counted once per process, so this is an upper bound; a
+    process living less than ~5 ms can be missed;
   * max single RSS: ru_maxrss from wait4 (the kernel's high-water mark of the root process and
-    of its waited-for descendants, the largest single one), which polling cannot miss.
+    of its waited-for descendants, the largest single one), which polling cannot miss;
+  * CPU time: user + system from wait4 (the root and its waited-for descendants), which the
+    other jobs on a shared machine disturb much less than wall time.
 The scripted server and the Responses adapter (below) are not part of the measured tree.
 
 A run counts only if the contender exited 0, printed the script's final answer, and the
@@ -86,6 +90,7 @@ def codex_paths(cache: Path) -> dict:
         "npm": prefix / "node_modules" / ".bin" / "codex",
         "native": Path(native[0]) if native else None,
         "home": cache / "codex-home",
+        "user_home": cache / "codex-user-home",
     }
 
 
@@ -181,7 +186,10 @@ def contenders(args, kubeconfig: str) -> list[Contender]:
 
     def codex_cmd(binary):
         def build(url, work):
-            env = dict(base_env, CODEX_HOME=str(c["home"]), OPENAI_API_KEY="dummy")
+            # HOME: an empty directory, so that the login shell Codex runs commands in does not
+            # source this machine's ~/.bashrc (pyenv's init here: a dozen extra processes)
+            env = dict(base_env, CODEX_HOME=str(c["home"]), HOME=str(c["user_home"]),
+                       OPENAI_API_KEY="dummy")
             provider = (f'model_providers.scripted={{name="scripted", base_url="{url}", '
                         f'wire_api="responses", env_key="OPENAI_API_KEY", '
                         f'request_max_retries=0, stream_max_retries=0}}')
@@ -196,6 +204,7 @@ def contenders(args, kubeconfig: str) -> list[Contender]:
         ver = ""
         if ok:
             c["home"].mkdir(parents=True, exist_ok=True)
+            c["user_home"].mkdir(parents=True, exist_ok=True)
             ver = version_of([str(binary), "--version"])
         missing = "" if ok else "not installed: " + install_hint(name, cache)
         out.append(Contender(name, SCRIPTS / "codex.script.yaml", "responses", ok, missing, ver,
@@ -367,12 +376,19 @@ def _rss(pid: int) -> int:
         return 0
 
 
-def _comm(pid: int) -> str:
+def _exe_and_cmdline(pid: int):
     try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return os.readlink(f"/proc/{pid}/exe"), f.read()
     except OSError:
-        return ""
+        return None
+
+
+def _unexeced_fork(pid: int) -> bool:
+    """Same executable and command line as its parent: forked, not yet exec'd."""
+    me = _exe_and_cmdline(pid)
+    parent = _ppid(pid)
+    return me is not None and parent is not None and me == _exe_and_cmdline(parent)
 
 
 def _hwm(pid: int) -> int:
@@ -396,8 +412,8 @@ class TreeSampler(threading.Thread):
         self.root_hwm = 0
         self.samples = 0
         self.procs = 0
+        self.execd: set[int] = set()
         self.stop_flag = threading.Event()
-        self.own_comm = _comm(os.getpid())
 
     def run(self):
         while not self.stop_flag.is_set():
@@ -414,9 +430,13 @@ class TreeSampler(threading.Thread):
                     self.tree.add(pid)
             self.tree &= live | {self.root}
             self.seen &= live
-            # between fork and exec the child is a copy of this harness: not the contender yet
-            if _comm(self.root) != self.own_comm:
-                total = sum(_rss(p) for p in self.tree)
+            self.execd &= live
+            # between fork and exec a child is a copy of its parent whose pages are the
+            # parent's (copy-on-write, or the very same with vfork): not counted until it execs
+            counted = [p for p in self.tree if p in self.execd or not _unexeced_fork(p)]
+            self.execd.update(counted)
+            if self.root in counted:
+                total = sum(_rss(p) for p in counted)
                 self.peak = max(self.peak, total)
                 self.root_hwm = max(self.root_hwm, _hwm(self.root))
                 self.procs = max(self.procs, len(self.tree))
@@ -443,7 +463,8 @@ def measure(argv, env, cwd, out_path: Path, err_path: Path) -> dict:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    return {"exit": proc.returncode, "wall_s": wall, "peak_tree_rss": sampler.peak,
+    return {"exit": proc.returncode, "wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime,
+            "peak_tree_rss": sampler.peak,
             "max_single_rss": ru.ru_maxrss * 1024, "root_hwm": sampler.root_hwm,
             "processes": sampler.procs, "samples": sampler.samples}
 
@@ -547,8 +568,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bosun-cmp-"))
     results = {"task": TASK, "runs": args.runs, "warmup": args.warmup,
                "machine": {"nproc": os.cpu_count(), "loadavg_start": os.getloadavg()},
-               "method": "wall: spawn to wait4; peak_tree_rss: sum of VmRSS over the process "
-                         "tree sampled every 5 ms from /proc; max_single_rss: wait4 ru_maxrss",
+               "method": "wall: spawn to wait4; cpu: wait4 utime+stime; peak_tree_rss: sum of "
+                         "VmRSS over the process tree (forked-not-exec'd children left out) "
+                         "sampled every 5 ms from /proc; max_single_rss: wait4 ru_maxrss",
                "contenders": {}}
     try:
         wanted = set(args.only.split(",")) if args.only else None
@@ -569,6 +591,7 @@ def main() -> int:
                 for i in range(args.runs):
                     m = one_run(args, c, not args.no_adapter, work, i + 1)
                     log(f"{c.name}: run {i + 1}/{args.runs}: {m['wall_s'] * 1000:.0f} ms, "
+                        f"cpu {m['cpu_s'] * 1000:.0f} ms, "
                         f"tree {mib(m['peak_tree_rss'])} MiB, "
                         f"single {mib(m['max_single_rss'])} MiB, {m['processes']} processes")
                     runs.append(m)
@@ -579,7 +602,7 @@ def main() -> int:
             entry["status"] = "ok"
             entry["via"] = runs[0]["via"]
             entry["runs_detail"] = runs
-            for k in ("wall_s", "peak_tree_rss", "max_single_rss"):
+            for k in ("wall_s", "cpu_s", "peak_tree_rss", "max_single_rss"):
                 entry["median_" + k] = statistics.median(r[k] for r in runs)
             entry["max_processes"] = max(r["processes"] for r in runs)
     finally:
@@ -595,20 +618,22 @@ def main() -> int:
     print(f"task: {TASK!r}; {args.runs} runs each (medians); "
           f"load average {results['machine']['loadavg_start'][0]:.2f} -> "
           f"{results['machine']['loadavg_end'][0]:.2f} on {os.cpu_count()} cores")
-    print(f"{'contender':<11} {'version':<28} {'wall ms':>8} {'tree MiB':>9} {'single MiB':>10} "
-          f"{'wall x':>7} {'tree x':>7} {'single x':>8}")
+    keys = ("wall_s", "cpu_s", "peak_tree_rss", "max_single_rss")
+    print(f"{'contender':<11} {'version':<20} {'wall ms':>8} {'cpu ms':>7} {'tree MiB':>9} "
+          f"{'single MiB':>10} {'wall x':>7} {'cpu x':>6} {'tree x':>7} {'single x':>8}")
     for name, e in cs.items():
         if e["status"] != "ok":
-            print(f"{name:<11} {e['version'][:28]:<28} {e['status']}")
+            print(f"{name:<11} {e['version'][:20]:<20} {e['status']}")
             continue
-        ratios = ["", "", ""]
+        ratios = ["", "", "", ""]
         if base.get("status") == "ok":
-            for j, k in enumerate(("wall_s", "peak_tree_rss", "max_single_rss")):
+            for j, k in enumerate(keys):
                 e["ratio_" + k] = e["median_" + k] / base["median_" + k]
                 ratios[j] = f"{e['ratio_' + k]:.1f}"
-        print(f"{name:<11} {e['version'][:28]:<28} {e['median_wall_s'] * 1000:>8.0f} "
+        print(f"{name:<11} {e['version'][:20]:<20} {e['median_wall_s'] * 1000:>8.0f} "
+              f"{e['median_cpu_s'] * 1000:>7.0f} "
               f"{mib(e['median_peak_tree_rss']):>9} {mib(e['median_max_single_rss']):>10} "
-              f"{ratios[0]:>7} {ratios[1]:>7} {ratios[2]:>8}"
+              f"{ratios[0]:>7} {ratios[1]:>6} {ratios[2]:>7} {ratios[3]:>8}"
               + ("  (via Responses adapter)" if "adapter" in e.get("via", "") else ""))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
