@@ -69,6 +69,8 @@ CODEX_VERSION = "0.169.0"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 SAMPLE_S = 0.005
 RUN_TIMEOUT_S = 180
+NO_RESPONSES = ("the scripted server has no POST /v1/responses (Codex speaks only the Responses "
+                "API); run without --no-adapter to use the adapter")
 
 
 def log(msg: str) -> None:
@@ -506,8 +508,7 @@ def one_run(args, c: Contender, adapter_ok: bool, work: Path, i: int) -> dict:
         via = "scripted-model"
         if c.wire == "responses" and not server.serves_responses():
             if not adapter_ok:
-                raise Blocked("the scripted server has no POST /v1/responses (Codex speaks only "
-                              "the Responses API); run without --no-adapter to use the adapter")
+                raise RuntimeError(NO_RESPONSES)
             adapter = ResponsesAdapter(server.base_url)
             url = adapter.base_url
             via = "scripted-model via Responses adapter"
@@ -539,10 +540,6 @@ def one_run(args, c: Contender, adapter_ok: bool, work: Path, i: int) -> dict:
         if adapter:
             adapter.stop()
         server.stop()
-
-
-class Blocked(Exception):
-    pass
 
 
 def start_sandbox(bosun: str, d: str) -> str:
@@ -591,6 +588,7 @@ def main() -> int:
                "contenders": {}}
     try:
         wanted = set(args.only.split(",")) if args.only else None
+        active, runs = [], {}
         for c in contenders(args, kubeconfig):
             if wanted and c.name not in wanted:
                 continue
@@ -600,29 +598,38 @@ def main() -> int:
                 entry["status"] = c.missing
                 log(f"{c.name}: {c.missing}")
                 continue
-            try:
-                for i in range(args.warmup):
-                    log(f"{c.name}: warm-up {i + 1}/{args.warmup}")
-                    one_run(args, c, not args.no_adapter, work, -(i + 1))
-                runs = []
-                for i in range(args.runs):
-                    m = one_run(args, c, not args.no_adapter, work, i + 1)
-                    log(f"{c.name}: run {i + 1}/{args.runs}: {m['wall_s'] * 1000:.0f} ms, "
-                        f"cpu {m['cpu_s'] * 1000:.0f} ms, "
-                        f"tree {mib(m['peak_tree_rss'])} MiB, "
-                        f"largest {m['largest_process']} {mib(m['max_single_rss'])} MiB, "
-                        f"{m['processes']} processes")
-                    runs.append(m)
-            except Blocked as e:
-                entry["status"] = f"blocked: {e}"
-                log(f"{c.name}: blocked: {e}")
-                continue
+            if c.wire == "responses" and args.no_adapter:
+                server = Scripted(args.bosun, c.script)
+                served = server.serves_responses()
+                server.stop()
+                if not served:
+                    entry["status"] = f"blocked: {NO_RESPONSES}"
+                    log(f"{c.name}: blocked: {NO_RESPONSES}")
+                    continue
+            for i in range(args.warmup):
+                log(f"{c.name}: warm-up {i + 1}/{args.warmup}")
+                one_run(args, c, not args.no_adapter, work, -(i + 1))
+            active.append(c)
+            runs[c.name] = []
+        # round-robin, so that every contender meets the same share of whatever else the
+        # machine is doing during the run
+        for i in range(args.runs):
+            for c in active:
+                m = one_run(args, c, not args.no_adapter, work, i + 1)
+                log(f"{c.name}: run {i + 1}/{args.runs}: {m['wall_s'] * 1000:.0f} ms, "
+                    f"cpu {m['cpu_s'] * 1000:.0f} ms, "
+                    f"tree {mib(m['peak_tree_rss'])} MiB, "
+                    f"largest {m['largest_process']} {mib(m['max_single_rss'])} MiB, "
+                    f"{m['processes']} processes")
+                runs[c.name].append(m)
+        for c in active:
+            entry, rs = results["contenders"][c.name], runs[c.name]
             entry["status"] = "ok"
-            entry["via"] = runs[0]["via"]
-            entry["runs_detail"] = runs
+            entry["via"] = rs[0]["via"]
+            entry["runs_detail"] = rs
             for k in ("wall_s", "cpu_s", "peak_tree_rss", "max_single_rss"):
-                entry["median_" + k] = statistics.median(r[k] for r in runs)
-            entry["max_processes"] = max(r["processes"] for r in runs)
+                entry["median_" + k] = statistics.median(r[k] for r in rs)
+            entry["max_processes"] = max(r["processes"] for r in rs)
     finally:
         if sandbox_dir:
             subprocess.run([args.bosun, "sandbox", "down", "--dir", sandbox_dir],
