@@ -290,7 +290,13 @@ mod tests {
             .expect("present");
         let mut back = ModelConfig::default();
         apply(&mut back, section);
-        assert_eq!(back, ModelConfig { api_key: None, ..cfg });
+        assert_eq!(
+            back,
+            ModelConfig {
+                api_key: None,
+                ..cfg
+            }
+        );
     }
 
     #[test]

@@ -198,12 +198,22 @@ pub async fn eval(agent_dir: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> 
             );
         }
     });
-    let result = eval::run_suite(tasks, opts, progress).await;
+    let result = tokio::select! {
+        r = eval::run_suite(tasks, opts, progress) => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
     if started_here && !args.keep {
         if let Err(e) = sandbox::down(&dir) {
             eprintln!("bosun: stopping the sandbox: {e}");
         }
     }
+    let Some(result) = result else {
+        eprintln!(
+            "bosun: interrupted; the runs so far are in {}",
+            out_dir.display()
+        );
+        return Ok(ExitCode::from(130));
+    };
     let records = result?;
     let k = u64::from(args.k.unwrap_or(args.runs).max(1));
     let summary = score::summarize(&records, k);
