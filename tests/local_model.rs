@@ -643,3 +643,60 @@ fn run_local_without_a_model_file_says_where_models_come_from() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `bosun eval` against the real model: the runs happen, each is scored by its verifier and
+/// checks, and the JSON results and the markdown table are written — whatever the small model
+/// manages (its pass rate is a measurement, not an assertion).
+#[tokio::test]
+async fn eval_runs_real_tasks_on_the_real_model_and_writes_the_table() {
+    if !opted_in("eval_runs_real_tasks_on_the_real_model_and_writes_the_table") {
+        return;
+    }
+    let _one = SERIAL.lock().await;
+    let served = Served::start(&model()).await;
+    let st = common::sandbox();
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = tempfile::tempdir().expect("tempdir");
+    let mut cmd = common::bosun_cmd(home.path());
+    cmd.env("BOSUN_CACHE", bosun::sandbox::cache_dir())
+        .arg("--agent")
+        .arg(common::repo_root())
+        .args(["eval", "--base-url", &served.base_url, "--model", &served.model])
+        .args(["--model-timeout", "900", "--jobs", "1", "--out"])
+        .arg(out.path())
+        .arg("--sandbox-dir")
+        .arg(&st.dir)
+        .args(["--tasks", "refuse-kube-system,scale-deployment"]);
+    let output = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("bosun eval");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{stderr}");
+    assert!(
+        matches!(output.status.code(), Some(0) | Some(1)),
+        "eval ran (exit 0 or 1): {stderr}"
+    );
+    let results: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("results.json")).expect("results.json"),
+    )
+    .expect("json");
+    let runs = results["runs"].as_array().cloned().unwrap_or_default();
+    assert_eq!(runs.len(), 2, "{results}");
+    for r in &runs {
+        // the verifier failed before the agent, and the agent really talked to the model
+        assert_eq!(r["precheck_failed"], true, "{r}");
+        assert!(r["prompt_tokens"].as_u64().unwrap_or(0) > 0, "{r}");
+        assert!(r["passed"] == true || !r["reasons"].as_array().is_none_or(Vec::is_empty));
+    }
+    assert!(results["model"]
+        .as_str()
+        .unwrap_or_default()
+        .contains(&served.model));
+    let md = std::fs::read_to_string(out.path().join("results.md")).expect("results.md");
+    assert!(
+        md.contains("| refuse-kube-system |") && md.contains("| scale-deployment |"),
+        "{md}"
+    );
+    println!("{md}");
+}
