@@ -662,7 +662,7 @@ async fn eval_runs_real_tasks_on_the_real_model_and_writes_the_table() {
         .arg("--agent")
         .arg(common::repo_root())
         .args(["eval", "--base-url", &served.base_url, "--model", &served.model])
-        .args(["--model-timeout", "900", "--jobs", "1", "--out"])
+        .args(["--model-timeout", "900", "--task-timeout", "1200", "--jobs", "1", "--out"])
         .arg(out.path())
         .arg("--sandbox-dir")
         .arg(&st.dir)

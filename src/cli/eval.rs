@@ -35,6 +35,9 @@ pub struct EvalArgs {
     /// model on a small CPU may need 600).
     #[arg(long, value_name = "SECS")]
     pub model_timeout: Option<u64>,
+    /// Seconds the agent may take per task, overriding each task's `timeout`.
+    #[arg(long, value_name = "SECS")]
+    pub task_timeout: Option<u64>,
     /// API key [env: OPENAI_API_KEY].
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -163,6 +166,9 @@ pub async fn eval(agent_dir: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> 
         jobs: args.jobs.max(1),
         out_dir: out_dir.clone(),
         precheck: !args.no_precheck,
+        task_timeout: args
+            .task_timeout
+            .map(|s| std::time::Duration::from_secs(s.max(1))),
     });
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let progress: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |p| match p {

@@ -70,6 +70,8 @@ pub struct EvalOptions {
     pub out_dir: PathBuf,
     /// Run the verifier before the agent and require it to fail.
     pub precheck: bool,
+    /// Overrides every task's `timeout` (slow local models).
+    pub task_timeout: Option<Duration>,
 }
 
 /// What happened in one run.
@@ -632,14 +634,16 @@ async fn agent(
             c.arg("--resume").arg(id);
         }
         c.arg("--").arg(&prompt);
-        let left = task.timeout.saturating_sub(agent_started.elapsed());
+        let timeout = opts.task_timeout.unwrap_or(task.timeout);
+        let left = timeout.saturating_sub(agent_started.elapsed());
         let ran = run_process(c, left, &env.dir.join(format!("agent-{}.log", i + 1))).await?;
         rec.exit_code = ran.code;
         if ran.timed_out {
             rec.agent_ms = agent_started.elapsed().as_millis() as u64;
+            count_from_trace(&env.dir.join(format!("trace-{}.jsonl", i + 1)), rec);
             return Err(format!(
-                "the agent did not finish within the task's timeout ({} s)",
-                task.timeout.as_secs()
+                "the agent did not finish within the task's timeout ({} s; --task-timeout raises it)",
+                timeout.as_secs()
             ));
         }
         // --output json prints one object; stderr (warnings) follows it in the log
@@ -647,6 +651,7 @@ async fn agent(
             .ok()
             .and_then(|t| serde_json::from_str::<Value>(&t).ok());
         let Some(report) = report else {
+            count_from_trace(&env.dir.join(format!("trace-{}.jsonl", i + 1)), rec);
             return Err(format!(
                 "the agent wrote no report (exit {:?}): {}",
                 ran.code,
@@ -686,6 +691,31 @@ async fn agent(
     }
     rec.agent_ms = agent_started.elapsed().as_millis() as u64;
     Ok(server)
+}
+
+/// Turns, tool calls and tokens from an event trace, for an agent that wrote no report (it was
+/// stopped at the timeout, or crashed).
+fn count_from_trace(path: &Path, rec: &mut RunRecord) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    for e in text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+        match e.get("type").and_then(Value::as_str) {
+            Some("turn_complete") => {
+                rec.turns += 1;
+                rec.prompt_tokens += e
+                    .pointer("/usage/prompt_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                rec.completion_tokens += e
+                    .pointer("/usage/completion_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+            }
+            Some("tool_call_finished") => rec.tool_calls += 1,
+            _ => {}
+        }
+    }
 }
 
 /// The events of every trace file of the run, in order.
