@@ -20,6 +20,13 @@
 //! ```
 //! A failed expectation or a request after the last turn is answered with HTTP 400 and an error
 //! body naming the problem (and recorded in [`ScriptedServer::failures`]).
+//!
+//! Two settings for benchmarks (`benches/runtime.rs`), both off by default:
+//! - `per_conversation: true` replays the script for every conversation independently, so many
+//!   sessions can share one server: the turn answered is the number of assistant messages already
+//!   in the request (0 for a conversation's first request).
+//! - `record_requests: false` keeps no request bodies (thousands of requests carry the whole
+//!   conversation each); [`ScriptedServer::timings`] is kept either way.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -33,12 +40,32 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// A script: the turns, answered in order.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Script {
     #[serde(default)]
     pub model: Option<String>,
     pub turns: Vec<Turn>,
+    /// Replay the turns for each conversation (keyed by how many assistant messages the request
+    /// carries) instead of once, in order, across all requests.
+    #[serde(default)]
+    pub per_conversation: bool,
+    /// Keep every request body for [`ScriptedServer::requests`] (default true).
+    #[serde(default = "yes")]
+    pub record_requests: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// When the server received one request (its body read) and when its answer was ready.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// The script turn that answered (0-based).
+    pub turn: usize,
+    pub received: std::time::Instant,
+    pub answered: std::time::Instant,
 }
 
 /// One answer, with optional checks on the request it answers.
@@ -148,11 +175,23 @@ impl Script {
     }
 }
 
+impl Default for Script {
+    fn default() -> Self {
+        Self {
+            model: None,
+            turns: vec![],
+            per_conversation: false,
+            record_requests: true,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     script: Script,
     next: usize,
     requests: Vec<Value>,
+    timings: Vec<Timing>,
     failures: Vec<String>,
 }
 
@@ -223,6 +262,12 @@ impl ScriptedServer {
         lock(&self.state).requests.clone()
     }
 
+    /// When each request arrived and was answered, in arrival order (kept even when request
+    /// bodies are not).
+    pub fn timings(&self) -> Vec<Timing> {
+        lock(&self.state).timings.clone()
+    }
+
     /// Failed expectations and unexpected requests.
     pub fn failures(&self) -> Vec<String> {
         lock(&self.state).failures.clone()
@@ -273,14 +318,21 @@ fn fail(msg: String) -> Response {
 }
 
 async fn chat(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
+    let received = std::time::Instant::now();
     let req: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return fail(format!("scripted model: request body is not JSON: {e}")),
     };
     let (turn, n) = {
         let mut g = lock(&s);
-        g.requests.push(req.clone());
-        let n = g.next;
+        if g.script.record_requests {
+            g.requests.push(req.clone());
+        }
+        let n = if g.script.per_conversation {
+            assistant_messages(&req)
+        } else {
+            g.next
+        };
         match g.script.turns.get(n).cloned() {
             Some(t) => {
                 g.next += 1;
@@ -297,12 +349,34 @@ async fn chat(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
             }
         }
     };
+    let response = answer(&turn, n, &req, &body, &s).await;
+    lock(&s).timings.push(Timing {
+        turn: n,
+        received,
+        answered: std::time::Instant::now(),
+    });
+    response
+}
+
+/// How many assistant messages a request carries: the turn a conversation is at.
+fn assistant_messages(req: &Value) -> usize {
+    req.get("messages")
+        .and_then(Value::as_array)
+        .map_or(0, |ms| {
+            ms.iter()
+                .filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
+                .count()
+        })
+}
+
+async fn answer(turn: &Turn, n: usize, req: &Value, body: &[u8], s: &Shared) -> Response {
+    let turn = turn.clone();
     if let Some(ms) = turn.delay_ms {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
-    if let Err(why) = check(&turn.expect, &req) {
+    if let Err(why) = check(&turn.expect, req) {
         let msg = format!("scripted model: turn {}: expectation failed: {why}", n + 1);
-        lock(&s).failures.push(msg.clone());
+        lock(s).failures.push(msg.clone());
         return fail(msg);
     }
     if let Some(raw) = turn.raw {

@@ -91,6 +91,7 @@ async fn recorded_text_calls_become_tool_calls() {
     let server = ScriptedServer::start(Script {
         model: None,
         turns: names.iter().map(|n| recorded(n)).collect(),
+        ..Default::default()
     })
     .await
     .expect("server");
@@ -137,6 +138,7 @@ async fn calls_to_tools_not_offered_and_the_shim_off_leave_text() {
     let server = ScriptedServer::start(Script {
         model: None,
         turns: vec![recorded("gguf_payments"), recorded("gguf_pods")],
+        ..Default::default()
     })
     .await
     .expect("server");
@@ -163,6 +165,7 @@ async fn structured_calls_from_the_fenced_template_pass_through() {
     let server = ScriptedServer::start(Script {
         model: None,
         turns: vec![recorded("fenced_pods")],
+        ..Default::default()
     })
     .await
     .expect("server");
@@ -196,6 +199,7 @@ async fn hermes_tags_and_streamed_text_calls_are_read() {
                 json!("Loading the skill.\n```json\n{\"name\": \"kubectl\", \"arguments\": {\"operation\": \"get\", \"kind\": \"namespaces\"}}\n```")
             )),
         ],
+        ..Default::default()
     })
     .await
     .expect("server");
@@ -275,6 +279,7 @@ async fn text_calls_run_through_the_guard_against_the_real_cluster() {
             third,
             last,
         ],
+        ..Default::default()
     })
     .await
     .expect("server");
@@ -323,6 +328,7 @@ async fn a_truncated_call_is_dropped_and_the_model_asked_to_retry_shorter() {
     let server = ScriptedServer::start(Script {
         model: None,
         turns: vec![recorded("fenced_pods_truncated_25"), retry, last],
+        ..Default::default()
     })
     .await
     .expect("server");
@@ -359,6 +365,7 @@ async fn a_truncated_text_call_is_dropped_and_a_complete_one_before_the_cut_is_k
     let server = ScriptedServer::start(Script {
         model: None,
         turns: vec![recorded("gguf_pods_truncated"), second, last],
+        ..Default::default()
     })
     .await
     .expect("server");
@@ -389,6 +396,7 @@ async fn calls_without_ids_are_not_refused_as_replays() {
     let server = ScriptedServer::start(Script {
         model: None,
         turns: vec![no_id("kubernetes"), second, last],
+        ..Default::default()
     })
     .await
     .expect("server");
@@ -408,6 +416,7 @@ async fn shim_flag_off_turns_a_text_call_into_the_answer() {
     let server = ScriptedServer::start(Script {
         model: None,
         turns: vec![recorded("gguf_bare_object")],
+        ..Default::default()
     })
     .await
     .expect("server");

@@ -203,6 +203,17 @@ fn to_openai_message(m: &Message) -> ChatCompletionRequestMessage {
     }
 }
 
+/// The `tools` array of a request exactly as this client sends it (strict schemas when `strict`,
+/// their relaxed form otherwise): for measuring what the tool schemas cost in prompt tokens.
+pub fn tools_as_sent(specs: &[ToolSpec], strict: bool) -> Value {
+    Value::Array(
+        specs
+            .iter()
+            .map(|t| serde_json::to_value(to_openai_tool(t, strict)).unwrap_or(Value::Null))
+            .collect(),
+    )
+}
+
 /// The tool as sent: the strict schema, or (for servers other than OpenAI) its relaxed form.
 fn to_openai_tool(t: &ToolSpec, strict: bool) -> ChatCompletionTools {
     ChatCompletionTools::Function(ChatCompletionTool {

@@ -42,7 +42,7 @@ impl Tool for ActivateSkill {
     }
 
     fn description(&self) -> &str {
-        "Load the full instructions of one of your skills before doing that kind of work."
+        "Load a skill's full instructions."
     }
 
     fn operations(&self) -> &[(&'static str, EffectClass)] {
@@ -54,7 +54,7 @@ impl Tool for ActivateSkill {
         json!({
             "type": "object",
             "properties": {
-                "name": {"type": "string", "enum": names, "description": "The skill to activate."}
+                "name": {"type": "string", "enum": names}
             },
             "required": ["name"],
             "additionalProperties": false

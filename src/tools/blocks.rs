@@ -37,23 +37,18 @@ enum Operation {
     CheckStatus,
 }
 
-/// Arguments of the blocks tool.
+// Arguments of the blocks tool.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Args {
-    /// list: the catalog; show: one block's definition; check_status: Ready/Progressing/Degraded/Missing with reasons.
     operation: Operation,
-    /// Block id, e.g. minio, kong.
+    /// Block id, e.g. minio.
     block: Option<String>,
-    /// dev, tier or prod (check_status; show: values for it).
+    /// dev, tier or prod.
     environment: Option<String>,
-    /// kubeconfig context; null = the context of the environment.
     context: Option<String>,
-    /// Namespace; null = the block's default.
     namespace: Option<String>,
-    /// Helm release name; null = the block's default.
     release: Option<String>,
-    /// Timeout in seconds (default 30).
     timeout_seconds: Option<u64>,
 }
 

@@ -92,51 +92,45 @@ impl Operation {
     }
 }
 
-/// Arguments of the flux tool.
+// Arguments of the flux tool.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Args {
-    /// The operation.
     operation: Operation,
-    /// GitRepository, OCIRepository, HelmRepository, HelmChart, Kustomization or HelmRelease (short: gitrepo, hr, ks). Null in status = all.
+    /// GitRepository, OCIRepository, HelmRepository, HelmChart, Kustomization or HelmRelease; status: null = all.
     kind: Option<String>,
-    /// Object name.
     name: Option<String>,
-    /// Namespace; null = the context's default (render/create: flux-system).
+    /// render/create default: flux-system.
     namespace: Option<String>,
-    /// status: all namespaces.
     all_namespaces: Option<bool>,
-    /// kubeconfig context; null = the default context.
     context: Option<String>,
-    /// reconcile: reconcile the object's source first.
+    /// reconcile: the source first.
     with_source: Option<bool>,
-    /// reconcile/suspend/resume: true = server-side dry-run only; run it before the real call.
+    /// reconcile/suspend/resume: true = server-side dry-run, needed first.
     dry_run: Option<bool>,
-    /// Timeout in seconds (default 60, max 600).
     timeout_seconds: Option<u64>,
-    /// create: file path inside the workspace's GitOps checkout, e.g. `gitops/clusters/dev/minio/helmrelease.yaml`.
+    /// create: path in the workspace's GitOps checkout.
     file: Option<String>,
-    /// GitRepository/HelmRepository: URL (oci:// for OCI Helm repositories).
+    /// GitRepository/HelmRepository (oci:// for OCI).
     url: Option<String>,
-    /// GitRepository: branch (default main).
+    /// GitRepository.
     branch: Option<String>,
-    /// Reconcile interval (default 10m).
     interval: Option<String>,
-    /// Kustomization: path in the source (default ./).
+    /// Kustomization: path in the source.
     path: Option<String>,
-    /// Kustomization/HelmRelease: source kind (default GitRepository / HelmRepository).
+    /// Kustomization/HelmRelease.
     source_kind: Option<String>,
-    /// Kustomization/HelmRelease: source name.
+    /// Kustomization/HelmRelease.
     source_name: Option<String>,
-    /// Kustomization/HelmRelease: namespace the objects go to.
+    /// Kustomization/HelmRelease.
     target_namespace: Option<String>,
-    /// Kustomization: prune removed objects (default true).
+    /// Kustomization.
     prune: Option<bool>,
-    /// HelmRelease: chart name.
+    /// HelmRelease.
     chart: Option<String>,
-    /// HelmRelease: chart version (pin it, e.g. 5.4.0).
+    /// HelmRelease: pin it.
     version: Option<String>,
-    /// HelmRelease: values as YAML; secrets only as `vault:` references or valuesFrom.
+    /// HelmRelease: YAML; secrets only as vault references or valuesFrom.
     values: Option<String>,
 }
 

@@ -84,35 +84,32 @@ impl Operation {
     }
 }
 
-/// Arguments of the git tool.
+// Arguments of the git tool.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Args {
-    /// The operation. commit_push needs a run with dry_run: true first (render + server-side dry-run of what the commit contains).
     operation: Operation,
-    /// open: the remote to clone (URL or path; default $BOSUN_GITOPS_REMOTE).
+    /// open: URL or path to clone (default $BOSUN_GITOPS_REMOTE).
     remote: Option<String>,
-    /// The opened repository's directory; null = the one opened last.
+    /// The opened repo's directory.
     repo: Option<String>,
-    /// File path inside the repo (read_file, write_file, remove_file, list_files); open: a local checkout to use in place.
+    /// File path in the repo; open: an existing checkout.
     path: Option<String>,
-    /// write_file: the full file content.
     content: Option<String>,
-    /// write_file: make the file executable (scripts).
+    /// write_file: chmod +x.
     executable: Option<bool>,
-    /// open: branch to check out; branch: the branch to create or switch to; commit_push: must be the current branch.
+    /// open: to check out; branch: to create or switch to; commit_push: the current one.
     branch: Option<String>,
-    /// commit_push: the commit message.
     message: Option<String>,
-    /// commit_push: only these paths (default: every change).
+    /// commit_push: only these.
     paths: Option<Vec<String>>,
-    /// revert: the commit to revert (sha).
+    /// revert: sha.
     commit: Option<String>,
-    /// commit_push dry-run: kube context for the server-side dry-run.
+    /// commit_push dry-run: kube context.
     context: Option<String>,
-    /// commit_push dry-run: namespace for objects without one (default `default`).
+    /// commit_push dry-run: for objects without one.
     namespace: Option<String>,
-    /// commit_push: true only validates the commit-to-be.
+    /// commit_push: true = validate only, needed first.
     dry_run: Option<bool>,
 }
 

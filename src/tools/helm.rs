@@ -71,33 +71,27 @@ impl Operation {
     }
 }
 
-/// Arguments of the helm tool.
+// Arguments of the helm tool.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Args {
-    /// The operation. upgrade needs a successful upgrade_dry_run with identical arguments; rollback and uninstall need a run with dry_run: true first.
     operation: Operation,
-    /// Release name.
     release: Option<String>,
-    /// Namespace of the release (required for release operations).
     namespace: Option<String>,
-    /// kube context; null = the configured/current context.
     context: Option<String>,
-    /// Chart: a local chart directory or .tgz, `oci://registry/repo/chart`, or a chart name with `repo`.
+    /// Local dir or .tgz, `oci://…`, or a chart name with `repo`.
     chart: Option<String>,
-    /// Chart repository URL (with a chart name).
+    /// Chart repository URL.
     repo: Option<String>,
-    /// Chart version; required for repo and OCI charts.
+    /// Required for repo and OCI charts.
     version: Option<String>,
-    /// Values as YAML. Use vault:<mount>/<path>#<key> for secrets; they are resolved only inside bosun.
+    /// YAML.
     values: Option<String>,
-    /// rollback: the revision to roll back to (see history). status/show_values: a past revision.
+    /// rollback: target revision; status/show_values: a past one.
     revision: Option<u32>,
-    /// rollback/uninstall: true only simulates.
+    /// rollback/uninstall: true = simulate, needed before the real call.
     dry_run: Option<bool>,
-    /// upgrade_dry_run/upgrade: create the namespace if missing.
     create_namespace: Option<bool>,
-    /// Timeout in seconds (default 300 for changes, 120 otherwise).
     timeout_seconds: Option<u64>,
 }
 

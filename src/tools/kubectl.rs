@@ -99,61 +99,48 @@ impl Operation {
     }
 }
 
-/// Arguments of the kubectl tool.
+// Arguments of the kubectl tool.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Args {
-    /// The operation.
     pub operation: Operation,
-    /// Kind, plural or short name (pods, Deployment, ns, helmreleases.helm.toolkit.fluxcd.io).
+    /// Kind, plural or short name, e.g. pods, Deployment, ns.
     pub kind: Option<String>,
-    /// Object name (the node for drain).
+    /// Object name; drain: the node.
     pub name: Option<String>,
-    /// Namespace; null = the context's default.
     pub namespace: Option<String>,
-    /// List across all namespaces (get, events).
     pub all_namespaces: Option<bool>,
-    /// Label selector, e.g. `app=web,tier!=db`.
     pub label_selector: Option<String>,
-    /// Field selector, e.g. `status.phase!=Running`.
     pub field_selector: Option<String>,
-    /// kubeconfig context; null = the default context.
     pub context: Option<String>,
-    /// get: extra columns (node, IP, images, labels).
+    /// get: more columns (node, IP, images, labels).
     pub wide: Option<bool>,
-    /// apply_dry_run/apply/diff: YAML, several documents separated by `---`. Secrets as `vault:<mount>/<path>#<key>`.
+    /// apply_dry_run/apply/diff: YAML documents.
     pub manifests: Option<String>,
-    /// apply: take over fields owned by other field managers.
+    /// apply: take over fields owned by other managers.
     pub force_conflicts: Option<bool>,
-    /// scale: the replica count.
     pub replicas: Option<i32>,
-    /// rollout_undo: revision to go back to; null = the previous one.
     pub to_revision: Option<i64>,
-    /// annotate: `k=v,k2=v2,k3-` (`k-` removes).
+    /// annotate: `k=v,k2-` (`k2-` removes).
     pub annotations: Option<String>,
-    /// label: `k=v,k2=v2,k3-` (`k-` removes).
+    /// label: `k=v,k2-` (`k2-` removes).
     pub labels: Option<String>,
-    /// logs: container name.
     pub container: Option<String>,
-    /// logs: lines to show from the end (default 100); earlier error lines are kept too.
     pub tail_lines: Option<i64>,
-    /// logs: only lines newer than this many seconds.
     pub since_seconds: Option<i64>,
-    /// logs: the previous (crashed) container instance.
+    /// logs: the previous (crashed) instance.
     pub previous: Option<bool>,
-    /// events: only type=Warning.
     pub warnings_only: Option<bool>,
-    /// auth_can_i: verb (get, list, create, patch, delete, …); kind is the resource (`pods/log` for a subresource).
+    /// auth_can_i: e.g. get, patch; kind is the resource (`pods/log`).
     pub verb: Option<String>,
-    /// auth_can_i: check for ServiceAccount `namespace/name` instead of the current identity.
+    /// auth_can_i: as ServiceAccount `namespace/name`.
     pub as_service_account: Option<String>,
-    /// wait: `condition=Available`, `condition=Ready=False`, `delete` or `jsonpath={.status.phase}=Running`.
+    /// wait: `condition=Available`, `delete` or `jsonpath={.status.phase}=Running`.
     pub wait_for: Option<String>,
-    /// drain: also evict pods without a controller and with emptyDir data.
+    /// drain: also evict unmanaged and emptyDir pods.
     pub force: Option<bool>,
-    /// Changes: true = server-side dry-run only (dryRun=All); run it before the real call.
+    /// Changes other than apply: true = server-side dry-run only, needed before the real call.
     pub dry_run: Option<bool>,
-    /// Timeout in seconds (default 30, max 600).
     pub timeout_seconds: Option<u64>,
 }
 

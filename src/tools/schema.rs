@@ -1,7 +1,7 @@
 //! Post-processing JSON schemas from schemars into what OpenAI strict function calling accepts
 //! (and what small models read best): every object closed (`additionalProperties: false`) with all
 //! properties required (optional ones are nullable), `$ref`s inlined, no `$schema` / `title` /
-//! `format` / `default`, `oneOf` turned into `anyOf`.
+//! `format` / `default` / `minimum: 0`, `oneOf` turned into `anyOf`.
 
 use serde_json::{Map, Value};
 
@@ -50,6 +50,10 @@ fn walk(v: Value, defs: &Value, depth: usize) -> Value {
                 "examples",
             ] {
                 m.remove(k);
+            }
+            // schemars's marker of an unsigned integer: the tool's parsing rejects negatives
+            if m.get("minimum").and_then(Value::as_f64) == Some(0.0) {
+                m.remove("minimum");
             }
             if let Some(one) = m.remove("oneOf") {
                 m.insert("anyOf".into(), one);

@@ -28,7 +28,7 @@ enum Operation {
     Run,
 }
 
-/// Arguments of the shell tool.
+// Arguments of the shell tool.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Args {

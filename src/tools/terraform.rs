@@ -99,21 +99,19 @@ impl PlanKind {
     }
 }
 
-/// Arguments of the terraform tool.
+// Arguments of the terraform tool.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Args {
-    /// The operation. apply/destroy take only a planfile made by plan/destroy_plan.
     operation: Operation,
-    /// The root module directory (absolute, or relative to where bosun runs).
+    /// Root module directory.
     dir: String,
-    /// Plan file name, e.g. `dev-network.tfplan` (default bosun.tfplan; destroy.tfplan for destroy plans). show: null shows the state.
+    /// Default bosun.tfplan (destroy.tfplan for destroy plans); show: null = the state.
     planfile: Option<String>,
-    /// plan/destroy_plan: variables as a YAML map; use vault:<mount>/<path>#<key> for secrets.
+    /// plan/destroy_plan: YAML map.
     vars: Option<String>,
-    /// plan/destroy_plan: a .tfvars file inside dir, e.g. `dev.tfvars` (vault references in it are resolved privately).
+    /// plan/destroy_plan: a .tfvars file in dir.
     var_file: Option<String>,
-    /// Timeout in seconds (default 600 for plan/apply, 120 otherwise).
     timeout_seconds: Option<u64>,
 }
 

@@ -14,15 +14,14 @@ pub const NAME: &str = "transition";
 
 const OPERATIONS: &[(&str, EffectClass)] = &[("transition", EffectClass::ReadOnly)];
 
-/// Arguments of the transition tool.
+// Arguments of the transition tool.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransitionArgs {
-    /// The state to move to.
     pub to: State,
-    /// Why the task is ready for that state (what was done, what was checked).
+    /// What was done and checked.
     pub justification: String,
-    /// Required for completion and failed: the report — Success/Fail, changes applied with their dry-run evidence, access points, credentials as vault references only.
+    /// Required for completion and failed: the report.
     pub report: Option<String>,
 }
 
@@ -57,7 +56,7 @@ impl Tool for Transition {
     }
 
     fn description(&self) -> &str {
-        "Move the task to another planner state: intake → coding → validation → deployment → verification → completion (or failed)."
+        "Move the task to another planner state."
     }
 
     fn operations(&self) -> &[(&'static str, EffectClass)] {

@@ -431,14 +431,15 @@ enum Operation {
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 enum Charset {
-    /// A-Z a-z 0-9
+    // A-Z a-z 0-9 (plain comments: the field's description says it, variant docs would make
+    // the schema an anyOf of consts)
     #[default]
     Alphanumeric,
-    /// 0-9 a-f
+    // 0-9 a-f
     Hex,
-    /// alphanumeric plus `-_`
+    // alphanumeric plus `-_`
     Urlsafe,
-    /// alphanumeric plus `!#%+-.:=@^_~`
+    // alphanumeric plus `!#%+-.:=@^_~`
     Symbols,
 }
 
@@ -457,29 +458,27 @@ impl Charset {
     }
 }
 
-/// Arguments of the hashicorp-vault tool.
+// Arguments of the hashicorp-vault tool.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Args {
-    /// list: paths under `path`; metadata: versions; read: key names as vault references; write: set keys; generate: store a random value; delete.
     operation: Operation,
-    /// KV v2 mount; null = `secret`.
+    /// KV v2 mount, default `secret`.
     mount: Option<String>,
-    /// Secret path inside the mount, e.g. `apps/prod/web`. Required except for list.
     path: Option<String>,
-    /// write: YAML map of key: value (non-secret config, or a `vault:<mount>/<path>#<key>` to copy a secret). Other keys at the path are kept.
+    /// write: YAML map (a vault reference copies a secret); other keys are kept.
     values: Option<String>,
-    /// generate: the key to store the random value under, e.g. `password`.
+    /// generate: the key to store under.
     key: Option<String>,
-    /// generate: length (16-256, default 32).
+    /// generate: 16-256, default 32.
     length: Option<u32>,
-    /// generate: characters to use (default alphanumeric).
+    /// generate: default alphanumeric; urlsafe adds `-_`, symbols `!#%+-.:=@^_~`.
     charset: Option<Charset>,
-    /// generate: replace an existing value (rotation). Default false: an existing key is kept.
+    /// generate: replace an existing value (rotation).
     overwrite: Option<bool>,
-    /// delete: true deletes all versions and metadata; default deletes the latest version only.
+    /// delete: all versions and metadata.
     destroy: Option<bool>,
-    /// write/generate/delete: true only checks permissions and shows what would change.
+    /// write/generate/delete: true = only check.
     dry_run: Option<bool>,
 }
 
