@@ -225,6 +225,8 @@ impl ScriptedServer {
         }));
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route("/v1/responses", post(responses))
+            .route("/responses", post(responses))
             .route("/chat/completions", post(chat))
             .route("/v1/models", get(models))
             .route("/health", get(|| async { "ok" }))
@@ -323,39 +325,171 @@ async fn chat(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
         Ok(v) => v,
         Err(e) => return fail(format!("scripted model: request body is not JSON: {e}")),
     };
-    let (turn, n) = {
-        let mut g = lock(&s);
-        if g.script.record_requests {
-            g.requests.push(req.clone());
-        }
-        let n = if g.script.per_conversation {
-            assistant_messages(&req)
-        } else {
-            g.next
-        };
-        match g.script.turns.get(n).cloned() {
-            Some(t) => {
-                g.next += 1;
-                (t, n)
-            }
-            None => {
-                let msg = format!(
-                    "scripted model: script exhausted: request {} arrived but the script has {} turns",
-                    n + 1,
-                    g.script.turns.len()
-                );
-                g.failures.push(msg.clone());
-                return fail(msg);
-            }
-        }
+    let (turn, n) = match pick(&s, &req) {
+        Ok(t) => t,
+        Err(msg) => return fail(msg),
     };
     let response = answer(&turn, n, &req, &body, &s).await;
-    lock(&s).timings.push(Timing {
+    timed(&s, n, received);
+    response
+}
+
+/// The OpenAI Responses API (`POST /v1/responses`, answered as SSE), for clients that speak
+/// only it (the Codex CLI). The request is read as the Chat Completions request it stands for,
+/// so the same script, turn order and `expect` checks apply.
+async fn responses(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
+    let received = std::time::Instant::now();
+    let raw: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return fail(format!("scripted model: request body is not JSON: {e}")),
+    };
+    let req = responses_as_chat(&raw);
+    let (turn, n) = match pick(&s, &req) {
+        Ok(t) => t,
+        Err(msg) => return fail(msg),
+    };
+    let response = match prepare(&turn, n, &req, &s).await {
+        Err(msg) => fail(msg),
+        Ok(None) => fail(format!(
+            "scripted model: turn {}: a `raw` turn cannot be answered on /v1/responses",
+            n + 1
+        )),
+        Ok(Some(reply)) => {
+            let (content, calls) = reply_parts(&reply, n);
+            let mut events = vec![
+                json!({"type": "response.created", "response": {"id": format!("resp_scripted_{}", n + 1)}}),
+            ];
+            if let Some(text) = content {
+                events.push(json!({"type": "response.output_item.done", "item": {
+                    "type": "message", "role": "assistant", "id": format!("msg_scripted_{}", n + 1),
+                    "content": [{"type": "output_text", "text": text}]}}));
+            }
+            for c in &calls {
+                events.push(json!({"type": "response.output_item.done", "item": {
+                    "type": "function_call", "call_id": c["id"], "name": c["function"]["name"],
+                    "arguments": c["function"]["arguments"]}}));
+            }
+            let input = (body.len() / 4) as u64;
+            events.push(json!({"type": "response.completed", "response": {
+                "id": format!("resp_scripted_{}", n + 1),
+                "usage": {"input_tokens": input, "output_tokens": 10, "total_tokens": input + 10}}}));
+            let mut out = String::new();
+            for e in events {
+                out.push_str(&format!(
+                    "event: {}\ndata: {e}\n\n",
+                    e["type"].as_str().unwrap_or("")
+                ));
+            }
+            ([("content-type", "text/event-stream")], out).into_response()
+        }
+    };
+    timed(&s, n, received);
+    response
+}
+
+/// A Responses API request as the Chat Completions request it stands for.
+fn responses_as_chat(req: &Value) -> Value {
+    let text = |c: &Value| match c {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect(),
+        _ => String::new(),
+    };
+    let mut messages: Vec<Value> = Vec::new();
+    if let Some(i) = req.get("instructions").and_then(Value::as_str) {
+        messages.push(json!({"role": "system", "content": i}));
+    }
+    for item in req
+        .get("input")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        match item
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("message")
+        {
+            "message" => {
+                let role = match item.get("role").and_then(Value::as_str) {
+                    Some("developer") => "system",
+                    Some(r) => r,
+                    None => "user",
+                };
+                messages.push(json!({"role": role, "content": text(item.get("content").unwrap_or(&Value::Null))}));
+            }
+            "function_call" => {
+                let call = json!({"id": item.get("call_id"), "type": "function",
+                    "function": {"name": item.get("name"), "arguments": item.get("arguments")}});
+                match messages.last_mut() {
+                    Some(m) if m["role"] == "assistant" && m.get("tool_calls").is_some() => {
+                        if let Some(calls) = m["tool_calls"].as_array_mut() {
+                            calls.push(call);
+                        }
+                    }
+                    _ => messages
+                        .push(json!({"role": "assistant", "content": null, "tool_calls": [call]})),
+                }
+            }
+            "function_call_output" => {
+                let out = item.get("output").unwrap_or(&Value::Null);
+                messages.push(json!({"role": "tool", "tool_call_id": item.get("call_id"), "content": text(out)}));
+            }
+            // reasoning and other items carry nothing the script checks
+            _ => {}
+        }
+    }
+    let tools: Vec<Value> = req
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|t| t.get("type").and_then(Value::as_str) == Some("function"))
+        .map(|t| {
+            json!({"type": "function", "function": {"name": t.get("name"),
+            "description": t.get("description"), "parameters": t.get("parameters")}})
+        })
+        .collect();
+    json!({"model": req.get("model"), "messages": messages, "tools": tools, "stream": false})
+}
+
+/// The turn that answers `req`: the next one, or (`per_conversation`) the one its conversation
+/// is at. A request past the end is a failure.
+fn pick(s: &Shared, req: &Value) -> Result<(Turn, usize), String> {
+    let mut g = lock(s);
+    if g.script.record_requests {
+        g.requests.push(req.clone());
+    }
+    let n = if g.script.per_conversation {
+        assistant_messages(req)
+    } else {
+        g.next
+    };
+    match g.script.turns.get(n).cloned() {
+        Some(t) => {
+            g.next += 1;
+            Ok((t, n))
+        }
+        None => {
+            let msg = format!(
+                "scripted model: script exhausted: request {} arrived but the script has {} turns",
+                n + 1,
+                g.script.turns.len()
+            );
+            g.failures.push(msg.clone());
+            Err(msg)
+        }
+    }
+}
+
+fn timed(s: &Shared, n: usize, received: std::time::Instant) {
+    lock(s).timings.push(Timing {
         turn: n,
         received,
         answered: std::time::Instant::now(),
     });
-    response
 }
 
 /// How many assistant messages a request carries: the turn a conversation is at.
@@ -369,28 +503,25 @@ fn assistant_messages(req: &Value) -> usize {
         })
 }
 
-async fn answer(turn: &Turn, n: usize, req: &Value, body: &[u8], s: &Shared) -> Response {
-    let turn = turn.clone();
+/// Wait the turn's delay and check its expectations. `Ok(None)`: a `raw` turn.
+async fn prepare(turn: &Turn, n: usize, req: &Value, s: &Shared) -> Result<Option<Reply>, String> {
     if let Some(ms) = turn.delay_ms {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
     if let Err(why) = check(&turn.expect, req) {
         let msg = format!("scripted model: turn {}: expectation failed: {why}", n + 1);
         lock(s).failures.push(msg.clone());
-        return fail(msg);
+        return Err(msg);
     }
-    if let Some(raw) = turn.raw {
-        let status = StatusCode::from_u16(turn.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
-        return (status, Json(raw)).into_response();
+    if turn.raw.is_some() {
+        return Ok(None);
     }
-    let reply = turn.reply.unwrap_or_default();
-    let model = req
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("scripted")
-        .to_string();
-    let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let calls: Vec<Value> = reply
+    Ok(Some(turn.reply.clone().unwrap_or_default()))
+}
+
+/// A reply's text and its tool calls in the Chat Completions shape.
+fn reply_parts(reply: &Reply, n: usize) -> (Option<String>, Vec<Value>) {
+    let calls = reply
         .tool_calls
         .iter()
         .enumerate()
@@ -404,6 +535,25 @@ async fn answer(turn: &Turn, n: usize, req: &Value, body: &[u8], s: &Shared) -> 
                    "type": "function", "function": {"name": c.name, "arguments": args}})
         })
         .collect();
+    (reply.content.clone(), calls)
+}
+
+async fn answer(turn: &Turn, n: usize, req: &Value, body: &[u8], s: &Shared) -> Response {
+    let reply = match prepare(turn, n, req, s).await {
+        Err(msg) => return fail(msg),
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            let status = StatusCode::from_u16(turn.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
+            return (status, Json(turn.raw.clone().unwrap_or_default())).into_response();
+        }
+    };
+    let model = req
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("scripted")
+        .to_string();
+    let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let (_, calls) = reply_parts(&reply, n);
     let finish = reply.finish_reason.clone().unwrap_or_else(|| {
         if calls.is_empty() {
             "stop"
@@ -557,4 +707,66 @@ fn check(e: &Expect, req: &Value) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn post(url: &str, body: Value) -> (u16, String) {
+        let r = reqwest::Client::new()
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        (r.status().as_u16(), r.text().await.expect("body"))
+    }
+
+    #[tokio::test]
+    async fn the_responses_api_replays_the_same_script_with_its_checks() {
+        let script = Script::from_yaml(
+            r#"
+turns:
+  - expect: {tools_include: [shell], last_user_contains: ["namespaces"]}
+    reply:
+      content: "Listing them."
+      tool_calls: [{name: shell, arguments: {command: ["kubectl", "get", "ns"]}}]
+  - expect: {last_tool_result_contains: ["kube-system"]}
+    reply: {content: "There are 4 namespaces."}
+"#,
+        )
+        .expect("script");
+        let server = ScriptedServer::start(script).await.expect("server");
+        let url = format!("{}/responses", server.base_url());
+        let tools =
+            json!([{"type": "function", "name": "shell", "parameters": {"type": "object"}}]);
+        let (code, sse) = post(&url, json!({"model": "m", "instructions": "be brief", "tools": tools,
+            "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "how many namespaces?"}]}]}))
+        .await;
+        assert_eq!(code, 200, "{sse}");
+        assert!(sse.contains("event: response.output_item.done"), "{sse}");
+        assert!(
+            sse.contains(r#""type":"function_call""#) && sse.contains(r#""call_id":"call_1_0""#),
+            "{sse}"
+        );
+        assert!(sse.contains(r#""text":"Listing them.""#), "{sse}");
+        assert!(
+            sse.trim_end().ends_with(r#""type":"response.completed"}"#),
+            "{sse}"
+        );
+        // the tool result comes back as function_call_output; the check reads it
+        let input = json!([
+            {"type": "message", "role": "user", "content": "how many namespaces?"},
+            {"type": "function_call", "call_id": "call_1_0", "name": "shell", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_1_0", "output": "NAME\ndefault\nkube-system"}]);
+        let (code, sse) = post(&url, json!({"model": "m", "tools": tools, "input": input})).await;
+        assert_eq!(code, 200, "{sse}");
+        assert!(sse.contains("There are 4 namespaces."), "{sse}");
+        assert!(server.failures().is_empty(), "{:?}", server.failures());
+        // a failed check is a 400 naming it, as on /chat/completions
+        let (code, body) = post(&url, json!({"model": "m", "input": []})).await;
+        assert_eq!(code, 400, "{body}");
+        assert!(body.contains("script exhausted"), "{body}");
+    }
 }

@@ -661,8 +661,22 @@ async fn eval_runs_real_tasks_on_the_real_model_and_writes_the_table() {
     cmd.env("BOSUN_CACHE", bosun::sandbox::cache_dir())
         .arg("--agent")
         .arg(common::repo_root())
-        .args(["eval", "--base-url", &served.base_url, "--model", &served.model])
-        .args(["--model-timeout", "900", "--task-timeout", "1200", "--jobs", "1", "--out"])
+        .args([
+            "eval",
+            "--base-url",
+            &served.base_url,
+            "--model",
+            &served.model,
+        ])
+        .args([
+            "--model-timeout",
+            "900",
+            "--task-timeout",
+            "1200",
+            "--jobs",
+            "1",
+            "--out",
+        ])
         .arg(out.path())
         .arg("--sandbox-dir")
         .arg(&st.dir)

@@ -699,7 +699,10 @@ fn count_from_trace(path: &Path, rec: &mut RunRecord) {
     let Ok(text) = std::fs::read_to_string(path) else {
         return;
     };
-    for e in text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+    for e in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    {
         match e.get("type").and_then(Value::as_str) {
             Some("turn_complete") => {
                 rec.turns += 1;
