@@ -22,18 +22,17 @@ For each run the harness measures, for the contender's whole process tree:
     not used: exec folds the pre-exec copy of this harness, ~23 MiB of Python, into it);
   * CPU time: user + system from wait4 (the root and its waited-for descendants), which the
     other jobs on a shared machine disturb much less than wall time.
-The scripted server and the Responses adapter (below) are not part of the measured tree.
+The scripted server is not part of the measured tree.
 
 A run counts only if the contender exited 0, printed the script's final answer, and the
 scripted server answered every turn of the script with no failure; otherwise the harness stops
 with the contender's output.
 
 Codex CLI speaks only the OpenAI Responses API (`POST /v1/responses`, SSE); `wire_api = "chat"`
-was removed (codex-cli 0.169.0 refuses it at config load). bosun's scripted server serves Chat
-Completions only. Unless the scripted server answers /v1/responses itself (checked with a GET:
-404 = no route, 405 = route), Codex is run through a small Responses-to-Chat adapter in this
-script that forwards each request to the same scripted server (`--no-adapter` reports Codex as
-blocked instead). See docs/performance-compare.md.
+was removed (codex-cli 0.169.0 refuses it at config load). bosun's scripted server answers
+/v1/responses with the same script and checks as /v1/chat/completions; a bosun binary too old to
+have that route (checked with a GET: 404 = no route, 405 = route) gets Codex reported as
+blocked. See docs/performance.md.
 
 Stdlib only. Usage:
   scripts/bench-compare.py --bosun target/release/bosun [--runs 5] [--json out.json]
@@ -44,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import http.server
 import json
 import os
 import re
@@ -69,8 +67,8 @@ CODEX_VERSION = "0.169.0"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 SAMPLE_S = 0.005
 RUN_TIMEOUT_S = 180
-NO_RESPONSES = ("the scripted server has no POST /v1/responses (Codex speaks only the Responses "
-                "API); run without --no-adapter to use the adapter")
+NO_RESPONSES = ("this bosun's scripted server has no POST /v1/responses (Codex speaks only the "
+                "Responses API); use a bosun built from a revision that serves it")
 
 
 def log(msg: str) -> None:
@@ -217,7 +215,7 @@ def contenders(args, kubeconfig: str) -> list[Contender]:
 
 
 # ---------------------------------------------------------------------------------------------
-# the scripted server (and the Responses adapter in front of it for Codex)
+# the scripted server
 
 
 class Scripted:
@@ -255,108 +253,6 @@ class Scripted:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-def _text(content) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(p.get("text", "") for p in content or [] if isinstance(p, dict))
-
-
-def responses_to_chat(req: dict) -> dict:
-    """A Responses API request as the Chat Completions request it stands for."""
-    messages = []
-    if req.get("instructions"):
-        messages.append({"role": "system", "content": req["instructions"]})
-    for item in req.get("input") or []:
-        kind = item.get("type", "message")
-        if kind == "message":
-            role = {"developer": "system"}.get(item.get("role"), item.get("role", "user"))
-            messages.append({"role": role, "content": _text(item.get("content"))})
-        elif kind == "function_call":
-            call = {"id": item.get("call_id"), "type": "function",
-                    "function": {"name": item.get("name"), "arguments": item.get("arguments")}}
-            if messages and messages[-1]["role"] == "assistant" and "tool_calls" in messages[-1]:
-                messages[-1]["tool_calls"].append(call)
-            else:
-                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif kind == "function_call_output":
-            out = item.get("output")
-            messages.append({"role": "tool", "tool_call_id": item.get("call_id"),
-                             "content": out if isinstance(out, str) else _text(out)})
-        # reasoning and other item kinds carry nothing the scripted model checks
-    tools = [{"type": "function",
-              "function": {"name": t["name"], "description": t.get("description", ""),
-                           "parameters": t.get("parameters") or {"type": "object"}}}
-             for t in req.get("tools") or [] if t.get("type") == "function"]
-    return {"model": req.get("model"), "messages": messages, "tools": tools, "stream": False}
-
-
-def chat_to_sse(resp: dict, n: int) -> bytes:
-    """A Chat Completions answer as the Responses SSE events Codex needs."""
-    msg = (resp.get("choices") or [{}])[0].get("message") or {}
-    items = []
-    if msg.get("content"):
-        items.append({"type": "message", "role": "assistant", "id": f"msg_{n}",
-                      "content": [{"type": "output_text", "text": msg["content"]}]})
-    for c in msg.get("tool_calls") or []:
-        items.append({"type": "function_call", "call_id": c["id"],
-                      "name": c["function"]["name"], "arguments": c["function"]["arguments"]})
-    u = resp.get("usage") or {}
-    usage = {"input_tokens": u.get("prompt_tokens", 0),
-             "output_tokens": u.get("completion_tokens", 0),
-             "total_tokens": u.get("total_tokens", 0)}
-    events = [{"type": "response.created", "response": {"id": f"resp_{n}"}}]
-    events += [{"type": "response.output_item.done", "item": i} for i in items]
-    events.append({"type": "response.completed", "response": {"id": f"resp_{n}", "usage": usage}})
-    return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
-
-
-class ResponsesAdapter:
-    """POST /v1/responses -> POST <scripted>/v1/chat/completions, answered as SSE."""
-
-    def __init__(self, upstream: str):
-        count = [0]
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def _send(self, code, body: bytes, ctype="application/json"):
-                self.send_response(code)
-                self.send_header("content-type", ctype)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):
-                self._send(404, b'{"error": "not served by the adapter"}')
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                if not self.path.rstrip("/").endswith("/responses"):
-                    return self._send(404, b'{"error": "only /v1/responses"}')
-                count[0] += 1
-                chat = json.dumps(responses_to_chat(json.loads(body))).encode()
-                req = urllib.request.Request(upstream + "/chat/completions", data=chat,
-                                             headers={"content-type": "application/json"})
-                try:
-                    with urllib.request.urlopen(req, timeout=60) as r:
-                        answer = json.loads(r.read())
-                except urllib.error.HTTPError as e:
-                    return self._send(e.code, e.read())
-                self._send(200, chat_to_sse(answer, count[0]), "text/event-stream")
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -500,18 +396,10 @@ def norm(s: str) -> str:
     return " ".join(s.split())
 
 
-def one_run(args, c: Contender, adapter_ok: bool, work: Path, i: int) -> dict:
+def one_run(args, c: Contender, work: Path, i: int) -> dict:
     server = Scripted(args.bosun, c.script)
-    adapter = None
     try:
         url = server.base_url
-        via = "scripted-model"
-        if c.wire == "responses" and not server.serves_responses():
-            if not adapter_ok:
-                raise RuntimeError(NO_RESPONSES)
-            adapter = ResponsesAdapter(server.base_url)
-            url = adapter.base_url
-            via = "scripted-model via Responses adapter"
         run_dir = work / f"{c.name}-{i}"
         run_dir.mkdir(parents=True, exist_ok=True)
         argv, env = c.build(url, str(run_dir))
@@ -533,12 +421,10 @@ def one_run(args, c: Contender, adapter_ok: bool, work: Path, i: int) -> dict:
             err = (run_dir / "stderr").read_text(errors="replace")
             raise RuntimeError(f"{c.name} run {i}: " + "; ".join(problems)
                                + f"\n--- stdout\n{stdout[-3000:]}\n--- stderr\n{err[-3000:]}")
-        m["via"] = via
+        m["via"] = "scripted-model"
         m["turns"] = len(reqs)
         return m
     finally:
-        if adapter:
-            adapter.stop()
         server.stop()
 
 
@@ -564,8 +450,6 @@ def main() -> int:
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--cache", default=str(CACHE), help=f"install dir (default {CACHE})")
     ap.add_argument("--install", action="store_true", help="install HolmesGPT and Codex first")
-    ap.add_argument("--no-adapter", action="store_true",
-                    help="report Codex as blocked instead of using the Responses adapter")
     args = ap.parse_args()
     args.bosun = str(Path(args.bosun).resolve())
 
@@ -598,7 +482,7 @@ def main() -> int:
                 entry["status"] = c.missing
                 log(f"{c.name}: {c.missing}")
                 continue
-            if c.wire == "responses" and args.no_adapter:
+            if c.wire == "responses":
                 server = Scripted(args.bosun, c.script)
                 served = server.serves_responses()
                 server.stop()
@@ -608,14 +492,14 @@ def main() -> int:
                     continue
             for i in range(args.warmup):
                 log(f"{c.name}: warm-up {i + 1}/{args.warmup}")
-                one_run(args, c, not args.no_adapter, work, -(i + 1))
+                one_run(args, c, work, -(i + 1))
             active.append(c)
             runs[c.name] = []
         # round-robin, so that every contender meets the same share of whatever else the
         # machine is doing during the run
         for i in range(args.runs):
             for c in active:
-                m = one_run(args, c, not args.no_adapter, work, i + 1)
+                m = one_run(args, c, work, i + 1)
                 log(f"{c.name}: run {i + 1}/{args.runs}: {m['wall_s'] * 1000:.0f} ms, "
                     f"cpu {m['cpu_s'] * 1000:.0f} ms, "
                     f"tree {mib(m['peak_tree_rss'])} MiB, "
@@ -660,8 +544,7 @@ def main() -> int:
               f"{e['min_wall_s'] * 1000:>7.0f} "
               f"{e['median_cpu_s'] * 1000:>7.0f} "
               f"{mib(e['median_peak_tree_rss']):>9} {mib(e['median_max_single_rss']):>10} "
-              f"{ratios[0]:>7} {ratios[1]:>6} {ratios[2]:>7} {ratios[3]:>8}"
-              + ("  (via Responses adapter)" if "adapter" in e.get("via", "") else ""))
+              f"{ratios[0]:>7} {ratios[1]:>6} {ratios[2]:>7} {ratios[3]:>8}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
         log(f"wrote {args.json}")

@@ -1,5 +1,5 @@
 //! A scripted model: a real OpenAI-compatible HTTP server (`POST /v1/chat/completions`,
-//! `GET /v1/models`) that replays a script of assistant turns, checks what it receives, and
+//! `POST /v1/responses` for clients that speak only the Responses API, `GET /v1/models`) that replays a script of assistant turns, checks what it receives, and
 //! records every request. Tests, `bosun demo`, evals and benchmarks drive bosun through it: the
 //! runtime is what is under test; the model is the one honest fake.
 //!
