@@ -52,6 +52,26 @@ pub struct Admitted {
     _seal: Seal,
 }
 
+impl Admitted {
+    /// For tools whose change identity covers files (a chart, a Terraform root, the GitOps
+    /// clone): recompute the identity just before running and refuse if the files moved since
+    /// the guard admitted the call — what runs is exactly what was checked. `redo` tells the
+    /// model what to do (e.g. "dry-run it again").
+    pub fn still_the_same(
+        &self,
+        now: Option<&Change>,
+        what: &str,
+        redo: &str,
+    ) -> Result<(), crate::tools::ToolError> {
+        if now == self.change.as_ref() {
+            return Ok(());
+        }
+        Err(crate::tools::ToolError::Failed(format!(
+            "the {what} changed after the call was admitted; {redo}"
+        )))
+    }
+}
+
 /// The identity of a change: tool + target + content hash.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Fingerprint {

@@ -26,6 +26,24 @@ fn approving() -> GuardConfig {
     }
 }
 
+/// Server-side dry-run of `manifests` in validation, then the identical apply in deployment.
+async fn dry_run_and_apply(h: &Harness, ns: &str, manifests: &str, what: &str) -> String {
+    h.call(
+        "kubectl",
+        kc(ns, "apply_dry_run", json!({"manifests": manifests})),
+        V,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("dry-run before {what}: {e}"));
+    h.call(
+        "kubectl",
+        kc(ns, "apply", json!({"manifests": manifests})),
+        D,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
 fn kc(ns: &str, op: &str, extra: Value) -> Value {
     let mut v = json!({"operation": op, "namespace": ns});
     if let (Some(m), Value::Object(e)) = (v.as_object_mut(), extra) {
@@ -258,16 +276,7 @@ async fn the_server_dry_run_rejects_invalid_objects_and_checks_block_bad_manifes
 async fn diff_shows_a_compact_unified_diff_and_hides_secret_values() {
     let ns = common::namespace("diff").await;
     let h = Harness::new(GuardConfig::default());
-    h.call(
-        "kubectl",
-        kc(&ns, "apply_dry_run", json!({"manifests": CM})),
-        V,
-    )
-    .await
-    .expect("dry-run");
-    h.call("kubectl", kc(&ns, "apply", json!({"manifests": CM})), D)
-        .await
-        .expect("apply");
+    dry_run_and_apply(&h, &ns, CM, "apply").await;
     let out = h
         .call(
             "kubectl",
@@ -410,16 +419,7 @@ async fn scale_restart_undo_annotate_and_label_each_need_their_dry_run() {
     let ns = common::namespace("ops").await;
     let h = Harness::new(GuardConfig::default());
     let v1 = deployment("web", "nginx:1.27.1", 1);
-    h.call(
-        "kubectl",
-        kc(&ns, "apply_dry_run", json!({"manifests": v1})),
-        V,
-    )
-    .await
-    .expect("dry-run");
-    h.call("kubectl", kc(&ns, "apply", json!({"manifests": v1})), D)
-        .await
-        .expect("apply v1");
+    dry_run_and_apply(&h, &ns, &v1, "apply v1").await;
     let deps: Api<Deployment> = Api::namespaced(common::kube().await, &ns);
 
     // scale
@@ -514,16 +514,7 @@ async fn scale_restart_undo_annotate_and_label_each_need_their_dry_run() {
 
     // a new image, then undo back to the template of the revision before it
     let v2 = deployment("web", "nginx:1.27.2", 3);
-    h.call(
-        "kubectl",
-        kc(&ns, "apply_dry_run", json!({"manifests": v2})),
-        V,
-    )
-    .await
-    .expect("dry-run");
-    h.call("kubectl", kc(&ns, "apply", json!({"manifests": v2})), D)
-        .await
-        .expect("apply v2");
+    dry_run_and_apply(&h, &ns, &v2, "apply v2").await;
     // the deployment controller records revisions in ReplicaSets
     let started = std::time::Instant::now();
     loop {
@@ -714,16 +705,7 @@ async fn rollout_status_and_wait_report_progress_then_success() {
     let ns = common::namespace("rollout").await;
     let h = Harness::new(GuardConfig::default());
     let m = deployment("api", "nginx:1.27.2", 2);
-    h.call(
-        "kubectl",
-        kc(&ns, "apply_dry_run", json!({"manifests": m})),
-        V,
-    )
-    .await
-    .expect("dry-run");
-    h.call("kubectl", kc(&ns, "apply", json!({"manifests": m})), D)
-        .await
-        .expect("apply");
+    dry_run_and_apply(&h, &ns, &m, "apply").await;
     let started = std::time::Instant::now();
     let e = h
         .call(

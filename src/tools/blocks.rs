@@ -4,13 +4,13 @@
 //! warning events, Service endpoints and Ingresses — with the reasons and the access points
 //! (credentials only as vault references).
 
-use super::k8s::{self, condition, kube_defaults, kube_err, list_all};
+use super::k8s::{self, condition, kube_err, list_all, ClusterAccess};
 use super::{Invocation, Scope, Tool, ToolCtx, ToolError};
 use crate::blocks::{self, Block};
 use crate::compact;
 use crate::effect::EffectClass;
 use crate::guard::Admitted;
-use crate::kube_client::{Cluster, Clusters, KubeTarget};
+use crate::kube_client::Cluster;
 use crate::policy::Environment;
 use futures::future::BoxFuture;
 use kube::api::{Api, DynamicObject, ListParams};
@@ -75,9 +75,7 @@ impl fmt::Display for Verdict {
 /// The blocks tool.
 pub struct Blocks {
     dir: PathBuf,
-    kubeconfig: Option<PathBuf>,
-    default_context: Option<String>,
-    clusters: Clusters,
+    access: ClusterAccess,
     max_tokens: usize,
 }
 
@@ -96,9 +94,7 @@ impl Blocks {
     pub fn new(dir: PathBuf, kubeconfig: Option<PathBuf>, default_context: Option<String>) -> Self {
         Self {
             dir,
-            kubeconfig,
-            default_context,
-            clusters: Clusters::default(),
+            access: ClusterAccess::new(kubeconfig, default_context),
             max_tokens: compact::DEFAULT_RESULT_TOKENS,
         }
     }
@@ -176,8 +172,7 @@ impl Blocks {
                 )))
             }
         }
-        let (default, _) =
-            kube_defaults(self.kubeconfig.as_deref(), self.default_context.as_deref());
+        let (default, _) = self.access.defaults(None, None);
         match default {
             Some(c) if ctx.environment(&c) == env => Ok(Some(c)),
             Some(c) => Err(ToolError::InvalidArguments(format!(
@@ -281,14 +276,7 @@ impl Blocks {
                 let b = self.block(a.block.as_deref().unwrap_or(""))?;
                 let env = env_of(a.environment.as_deref().unwrap_or(""))?;
                 let context = self.context_for(&a, ctx, env)?;
-                let cluster = self
-                    .clusters
-                    .get(&KubeTarget {
-                        kubeconfig: self.kubeconfig.clone(),
-                        context,
-                    })
-                    .await
-                    .map_err(|e| ToolError::Failed(e.to_string()))?;
+                let cluster = self.access.cluster(context.as_deref()).await?;
                 let release = a.release.clone().unwrap_or_else(|| b.release());
                 let ns = a
                     .namespace
@@ -970,7 +958,10 @@ impl Tool for Blocks {
             _ => "the block catalog".into(),
         };
         Ok(Invocation::read(op, target).with_scope(Scope {
-            context: a.context.clone().or_else(|| self.default_context.clone()),
+            context: a
+                .context
+                .clone()
+                .or_else(|| self.access.default_context.clone()),
             namespace: a.namespace.clone(),
             kinds: vec![],
         }))

@@ -12,12 +12,12 @@
 //!   dry-run when a cluster is reachable; `create` writes it as a file into the GitOps checkout
 //!   in the workspace — GitOps is the preferred path, the git tool commits it.
 
-use super::k8s::{self, change_hash, condition, kube_defaults, kube_err, list_all};
+use super::k8s::{self, change_hash, condition, kube_err, list_all, ClusterAccess};
 use super::{Change, Invocation, Scope, Tool, ToolCtx, ToolError};
 use crate::compact::{self, Row};
 use crate::effect::EffectClass;
 use crate::guard::Admitted;
-use crate::kube_client::{is_namespaced, Cluster, Clusters, KubeTarget};
+use crate::kube_client::{is_namespaced, Cluster};
 use futures::future::BoxFuture;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::ApiResource;
@@ -136,9 +136,7 @@ struct Args {
 
 /// The flux tool.
 pub struct Flux {
-    kubeconfig: Option<PathBuf>,
-    default_context: Option<String>,
-    clusters: Clusters,
+    access: ClusterAccess,
     max_tokens: usize,
 }
 
@@ -166,9 +164,7 @@ fn need<'a>(v: &'a Option<String>, what: &str, op: &str) -> Result<&'a str, Tool
 impl Flux {
     pub fn new(kubeconfig: Option<PathBuf>, default_context: Option<String>) -> Self {
         Self {
-            kubeconfig,
-            default_context,
-            clusters: Clusters::default(),
+            access: ClusterAccess::new(kubeconfig, default_context),
             max_tokens: compact::DEFAULT_RESULT_TOKENS,
         }
     }
@@ -202,21 +198,14 @@ impl Flux {
         Ok(a)
     }
 
+    /// The context and namespace a call uses (see [`ClusterAccess::defaults`]).
     fn defaults(&self, a: &Args) -> (Option<String>, Option<String>) {
-        let explicit = a.context.as_deref().or(self.default_context.as_deref());
-        let (ctx, ns) = kube_defaults(self.kubeconfig.as_deref(), explicit);
-        (ctx, a.namespace.clone().or(ns))
+        self.access
+            .defaults(a.context.as_deref(), a.namespace.as_deref())
     }
 
     async fn cluster(&self, a: &Args) -> Result<Arc<Cluster>, ToolError> {
-        let (ctx, _) = self.defaults(a);
-        self.clusters
-            .get(&KubeTarget {
-                kubeconfig: self.kubeconfig.clone(),
-                context: ctx,
-            })
-            .await
-            .map_err(|e| ToolError::Failed(e.to_string()))
+        self.access.cluster(a.context.as_deref()).await
     }
 
     async fn run(&self, a: Args, secs: u64, ctx: &ToolCtx) -> Result<String, ToolError> {

@@ -1375,11 +1375,7 @@ impl Tool for Git {
     ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {
             let c = self.parse(&call.args)?;
-            if Self::change(&c) != call.change {
-                return Err(ToolError::Failed(
-                    "the repository changed after the call was admitted; dry-run again".into(),
-                ));
-            }
+            call.still_the_same(Self::change(&c).as_ref(), "repository", "dry-run again")?;
             self.run(c, ctx).await
         })
     }

@@ -1140,12 +1140,7 @@ impl Tool for Helm {
     ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {
             let c = self.parse(&call.args)?;
-            // the chart must still be what the guard admitted
-            if Self::change(&c) != call.change {
-                return Err(ToolError::Failed(
-                    "the chart changed after the call was admitted; dry-run it again".into(),
-                ));
-            }
+            call.still_the_same(Self::change(&c).as_ref(), "chart", "dry-run it again")?;
             self.run(c, ctx).await
         })
     }

@@ -3,11 +3,12 @@
 
 use super::{canonical_hash, ToolError};
 use crate::compact::{self, Row};
-use crate::kube_client::{is_namespaced, Cluster};
+use crate::kube_client::{is_namespaced, Cluster, Clusters, KubeTarget};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::discovery::ApiResource;
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The context and default namespace a call will use, as far as the kubeconfig tells without
 /// touching the network: the explicit context, else the tool's default, else the kubeconfig's
@@ -35,6 +36,48 @@ pub fn kube_defaults(
             .unwrap_or_else(|| "default".into())
     });
     (ctx, ns)
+}
+
+/// How a Kubernetes tool reaches clusters: its kubeconfig, the context it uses when a call names
+/// none, and the clients it has built (one per context). Shared by kubectl, flux and blocks.
+pub struct ClusterAccess {
+    pub kubeconfig: Option<PathBuf>,
+    pub default_context: Option<String>,
+    clusters: Clusters,
+}
+
+impl ClusterAccess {
+    pub fn new(kubeconfig: Option<PathBuf>, default_context: Option<String>) -> Self {
+        Self {
+            kubeconfig,
+            default_context,
+            clusters: Clusters::default(),
+        }
+    }
+
+    /// The context a call uses (the one it names, else the tool's default, else the
+    /// kubeconfig's current one) and that context's namespace, or `namespace` when given.
+    pub fn defaults(
+        &self,
+        context: Option<&str>,
+        namespace: Option<&str>,
+    ) -> (Option<String>, Option<String>) {
+        let explicit = context.or(self.default_context.as_deref());
+        let (ctx, ns) = kube_defaults(self.kubeconfig.as_deref(), explicit);
+        (ctx, namespace.map(str::to_string).or(ns))
+    }
+
+    /// The client for `context` (`None`: the defaults above).
+    pub async fn cluster(&self, context: Option<&str>) -> Result<Arc<Cluster>, ToolError> {
+        let (ctx, _) = self.defaults(context, None);
+        self.clusters
+            .get(&KubeTarget {
+                kubeconfig: self.kubeconfig.clone(),
+                context: ctx,
+            })
+            .await
+            .map_err(|e| ToolError::Failed(e.to_string()))
+    }
 }
 
 /// Map an API error to a tool error the model can act on; RBAC denials say so plainly.

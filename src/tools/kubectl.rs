@@ -15,11 +15,11 @@
 mod read;
 mod write;
 
-use super::k8s::{self, canonical_kind, change_hash, kube_defaults, parse_manifests};
+use super::k8s::{self, canonical_kind, change_hash, parse_manifests, ClusterAccess};
 use super::{Change, Invocation, Scope, Tool, ToolCtx, ToolError};
 use crate::effect::EffectClass;
 use crate::guard::Admitted;
-use crate::kube_client::{Cluster, Clusters, KubeTarget};
+use crate::kube_client::Cluster;
 use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -146,9 +146,7 @@ pub(crate) struct Args {
 
 /// The kubectl tool.
 pub struct Kubectl {
-    kubeconfig: Option<PathBuf>,
-    default_context: Option<String>,
-    clusters: Clusters,
+    access: ClusterAccess,
     /// Token budget of one result.
     pub(crate) max_tokens: usize,
 }
@@ -165,9 +163,7 @@ fn need<'a>(v: &'a Option<String>, what: &str, op: Operation) -> Result<&'a str,
 impl Kubectl {
     pub fn new(kubeconfig: Option<PathBuf>, default_context: Option<String>) -> Self {
         Self {
-            kubeconfig,
-            default_context,
-            clusters: Clusters::default(),
+            access: ClusterAccess::new(kubeconfig, default_context),
             max_tokens: crate::compact::DEFAULT_RESULT_TOKENS,
         }
     }
@@ -256,22 +252,14 @@ impl Kubectl {
         Ok(a)
     }
 
-    /// The context and namespace a call uses (see [`kube_defaults`]).
+    /// The context and namespace a call uses (see [`ClusterAccess::defaults`]).
     fn defaults(&self, a: &Args) -> (Option<String>, Option<String>) {
-        let explicit = a.context.as_deref().or(self.default_context.as_deref());
-        let (ctx, ns) = kube_defaults(self.kubeconfig.as_deref(), explicit);
-        (ctx, a.namespace.clone().or(ns))
+        self.access
+            .defaults(a.context.as_deref(), a.namespace.as_deref())
     }
 
     async fn cluster(&self, a: &Args) -> Result<Arc<Cluster>, ToolError> {
-        let (ctx, _) = self.defaults(a);
-        self.clusters
-            .get(&KubeTarget {
-                kubeconfig: self.kubeconfig.clone(),
-                context: ctx,
-            })
-            .await
-            .map_err(|e| ToolError::Failed(e.to_string()))
+        self.access.cluster(a.context.as_deref()).await
     }
 
     async fn run(&self, a: Args, secs: u64, ctx: &ToolCtx) -> Result<String, ToolError> {

@@ -1366,11 +1366,7 @@ impl Tool for Terraform {
     ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {
             let c = self.parse(&call.args)?;
-            if Self::change(&c) != call.change {
-                return Err(ToolError::Failed(
-                    "the configuration changed after the call was admitted; plan again".into(),
-                ));
-            }
+            call.still_the_same(Self::change(&c).as_ref(), "configuration", "plan again")?;
             self.run(c, ctx).await
         })
     }
