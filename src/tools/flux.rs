@@ -109,7 +109,7 @@ struct Args {
     /// reconcile/suspend/resume: true = server-side dry-run, needed first.
     dry_run: Option<bool>,
     timeout_seconds: Option<u64>,
-    /// create: path in the workspace's GitOps checkout.
+    /// create: .yaml path in the GitOps clone `git open` printed (absolute, or relative to the workspace).
     file: Option<String>,
     /// GitRepository/HelmRepository (oci:// for OCI).
     url: Option<String>,
@@ -315,7 +315,10 @@ impl Flux {
         if a.operation == Operation::Render {
             return Ok(format!("{yaml}---\n# {check}; nothing written\n"));
         }
-        let rel = safe_relative(a.file.as_deref().unwrap_or(""))?;
+        let rel = in_workspace(
+            &safe_relative(a.file.as_deref().unwrap_or(""))?,
+            &ctx.workspace,
+        )?;
         let path = ctx.workspace.join(&rel);
         let parent = path.parent().unwrap_or(&ctx.workspace).to_path_buf();
         std::fs::create_dir_all(&parent)
@@ -348,20 +351,45 @@ impl Flux {
     }
 }
 
-/// A path relative to the workspace without `..`, root or prefix components.
+/// A `.yaml` path without `..` components: relative to the workspace, or absolute (then it must
+/// lie inside the workspace — e.g. inside the clone `git open` printed; checked when writing).
 fn safe_relative(p: &str) -> Result<PathBuf, ToolError> {
     let path = Path::new(p.trim());
     let ok = !p.trim().is_empty()
-        && path
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        && path.components().all(|c| {
+            matches!(
+                c,
+                Component::Normal(_) | Component::CurDir | Component::RootDir
+            )
+        });
     let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
     if !ok || !yaml {
         return Err(ToolError::InvalidArguments(format!(
-            "`file` must be a relative .yaml path inside the workspace (no `..`, not absolute), e.g. gitops/clusters/dev/minio/helmrelease.yaml; got `{p}`"
+            "`file` must be a relative .yaml path inside the workspace (no `..`), or an absolute one inside it such as the clone `git open` printed + `/clusters/dev/minio/helmrelease.yaml`; got `{p}`"
         )));
     }
     Ok(path.to_path_buf())
+}
+
+/// `file` as a path relative to the workspace.
+fn in_workspace(file: &Path, workspace: &Path) -> Result<PathBuf, ToolError> {
+    if !file.is_absolute() {
+        return Ok(file.to_path_buf());
+    }
+    let canonical = workspace.canonicalize().ok();
+    let rel = file
+        .strip_prefix(workspace)
+        .ok()
+        .or_else(|| canonical.as_deref().and_then(|c| file.strip_prefix(c).ok()))
+        .map(Path::to_path_buf)
+        .filter(|rel| !rel.as_os_str().is_empty());
+    rel.ok_or_else(|| {
+        ToolError::InvalidArguments(format!(
+            "`{}` is outside the workspace {}; write inside the GitOps clone `git open` printed",
+            file.display(),
+            workspace.display()
+        ))
+    })
 }
 
 /// The served resource of a Flux kind (whatever version the installed CRDs recommend).
@@ -993,9 +1021,31 @@ mod tests {
             "chart": "minio", "version": "5.4.0", "source_name": "minio", "values": "auth:\n  rootPassword: hunter2\n"})).expect("args");
         let e = render(&bad).expect_err("literal secret");
         assert!(e.to_string().contains("auth.rootPassword"), "{e}");
-        for p in ["../x.yaml", "/etc/x.yaml", "a/../../x.yaml", "x.txt", ""] {
+        for p in [
+            "../x.yaml",
+            "/w/../etc/x.yaml",
+            "a/../../x.yaml",
+            "x.txt",
+            "",
+        ] {
             assert!(safe_relative(p).is_err(), "{p}");
         }
         assert!(safe_relative("gitops/clusters/dev/x.yaml").is_ok());
+        // an absolute path is accepted only inside the workspace
+        let ws = tempfile::tempdir().expect("tempdir");
+        let inside = ws.path().join("gitops/repo-1234/clusters/dev/x.yaml");
+        let rel = in_workspace(
+            &safe_relative(&inside.display().to_string()).expect("ok"),
+            ws.path(),
+        )
+        .expect("inside");
+        assert_eq!(rel, Path::new("gitops/repo-1234/clusters/dev/x.yaml"));
+        let e = in_workspace(&safe_relative("/etc/x.yaml").expect("syntax ok"), ws.path())
+            .expect_err("outside");
+        assert!(e.to_string().contains("outside the workspace"), "{e}");
+        assert_eq!(
+            in_workspace(Path::new("a/x.yaml"), ws.path()).expect("relative"),
+            Path::new("a/x.yaml")
+        );
     }
 }
