@@ -15,7 +15,8 @@
 //!   or tag only — arguments flattened next to `name`.
 //!
 //! Only names of offered tools count; a `tool.operation` name (`kubectl.get`) is read as the tool
-//! with that `operation` when the tool's schema offers it. The shim only *produces*
+//! with that `operation` when the tool's schema offers it, and a bare operation name (`scale`) as
+//! the one tool that offers it (an operation two tools offer is not a call). The shim only *produces*
 //! [`ToolCall`]s: the session still sends every one through the guard, which checks the
 //! arguments against the tool's schema before anything runs.
 
@@ -377,6 +378,23 @@ fn resolve_name(name: &str, args: &mut Value, offered: &[ToolSpec]) -> Option<St
             return Some(tool.to_string());
         }
     }
+    // a bare operation name (`scale`) that exactly one tool offers: that tool, that operation
+    // (seen: Qwen2.5-Coder 0.5B writes `{"name": "scale", "arguments": {...}}`)
+    let offering: Vec<&ToolSpec> = offered
+        .iter()
+        .filter(|t| {
+            t.parameters
+                .pointer("/properties/operation/enum")
+                .and_then(Value::as_array)
+                .is_some_and(|ops| ops.iter().any(|o| o.as_str() == Some(name)))
+        })
+        .collect();
+    if let ([spec], Value::Object(m)) = (offering.as_slice(), &mut *args) {
+        if m.get("operation").is_none_or(Value::is_null) {
+            m.insert("operation".into(), Value::String(name.to_string()));
+            return Some(spec.name.clone());
+        }
+    }
     None
 }
 
@@ -507,6 +525,33 @@ mod tests {
 
     fn args(c: &ToolCall) -> Value {
         serde_json::from_str(&c.arguments).expect("arguments are JSON")
+    }
+
+    #[test]
+    fn a_bare_operation_name_offered_by_one_tool_is_that_tools_call() {
+        let mut offered = tools();
+        offered.push(ToolSpec {
+            name: "helm".into(),
+            description: String::new(),
+            parameters: json!({"type": "object", "properties": {
+                "operation": {"type": "string", "enum": ["status", "upgrade"]}}}),
+        });
+        offered[0].parameters["properties"]["operation"]["enum"] =
+            json!(["get", "scale", "status"]);
+        let ex = extract_calls(
+            "```json\n{\"name\": \"scale\", \"arguments\": {\"kind\": \"deployment\", \"replicas\": 3}}\n```",
+            &offered,
+        )
+        .expect("a call");
+        assert_eq!(ex.calls[0].name, "kubectl");
+        assert_eq!(args(&ex.calls[0])["operation"], "scale");
+        assert_eq!(args(&ex.calls[0])["replicas"], 3);
+        // offered by two tools: ambiguous, not a call
+        assert!(extract_calls(
+            "```json\n{\"name\": \"status\", \"arguments\": {}}\n```",
+            &offered
+        )
+        .is_none_or(|e| e.calls.is_empty()));
     }
 
     #[test]
