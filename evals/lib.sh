@@ -39,6 +39,19 @@ wait_available() {
   return 1
 }
 
+# wait_pod_reason SELECTOR REASON [SECONDS]: until a pod matching SELECTOR reports a container
+# waiting with REASON (e.g. ImagePullBackOff), as the stand-in kubelet does shortly after creation.
+wait_pod_reason() {
+  local sel=$1 reason=$2 secs=${3:-15}
+  for _ in $(seq $((secs * 4))); do
+    kubectl get pods -n "$NAMESPACE" -l "$sel" \
+      -o jsonpath='{.items[*].status.containerStatuses[*].state.waiting.reason}' 2>/dev/null | grep -q "$reason" && return 0
+    sleep 0.25
+  done
+  echo "no pod matching $sel reports $reason" >&2
+  return 1
+}
+
 # jp KIND NAME JSONPATH: one field of an object in the namespace.
 jp() { kubectl get "$1" "$2" -n "$NAMESPACE" -o jsonpath="$3"; }
 

@@ -22,8 +22,4 @@ kubectl patch helmrelease minio -n "$NAMESPACE" --subresource=status --type=merg
   '{"status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True", "reason": "InstallSucceeded", "message": "Helm install succeeded", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}'
 deployment minio quay.io/minio/minio:RELEASE.2099-01-01T00-00-00Z 1
 # wait until the stand-in kubelet has reported the pull failure
-for _ in $(seq 40); do
-  kubectl get pods -n "$NAMESPACE" -l app=minio -o jsonpath='{.items[*].status.containerStatuses[*].state.waiting.reason}' | grep -q ImagePullBackOff && exit 0
-  sleep 0.25
-done
-fail "the minio pod never reported ImagePullBackOff"
+wait_pod_reason app=minio ImagePullBackOff
