@@ -647,3 +647,74 @@ async fn stdio_chain_mcp_client_to_bosun_to_mcp_server() {
 async fn http_chain_mcp_client_to_bosun_to_mcp_server_with_yes() {
     chained(Transport::Http, true).await;
 }
+
+/// `bosun mcp --listen` with a token: a request without it is refused (401) before it reaches
+/// the MCP service; with it, a session starts. A non-loopback address without a token is refused.
+#[tokio::test]
+async fn http_with_a_token_refuses_requests_without_it() {
+    let model = ScriptedServer::start(Script::default())
+        .await
+        .expect("scripted model");
+    let home = tempfile::tempdir().expect("tempdir");
+    let token = "t0ken-for-the-mcp-test-0123456789";
+    let mut c = tokio::process::Command::new(common::bosun_bin());
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("RUST_LOG", "warn,rmcp=error")
+        .env("OPENAI_BASE_URL", model.base_url())
+        .env("BOSUN_MCP_TOKEN", token)
+        .arg("--agent")
+        .arg(common::repo_root())
+        .args(["mcp", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    let mut child = c.spawn().expect("starting bosun mcp");
+    let stdout = child.stdout.take().expect("stdout");
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("bosun mcp printed its URL in time")
+        .expect("reading stdout")
+        .expect("a URL line");
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "test", "version": "0"}}});
+    let http = reqwest::Client::new();
+    let post = |auth: Option<String>| {
+        let mut r = http
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .json(&init);
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    let r = post(None).await.expect("request");
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.text().await.unwrap_or_default().contains("bearer token"));
+    let r = post(Some("Bearer wrong-token-0123456789".into()))
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 401);
+    let r = post(Some(format!("Bearer {token}")))
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+    let _ = child.start_kill();
+
+    // without a token, a non-loopback address is refused with the fix
+    let out = common::bosun_cmd(home.path())
+        .env("OPENAI_BASE_URL", model.base_url())
+        .arg("--agent")
+        .arg(common::repo_root())
+        .args(["mcp", "--listen", "0.0.0.0:0"])
+        .output()
+        .expect("bosun mcp");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("BOSUN_MCP_TOKEN"), "{stderr}");
+}

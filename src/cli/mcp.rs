@@ -14,9 +14,13 @@ use std::process::ExitCode;
 )]
 pub struct McpArgs {
     /// Serve streamable HTTP at http://ADDR/mcp (e.g. 127.0.0.1:8765; port 0 picks one and
-    /// prints the URL) instead of stdio. There is no authentication: keep it on loopback.
+    /// prints the URL) instead of stdio. A non-loopback address needs a token.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// With --listen: a file holding the bearer token every request must send
+    /// (`Authorization: Bearer …`). The environment variable BOSUN_MCP_TOKEN works too.
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    pub token_file: Option<std::path::PathBuf>,
     /// Also offer the agent's tools themselves, annotated from their effect classes. Direct
     /// calls pass the same guard (one per connection): dry-run before apply, policy, approvals.
     #[arg(long)]
@@ -58,10 +62,26 @@ pub async fn mcp(dir: &Path, args: McpArgs) -> anyhow::Result<ExitCode> {
             server::serve_stdio(rt, opts).await?;
         }
         Some(addr) => {
-            let s = server::serve_http(rt.clone(), opts, addr).await?;
-            if !s.addr().ip().is_loopback() {
-                eprintln!("bosun mcp: warning: listening on {} — bosun mcp has no authentication, and only loopback Host headers are accepted; put an authenticating proxy in front", s.addr());
+            let token = match token(args.token_file.as_deref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("bosun: {e}");
+                    return Ok(ExitCode::from(exit::USAGE));
+                }
+            };
+            let loopback = addr
+                .rsplit_once(':')
+                .map(|(h, _)| h.trim_matches(['[', ']']))
+                .is_some_and(|h| {
+                    h == "localhost"
+                        || h.parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback())
+                });
+            if !loopback && token.is_none() {
+                eprintln!("bosun: refusing to serve MCP on {addr} without authentication: anyone who reaches it could drive the agent. Set BOSUN_MCP_TOKEN or pass --token-file FILE (callers send `Authorization: Bearer <token>`), or listen on 127.0.0.1");
+                return Ok(ExitCode::from(exit::USAGE));
             }
+            let s = server::serve_http(rt.clone(), opts, addr, token).await?;
             println!("{}", s.url());
             eprintln!(
                 "bosun mcp: serving agent `{}` at {} (tool {tool}); Ctrl-C to stop",
@@ -73,6 +93,26 @@ pub async fn mcp(dir: &Path, args: McpArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(exit::SUCCESS))
+}
+
+/// The bearer token: `--token-file`, else `BOSUN_MCP_TOKEN`; none: no authentication.
+fn token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
+    let t = match file {
+        Some(f) => std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("cannot read the token file {}: {e}", f.display()))?,
+        None => match std::env::var("BOSUN_MCP_TOKEN") {
+            Ok(t) => t,
+            Err(_) => return Ok(None),
+        },
+    };
+    let t = t.trim().to_string();
+    if t.len() < 16 {
+        anyhow::bail!(
+            "the MCP token is {} characters; use at least 16 (e.g. `openssl rand -hex 32`)",
+            t.len()
+        );
+    }
+    Ok(Some(t))
 }
 
 async fn wait_for_stop() {

@@ -20,8 +20,9 @@
 //! Over streamable HTTP a "connection" is an MCP session (`Mcp-Session-Id`). The 2026-07-28
 //! protocol revision has no sessions — each request would get a fresh guard, so no dry-run could
 //! ever authorise an apply — so over HTTP bosun offers the revisions up to 2025-11-25, whose
-//! `initialize` handshake opens a session. There is no authentication: `--listen` accepts only
-//! loopback `Host` headers; put an authenticating proxy in front for anything else.
+//! `initialize` handshake opens a session. With a token (`BOSUN_MCP_TOKEN` / `--token-file`)
+//! every request needs `Authorization: Bearer <token>`; without one, `--listen` binds loopback
+//! only and accepts only loopback `Host` headers.
 
 use super::{run_tool_name, McpError};
 use crate::audit::{AuditLog, Record};
@@ -494,11 +495,14 @@ impl Drop for HttpServer {
 }
 
 /// Serve streamable HTTP at `http://ADDR/mcp`; each MCP session gets its own handler (and
-/// guard).
+/// guard). With `token`, every request must carry `Authorization: Bearer <token>` (401
+/// otherwise) and any `Host` is accepted; without one, only loopback `Host` headers are (a
+/// browser page cannot reach it through DNS rebinding), and the caller should bind loopback.
 pub async fn serve_http(
     rt: Arc<Runtime>,
     opts: ServeOptions,
     addr: &str,
+    token: Option<String>,
 ) -> Result<HttpServer, McpError> {
     use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
     use rmcp::transport::streamable_http_server::{
@@ -516,14 +520,41 @@ pub async fn serve_http(
         source,
     })?;
     let ct = tokio_util::sync::CancellationToken::new();
+    let mut config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(true)
+        .with_cancellation_token(ct.child_token());
+    if token.is_some() {
+        config = config.disable_allowed_hosts();
+    }
     let service: StreamableHttpService<BosunMcp, LocalSessionManager> = StreamableHttpService::new(
         move || Ok(BosunMcp::with_sessions(rt.clone(), opts, true)),
         Default::default(),
-        StreamableHttpServerConfig::default()
-            .with_legacy_session_mode(true)
-            .with_cancellation_token(ct.child_token()),
+        config,
     );
-    let app = axum::Router::new().nest_service("/mcp", service);
+    let mut app = axum::Router::new().nest_service("/mcp", service);
+    if let Some(t) = token {
+        let expected = Arc::new(format!("Bearer {t}"));
+        app = app.layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let expected = expected.clone();
+                async move {
+                    let given = req
+                        .headers()
+                        .get(axum::http::header::AUTHORIZATION)
+                        .map(|v| v.as_bytes())
+                        .unwrap_or_default();
+                    if constant_time_eq(given, expected.as_bytes()) {
+                        return next.run(req).await;
+                    }
+                    axum::response::IntoResponse::into_response((
+                        axum::http::StatusCode::UNAUTHORIZED,
+                        [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                        "bosun mcp: missing or wrong bearer token; send `Authorization: Bearer <the token bosun mcp was started with>`\n",
+                    ))
+                }
+            },
+        ));
+    }
     let stop = ct.clone();
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
@@ -537,9 +568,25 @@ pub async fn serve_http(
     })
 }
 
+/// Byte equality that takes the same time wherever the first difference is.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(constant_time_eq(b"Bearer abc", b"Bearer abc"));
+        assert!(!constant_time_eq(b"Bearer abd", b"Bearer abc"));
+        assert!(!constant_time_eq(b"Bearer ab", b"Bearer abc"));
+        assert!(!constant_time_eq(b"", b"Bearer abc"));
+    }
 
     #[test]
     fn annotations_follow_the_strictest_operation() {
