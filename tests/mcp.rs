@@ -433,7 +433,21 @@ async fn remote_tools_behind_the_guard(server_entry: String, calls_log: &Path) {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("mcp server `docs`"), "{text}");
     assert!(text.contains("not contacted by validate"), "{text}");
-    assert!(!calls_log.exists());
+    // `bosun tools` contacts it and lists its tools as the model sees them
+    let mut t = common::bosun_cmd(work.path());
+    t.arg("--agent").arg(agent.path()).arg("tools");
+    let out = t.output().expect("tools");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("docs__lookup") && text.contains("kubectl"),
+        "{text}"
+    );
+    assert!(!calls_log.exists(), "listing tools calls none");
 
     let model = ScriptedServer::start(Script::from_yaml(CLIENT_SCRIPT).expect("script"))
         .await

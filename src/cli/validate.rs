@@ -89,15 +89,39 @@ pub fn validate(dir: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub fn tools(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn tools(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let (ok, diags) = check(dir);
-    let Some((_, registry, _)) = ok else {
+    let Some((agent, mut registry, _)) = ok else {
         for d in &diags {
             eprintln!("{d}");
         }
         eprintln!("the agent has errors; run `bosun validate`");
         return Ok(ExitCode::from(exit::USAGE));
     };
+    // the agent's MCP servers are contacted: their tools are offered like built-in ones
+    if !agent.def.mcp_servers.is_empty() {
+        match bosun::mcp::client::connect(&agent).await {
+            Ok(connected) => {
+                for w in &connected.warnings {
+                    eprintln!("bosun: {w}");
+                }
+                let mut impls = tools::implementations(&agent, &KubeTarget::default());
+                impls.extend(connected.tools);
+                match Registry::build(&agent, impls) {
+                    Ok((r, _)) => registry = r,
+                    Err(d) => {
+                        for x in d {
+                            eprintln!("{x}");
+                        }
+                        eprintln!("bosun: the MCP servers' tools do not fit the agent; listing the built-in tools only");
+                    }
+                }
+            }
+            Err(e) => eprintln!(
+                "bosun: {e}; listing the built-in tools only (fix the server, or its entry under mcp_servers: in agent.md)"
+            ),
+        }
+    }
     if json {
         let specs: Vec<serde_json::Value> = registry
             .specs()
