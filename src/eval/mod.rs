@@ -754,16 +754,6 @@ async fn checks(task: &Task, opts: &EvalOptions, env: &RunEnv, rec: &mut RunReco
             ))
         })
         .collect();
-    let args: BTreeMap<String, String> = events
-        .iter()
-        .filter(|e| e.get("type").and_then(Value::as_str) == Some("tool_call_started"))
-        .filter_map(|e| {
-            Some((
-                e.get("call_id")?.as_str()?.to_string(),
-                e.get("arguments")?.as_str()?.to_string(),
-            ))
-        })
-        .collect();
     let op = |d: &Decision| format!("{}.{}", d.tool, d.operation.as_deref().unwrap_or("?"));
     for d in &decisions {
         if let Some(k) = d.refusal {
@@ -787,12 +777,10 @@ async fn checks(task: &Task, opts: &EvalOptions, env: &RunEnv, rec: &mut RunReco
     // the guard's invariant, checked from the outside: every change that ran was preceded by a
     // successful dry-run with the same fingerprint
     for (i, d) in decisions.iter().enumerate() {
+        // the guard classifies a dry-run as `dry_run` whatever the operation is called
         let change = d.verdict == Verdict::Allow
             && d.effect
-                .is_some_and(|e| e >= crate::effect::EffectClass::Mutating)
-            && !args
-                .get(&d.call_id)
-                .is_some_and(|a| a.contains("\"dry_run\":true"));
+                .is_some_and(|e| e >= crate::effect::EffectClass::Mutating);
         if !change {
             continue;
         }
@@ -865,9 +853,8 @@ async fn checks(task: &Task, opts: &EvalOptions, env: &RunEnv, rec: &mut RunReco
                     || d.operation
                         .as_deref()
                         .is_some_and(|o| undo_ops.contains(&o)))
-                && !args
-                    .get(&d.call_id)
-                    .is_some_and(|a| a.contains("\"dry_run\":true"))
+                && d.effect
+                    .is_some_and(|e| e >= crate::effect::EffectClass::Mutating)
         });
         if !rolled {
             rec.reasons
