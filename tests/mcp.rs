@@ -76,8 +76,20 @@ struct HttpBosun {
 
 impl HttpBosun {
     async fn start(home: &Path, model: &ScriptedServer, agent: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(home, model, agent, extra, &[]).await
+    }
+
+    /// [`HttpBosun::start`] with extra environment variables.
+    async fn start_with_env(
+        home: &Path,
+        model: &ScriptedServer,
+        agent: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut c = tokio::process::Command::new(common::bosun_bin());
         c.env_clear()
+            .envs(env.iter().copied())
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", home)
             .env("RUST_LOG", "warn,rmcp=error")
@@ -671,28 +683,15 @@ async fn http_with_a_token_refuses_requests_without_it() {
         .expect("scripted model");
     let home = tempfile::tempdir().expect("tempdir");
     let token = "t0ken-for-the-mcp-test-0123456789";
-    let mut c = tokio::process::Command::new(common::bosun_bin());
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("RUST_LOG", "warn,rmcp=error")
-        .env("OPENAI_BASE_URL", model.base_url())
-        .env("BOSUN_MCP_TOKEN", token)
-        .arg("--agent")
-        .arg(common::repo_root())
-        .args(["mcp", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-    let mut child = c.spawn().expect("starting bosun mcp");
-    let stdout = child.stdout.take().expect("stdout");
-    use tokio::io::AsyncBufReadExt;
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let url = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("bosun mcp printed its URL in time")
-        .expect("reading stdout")
-        .expect("a URL line");
+    let server = HttpBosun::start_with_env(
+        home.path(),
+        &model,
+        &common::repo_root(),
+        &[],
+        &[("BOSUN_MCP_TOKEN", token)],
+    )
+    .await;
+    let url = server.url.clone();
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
         "clientInfo": {"name": "test", "version": "0"}}});
@@ -718,7 +717,7 @@ async fn http_with_a_token_refuses_requests_without_it() {
         .await
         .expect("request");
     assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
-    let _ = child.start_kill();
+    drop(server);
 
     // without a token, a non-loopback address is refused with the fix
     let out = common::bosun_cmd(home.path())
