@@ -11,6 +11,7 @@
 //! - [`model`]: the chat-completions client (async-openai) with lenient response parsing.
 //! - [`tools`]: the tools the model can call, their JSON schemas and executors.
 //! - [`guard`]: the single chokepoint every tool call passes before any executor runs.
+//! - [`dispatch`]: the one path of a tool call (admit → audit → execute → record → redact → budget → audit), for every frontend.
 //! - [`session`]: the tool-calling loop; operations in, events out.
 //! - [`scripted`]: a real OpenAI-compatible HTTP server that replays a script (tests, demo, benches).
 //! - [`sandbox`]: a throwaway local platform: etcd, kube-apiserver, OpenBao, a bare git remote.
@@ -25,6 +26,7 @@ pub mod checks;
 pub mod compact;
 pub mod config;
 pub mod diag;
+pub mod dispatch;
 pub mod effect;
 pub mod eval;
 pub mod guard;

@@ -404,7 +404,7 @@ pub async fn run_task(
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     match result {
-        Ok(outcome) if !outcome.blocked.is_empty() => {
+        Ok(outcome) if outcome.status == bosun::session::TaskStatus::NeedsApproval => {
             if format == OutputFormat::Text {
                 eprintln!(
                     "bosun: {} change(s) were stopped by the guard or are waiting for approval (exit 3)",
@@ -413,7 +413,10 @@ pub async fn run_task(
             }
             Ok(ExitCode::from(exit::STOPPED))
         }
-        Ok(outcome) if outcome.state == bosun::planner::State::Failed => {
+        Ok(outcome) if outcome.status == bosun::session::TaskStatus::Failed => {
+            if format == OutputFormat::Text {
+                eprintln!("bosun: the task failed: {} (exit 1)", outcome.verdict);
+            }
             Ok(ExitCode::from(exit::TASK_FAILED))
         }
         Ok(_) => Ok(ExitCode::from(exit::SUCCESS)),
