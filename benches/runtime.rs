@@ -764,7 +764,10 @@ impl bosun::tools::Tool for Rec {
     fn plan(&self, args: &Value) -> Result<bosun::tools::Invocation, bosun::tools::ToolError> {
         let ns = args["namespace"].as_str().unwrap_or("default").to_string();
         if args["operation"] == "get" {
-            return Ok(bosun::tools::Invocation::read("get", format!("pods in {ns}")));
+            return Ok(bosun::tools::Invocation::read(
+                "get",
+                format!("pods in {ns}"),
+            ));
         }
         let m = args["manifests"].as_str().unwrap_or("");
         Ok(bosun::tools::Invocation {
@@ -808,13 +811,19 @@ fn guard_runtime(state: &Path) -> Arc<Runtime> {
     let root = repo();
     copy(&root.join("tools"), &dir.join("tools"));
     copy(&root.join("prompts"), &dir.join("prompts"));
-    for e in std::fs::read_dir(root.join("skills")).expect("skills").flatten() {
+    for e in std::fs::read_dir(root.join("skills"))
+        .expect("skills")
+        .flatten()
+    {
         copy(&e.path(), &dir.join("skills").join(e.file_name()));
     }
     std::fs::copy(root.join("policy.yaml"), dir.join("policy.yaml")).expect("policy");
     let agent = std::fs::read_to_string(root.join("agent.md")).expect("agent.md");
-    std::fs::write(dir.join("agent.md"), agent.replacen("tools: [", "tools: [\"rec\", ", 1))
-        .expect("agent.md");
+    std::fs::write(
+        dir.join("agent.md"),
+        agent.replacen("tools: [", "tools: [\"rec\", ", 1),
+    )
+    .expect("agent.md");
     std::fs::write(
         dir.join("tools/rec.yaml"),
         "name: rec\ndescription: bench\noperations:\n  apply: {effect: mutating}\n  get: {effect: read_only}\n",
@@ -859,7 +868,9 @@ async fn admit_times(
         let call = call(i);
         before();
         let t = Instant::now();
-        let (d, a) = guard.admit(&rt.registry, &call, State::Deployment, &rt.ctx).await;
+        let (d, a) = guard
+            .admit(&rt.registry, &call, State::Deployment, &rt.ctx)
+            .await;
         v.push(t.elapsed().as_secs_f64() * 1e6);
         assert_eq!(a.is_some(), admitted, "{}", d.reason);
     }
@@ -903,15 +914,27 @@ async fn guard_section(t: &mut Table, quick: bool) -> Value {
         rec_call(format!("allow-{i}"), MANIFEST, false)
     })
     .await;
-    let refused = admit_times(&guard, &rt, n, false, || {}, |i| {
-        rec_call(format!("refuse-{i}"), &other, false)
-    })
+    let refused = admit_times(
+        &guard,
+        &rt,
+        n,
+        false,
+        || {},
+        |i| rec_call(format!("refuse-{i}"), &other, false),
+    )
     .await;
-    let read = admit_times(&guard, &rt, n, true, || {}, |i| ToolCall {
-        id: format!("read-{i}"),
-        name: "rec".into(),
-        arguments: r#"{"operation":"get","namespace":"shop"}"#.into(),
-    })
+    let read = admit_times(
+        &guard,
+        &rt,
+        n,
+        true,
+        || {},
+        |i| ToolCall {
+            id: format!("read-{i}"),
+            name: "rec".into(),
+            arguments: r#"{"operation":"get","namespace":"shop"}"#.into(),
+        },
+    )
     .await;
     t.row(
         "guard: apply matched, 1 fingerprint recorded, p50 / p99",

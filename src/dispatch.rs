@@ -106,10 +106,8 @@ impl CallEnv<'_> {
             tool: call.name.clone(),
             arguments: redactor.redact(&call.arguments),
         });
-        let (mut decision, mut admitted) = self
-            .guard
-            .admit(self.registry, call, state, self.ctx)
-            .await;
+        let (mut decision, mut admitted) =
+            self.guard.admit(self.registry, call, state, self.ctx).await;
         let args = redactor.redact(&call.arguments);
         if let Err(e) = self.audit(&Record::Decided {
             decision: &decision,
@@ -187,7 +185,10 @@ impl CallEnv<'_> {
                 tracing::warn!("{e}");
             }
         }
-        let follow_ups = match (ok && a.effect >= EffectClass::Mutating, self.registry.get(&a.tool)) {
+        let follow_ups = match (
+            ok && a.effect >= EffectClass::Mutating,
+            self.registry.get(&a.tool),
+        ) {
             (true, Some(reg)) => reg.tool.follow_ups(&a.args),
             _ => FollowUps::default(),
         };
@@ -201,8 +202,10 @@ impl CallEnv<'_> {
     /// The one redaction point for what a call returns — before the model, events, logs — then
     /// the per-result token budget, the audit record and the finished event.
     pub fn finish(&self, call: &ToolCall, ok: bool, output: &str, started: Instant) -> String {
-        let output =
-            crate::compact::fit_budget(&self.ctx.redactor.redact(output), self.ctx.max_result_tokens);
+        let output = crate::compact::fit_budget(
+            &self.ctx.redactor.redact(output),
+            self.ctx.max_result_tokens,
+        );
         let duration_ms = started.elapsed().as_millis() as u64;
         if let Err(e) = self.audit(&Record::Finished {
             call_id: &call.id,

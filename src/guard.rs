@@ -464,14 +464,17 @@ impl Guard {
         })
     }
 
-    /// 1. The tool exists and is offered to this agent.
+    /// Step 1: The tool exists and is offered to this agent.
     fn check_tool<'r>(registry: &'r Registry, call: &ToolCall) -> Result<&'r Registered, Refusal> {
         registry.get(&call.name).ok_or_else(|| {
             let names: Vec<&str> = registry.names().collect();
             Refusal(
                 RefusalKind::Invalid,
                 if names.is_empty() {
-                    format!("unknown tool `{}`; no tool of that name is offered here", call.name)
+                    format!(
+                        "unknown tool `{}`; no tool of that name is offered here",
+                        call.name
+                    )
                 } else {
                     format!(
                         "unknown tool `{}`; the tools offered are: {}",
@@ -483,7 +486,7 @@ impl Guard {
         })
     }
 
-    /// 2. The arguments are one JSON object.
+    /// Step 2: The arguments are one JSON object.
     fn parse_args(call: &ToolCall) -> Result<Value, Refusal> {
         match serde_json::from_str(&call.arguments) {
             Ok(v @ Value::Object(_)) => Ok(v),
@@ -495,7 +498,7 @@ impl Guard {
         }
     }
 
-    /// 3. The operation is offered; returns its registered effect class (the code's, made
+    /// Step 3: The operation is offered; returns its registered effect class (the code's, made
     /// stricter by the manifest).
     fn check_operation(
         reg: &Registered,
@@ -517,7 +520,7 @@ impl Guard {
         Ok(registered)
     }
 
-    /// 4. The effect class is allowed in the planner's state.
+    /// Step 4: The effect class is allowed in the planner's state.
     fn check_state(
         call: &ToolCall,
         inv: &Invocation,
@@ -539,7 +542,7 @@ impl Guard {
         ))
     }
 
-    /// 5. The call id is new (checked again, atomically, in [`commit`](Self::commit)).
+    /// Step 5: The call id is new (checked again, atomically, in [`commit`](Self::commit)).
     fn check_id(&self, call: &ToolCall) -> Result<(), Refusal> {
         if self.lock().seen_ids.contains(&call.id) {
             return Err(Self::replayed(call));
@@ -557,7 +560,7 @@ impl Guard {
         )
     }
 
-    /// 6. No policy rule denies the call — judged per object the call really touches (the
+    /// Step 6: No policy rule denies the call — judged per object the call really touches (the
     /// strictest action wins), and for the dry-run of a change as if it were the change, so a
     /// denied change cannot even be validated. Returns the action (allow or approve).
     fn check_policy(
@@ -611,7 +614,7 @@ impl Guard {
         Ok((action, rule.map(|r| r.name.clone())))
     }
 
-    /// 7. A change has a fresh, unused, successful dry-run of the identical change and was not
+    /// Step 7: A change has a fresh, unused, successful dry-run of the identical change and was not
     /// applied before a resume. (Looked at here; used up atomically in [`commit`](Self::commit).)
     fn check_dry_run(
         &self,
@@ -640,7 +643,7 @@ impl Guard {
             None => Err(Refusal(
                 RefusalKind::NoDryRun,
                 format!(
-                    "no successful, unused dry-run of this exact change ({} {}, content {}): {} — then apply the identical change (each dry-run authorises one apply)",
+                    "no successful dry-run of this exact change ({} {}, content {}) is waiting to be used: {} — then apply the identical change (each dry-run authorises one apply)",
                     call.name,
                     change.target,
                     &change.content_hash.chars().take(12).collect::<String>(),
@@ -660,7 +663,7 @@ impl Guard {
         }
     }
 
-    /// 8. Destructive calls, changes in prod and calls an `approve` rule matches need a yes for
+    /// Step 8: Destructive calls, changes in prod and calls an `approve` rule matches need a yes for
     /// exactly this change (`key`). Returns who approved, if anyone had to.
     async fn check_approval(
         &self,
@@ -711,7 +714,7 @@ impl Guard {
         }
     }
 
-    /// 9. Under one lock: take the call id, and for a change use up its dry-run (and its
+    /// Step 9: Under one lock: take the call id, and for a change use up its dry-run (and its
     /// approval). Whatever happens to the apply afterwards — success, failure, interruption —
     /// the next apply needs a new dry-run. Two identical applies racing: one wins here.
     fn commit(

@@ -879,18 +879,26 @@ impl Session {
         if !self.pending.is_empty() {
             return (
                 TaskStatus::Failed,
-                format!("{} applied change(s) were never verified", self.pending.len()),
+                format!(
+                    "{} applied change(s) were never verified",
+                    self.pending.len()
+                ),
             );
         }
         match self.state {
-            State::Failed => (TaskStatus::Failed, "the task moved to the failed state".into()),
+            State::Failed => (
+                TaskStatus::Failed,
+                "the task moved to the failed state".into(),
+            ),
             State::Completion => (
                 TaskStatus::Success,
                 "the task reached completion and every applied change passed its checks".into(),
             ),
             s if self.change_attempted || !self.applied.is_empty() => (
                 TaskStatus::Failed,
-                format!("the task tried to change something but ended in the {s} state, not completion"),
+                format!(
+                    "the task tried to change something but ended in the {s} state, not completion"
+                ),
             ),
             _ => (
                 TaskStatus::Success,
@@ -1074,9 +1082,11 @@ impl Session {
                 target: target.to_string(),
                 fingerprint: fp.short(),
                 approved_by,
-                dry_run_evidence: self.evidence.get(&fp.short()).cloned().unwrap_or_else(|| {
-                    "(dry-run recorded before this session was resumed)".into()
-                }),
+                dry_run_evidence: self
+                    .evidence
+                    .get(&fp.short())
+                    .cloned()
+                    .unwrap_or_else(|| "(dry-run recorded before this session was resumed)".into()),
                 result: redactor.redact(&head(&ex.output)),
             });
         }
@@ -1089,7 +1099,11 @@ impl Session {
         rt: &Runtime,
         a: &crate::guard::Admitted,
     ) -> Result<(bool, String), SessionError> {
-        let agent = a.args.get("agent").and_then(|v| v.as_str()).unwrap_or_default();
+        let agent = a
+            .args
+            .get("agent")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
         let task = a
             .args
             .get("task")

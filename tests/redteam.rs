@@ -37,8 +37,12 @@ async fn get(kind: &str, ns: Option<&str>, name: &str) -> Option<kube::api::Dyna
 }
 
 fn cm(name: &str, ns: Option<&str>, extra: &str) -> String {
-    let ns = ns.map(|n| format!("\n  namespace: {n}")).unwrap_or_default();
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}{ns}\ndata:\n  k: v\n{extra}")
+    let ns = ns
+        .map(|n| format!("\n  namespace: {n}"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}{ns}\ndata:\n  k: v\n{extra}"
+    )
 }
 
 /// Dry-run then apply `manifests` with `ns_arg` as the call's namespace: the dry-run or the
@@ -98,7 +102,10 @@ mod namespace_from_the_manifest {
                 );
             }
         }
-        eprintln!("redteam namespace: {} tried, {refused_n} refused", variants.len());
+        eprintln!(
+            "redteam namespace: {} tried, {refused_n} refused",
+            variants.len()
+        );
     }
 
     #[tokio::test]
@@ -119,15 +126,16 @@ mod namespace_from_the_manifest {
             context: None,
         };
         let ws = tempfile::tempdir().expect("ws");
-        let tools: Vec<std::sync::Arc<dyn bosun::tools::Tool>> =
-            vec![std::sync::Arc::new(bosun::tools::kubectl::Kubectl::new(
-                kube.kubeconfig.clone(),
-                None,
-            ))];
+        let tools: Vec<std::sync::Arc<dyn bosun::tools::Tool>> = vec![std::sync::Arc::new(
+            bosun::tools::kubectl::Kubectl::new(kube.kubeconfig.clone(), None),
+        )];
         let d = Driver::with_workspace(tools, None, ws.path().to_path_buf());
         let name = format!("rt-ctxns-{}", common::suffix());
         let (dry, apply) = dry_then_apply(&d, &cm(&name, None, ""), Value::Null).await;
-        assert!(refused(&dry), "the dry-run into the context's kube-system default got through: {dry:?} / {apply:?}");
+        assert!(
+            refused(&dry),
+            "the dry-run into the context's kube-system default got through: {dry:?} / {apply:?}"
+        );
         assert!(get("ConfigMap", Some("kube-system"), &name).await.is_none());
     }
 }
@@ -172,7 +180,9 @@ mod kind_spelling {
                 n += 1;
             }
         }
-        let after = get("ClusterRole", None, "cluster-admin").await.expect("still there");
+        let after = get("ClusterRole", None, "cluster-admin")
+            .await
+            .expect("still there");
         assert_eq!(
             before.metadata.labels, after.metadata.labels,
             "cluster-admin's labels changed"
@@ -193,7 +203,14 @@ mod kind_spelling {
             ("plain", crb("ClusterRoleBinding")),
             ("lower case plural", crb("clusterrolebindings")),
             ("lower case", crb("clusterrolebinding")),
-            ("after a harmless ConfigMap", format!("{}---\n{}", cm(&format!("{name}-cm"), Some(&ns), ""), crb("ClusterRoleBinding"))),
+            (
+                "after a harmless ConfigMap",
+                format!(
+                    "{}---\n{}",
+                    cm(&format!("{name}-cm"), Some(&ns), ""),
+                    crb("ClusterRoleBinding")
+                ),
+            ),
         ];
         for (what, m) in &variants {
             let (dry, apply) = dry_then_apply(&d, m, json!(ns)).await;
@@ -204,7 +221,11 @@ mod kind_spelling {
                 "{what}: the binding exists"
             );
         }
-        eprintln!("redteam kind spelling (manifests): {} tried, {} refused", variants.len(), variants.len());
+        eprintln!(
+            "redteam kind spelling (manifests): {} tried, {} refused",
+            variants.len(),
+            variants.len()
+        );
     }
 }
 
@@ -221,8 +242,14 @@ mod fields_outside_the_fingerprint {
         let base = cm(&name, Some(&ns), "");
         let additions = [
             ("status", format!("{base}status:\n  phase: owned\n")),
-            ("an annotation", base.replace("  name:", "  annotations: {x: y}\n  name:")),
-            ("a label", base.replace("  name:", "  labels: {x: y}\n  name:")),
+            (
+                "an annotation",
+                base.replace("  name:", "  annotations: {x: y}\n  name:"),
+            ),
+            (
+                "a label",
+                base.replace("  name:", "  labels: {x: y}\n  name:"),
+            ),
             ("binaryData", format!("{base}binaryData:\n  b: eA==\n")),
             ("immutable", format!("{base}immutable: true\n")),
             ("force_conflicts", String::new()),
@@ -243,7 +270,10 @@ mod fields_outside_the_fingerprint {
                 json!({"operation": "apply", "manifests": changed, "namespace": ns})
             };
             let real = d.call("kubectl", args, State::Deployment).await;
-            assert!(refused(&real), "adding {what} after the dry-run got through: {real:?}");
+            assert!(
+                refused(&real),
+                "adding {what} after the dry-run got through: {real:?}"
+            );
             assert!(get("ConfigMap", Some(&ns), &name).await.is_none());
             n += 1;
         }
@@ -263,7 +293,11 @@ mod one_apply_per_dry_run {
         for round in 0..5 {
             let m = cm(&format!("rt-c{round}"), Some(&ns), "");
             let dry = d
-                .call("kubectl", json!({"operation": "apply_dry_run", "manifests": m, "namespace": ns}), State::Validation)
+                .call(
+                    "kubectl",
+                    json!({"operation": "apply_dry_run", "manifests": m, "namespace": ns}),
+                    State::Validation,
+                )
                 .await;
             assert!(matches!(dry, Outcome::Ok(_)), "{dry:?}");
             let mut tasks = Vec::new();
@@ -272,8 +306,12 @@ mod one_apply_per_dry_run {
                 let m = m.clone();
                 let ns = ns.clone();
                 tasks.push(tokio::spawn(async move {
-                    d.call("kubectl", json!({"operation": "apply", "manifests": m, "namespace": ns}), State::Deployment)
-                        .await
+                    d.call(
+                        "kubectl",
+                        json!({"operation": "apply", "manifests": m, "namespace": ns}),
+                        State::Deployment,
+                    )
+                    .await
                 }));
             }
             let mut ok = 0;
@@ -282,7 +320,10 @@ mod one_apply_per_dry_run {
                     ok += 1;
                 }
             }
-            assert_eq!(ok, 1, "round {round}: {ok} of 10 identical applies ran on one dry-run");
+            assert_eq!(
+                ok, 1,
+                "round {round}: {ok} of 10 identical applies ran on one dry-run"
+            );
         }
     }
 
@@ -297,16 +338,34 @@ mod one_apply_per_dry_run {
         .await;
         let m = cm(&name, Some(&ns), "");
         let dry = d
-            .call("kubectl", json!({"operation": "apply_dry_run", "manifests": m, "namespace": ns}), State::Validation)
+            .call(
+                "kubectl",
+                json!({"operation": "apply_dry_run", "manifests": m, "namespace": ns}),
+                State::Validation,
+            )
             .await;
         let first = d
-            .call("kubectl", json!({"operation": "apply", "manifests": m, "namespace": ns}), State::Deployment)
+            .call(
+                "kubectl",
+                json!({"operation": "apply", "manifests": m, "namespace": ns}),
+                State::Deployment,
+            )
             .await;
-        assert!(!matches!(first, Outcome::Ok(_)), "the conflicting apply should fail: {dry:?} {first:?}");
+        assert!(
+            !matches!(first, Outcome::Ok(_)),
+            "the conflicting apply should fail: {dry:?} {first:?}"
+        );
         let again = d
-            .call("kubectl", json!({"operation": "apply", "manifests": m, "namespace": ns}), State::Deployment)
+            .call(
+                "kubectl",
+                json!({"operation": "apply", "manifests": m, "namespace": ns}),
+                State::Deployment,
+            )
             .await;
-        assert!(refused(&again), "a second apply on a used dry-run: {again:?}");
+        assert!(
+            refused(&again),
+            "a second apply on a used dry-run: {again:?}"
+        );
     }
 }
 
@@ -340,11 +399,7 @@ mod concurrency_over_mcp {
         )
     }
 
-    async fn race(
-        peer: &rmcp::Peer<rmcp::RoleClient>,
-        ns: &str,
-        rounds: usize,
-    ) -> Vec<usize> {
+    async fn race(peer: &rmcp::Peer<rmcp::RoleClient>, ns: &str, rounds: usize) -> Vec<usize> {
         let mut wins = Vec::new();
         for round in 0..rounds {
             let m = cm(&format!("rt-mcp{round}-{}", common::suffix()), Some(ns), "");
@@ -355,7 +410,9 @@ mod concurrency_over_mcp {
                     .expect("object")
             };
             let dry = peer
-                .call_tool(CallToolRequestParams::new("kubectl").with_arguments(args("apply_dry_run")))
+                .call_tool(
+                    CallToolRequestParams::new("kubectl").with_arguments(args("apply_dry_run")),
+                )
                 .await
                 .expect("dry-run call");
             assert_ne!(dry.is_error, Some(true), "{dry:?}");
@@ -385,7 +442,10 @@ mod concurrency_over_mcp {
             .expect("initialised in time")
             .expect("initialised");
         let wins = race(service.peer(), &ns, 5).await;
-        assert!(wins.iter().all(|w| *w == 1), "applies admitted per dry-run: {wins:?}");
+        assert!(
+            wins.iter().all(|w| *w == 1),
+            "applies admitted per dry-run: {wins:?}"
+        );
         // the unknown and the malformed are refused and audited too
         let unknown = service
             .peer()
@@ -398,19 +458,31 @@ mod concurrency_over_mcp {
             .call_tool(CallToolRequestParams::new("delegate"))
             .await
             .expect("answered");
-        assert_eq!(delegate.is_error, Some(true), "delegate is not a tool over MCP");
+        assert_eq!(
+            delegate.is_error,
+            Some(true),
+            "delegate is not a tool over MCP"
+        );
         let _ = service.cancel().await;
         let audit = std::fs::read_dir(home.path().join(".local/state/bosun/audit"))
             .expect("an audit dir")
             .filter_map(Result::ok)
             .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
             .collect::<String>();
-        assert!(audit.contains("kubectl_admin"), "the unknown tool call is audited");
+        assert!(
+            audit.contains("kubectl_admin"),
+            "the unknown tool call is audited"
+        );
         let allowed_applies = audit
             .lines()
-            .filter(|l| l.contains("\"verdict\":\"allow\"") && l.contains("\"effect\":\"mutating\""))
+            .filter(|l| {
+                l.contains("\"verdict\":\"allow\"") && l.contains("\"effect\":\"mutating\"")
+            })
             .count();
-        assert_eq!(allowed_applies, 5, "one admitted apply per dry-run in the audit log");
+        assert_eq!(
+            allowed_applies, 5,
+            "one admitted apply per dry-run in the audit log"
+        );
     }
 
     #[tokio::test]
@@ -433,7 +505,10 @@ mod concurrency_over_mcp {
         let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.as_str());
         let service = info().serve(transport).await.expect("initialised");
         let wins = race(service.peer(), &ns, 5).await;
-        assert!(wins.iter().all(|w| *w == 1), "applies admitted per dry-run: {wins:?}");
+        assert!(
+            wins.iter().all(|w| *w == 1),
+            "applies admitted per dry-run: {wins:?}"
+        );
         let _ = service.cancel().await;
         let _ = child.start_kill();
     }

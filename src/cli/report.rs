@@ -263,9 +263,16 @@ impl Report {
             self.report.as_deref().unwrap_or("")
         )
         .to_ascii_lowercase();
-        ["success", "succeeded", "completed", "deployed", "all good", "done"]
-            .iter()
-            .any(|w| text.contains(w))
+        [
+            "success",
+            "succeeded",
+            "completed",
+            "deployed",
+            "all good",
+            "done",
+        ]
+        .iter()
+        .any(|w| text.contains(w))
     }
 
     /// Write as Markdown (`.md`) or JSON (`.json`).

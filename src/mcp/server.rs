@@ -249,7 +249,11 @@ impl BosunMcp {
             None => None,
         };
         let exposed_here = c.opts.expose_tools && exposed(rt).any(|n| n == name);
-        let registry = if exposed_here { &rt.registry } else { &c.nothing };
+        let registry = if exposed_here {
+            &rt.registry
+        } else {
+            &c.nothing
+        };
         let env = crate::dispatch::CallEnv {
             registry,
             ctx: &rt.ctx,

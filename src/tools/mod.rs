@@ -76,7 +76,9 @@ pub struct Scope {
 /// One Kubernetes object a call really touches, resolved by the tool's code: the kind as the
 /// API server names it (never as the model spelled it), the namespace it will land in (`None`
 /// for cluster-scoped objects).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ObjectRef {
     /// API group (`""` for the core group).
     pub group: String,

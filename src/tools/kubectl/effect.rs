@@ -54,8 +54,7 @@ pub(super) async fn resolve(
     kinds.sort();
     kinds.dedup();
     inv.scope.kinds = kinds;
-    let mut namespaces: Vec<Option<String>> =
-        objects.iter().map(|o| o.namespace.clone()).collect();
+    let mut namespaces: Vec<Option<String>> = objects.iter().map(|o| o.namespace.clone()).collect();
     namespaces.sort();
     namespaces.dedup();
     inv.scope.namespace = match namespaces.as_slice() {
