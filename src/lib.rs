@@ -17,6 +17,7 @@
 //! - [`sandbox`]: a throwaway local platform: etcd, kube-apiserver, OpenBao, a bare git remote.
 //! - [`kube_client`]: building a kube client from a kubeconfig, context and namespace.
 //! - [`eval`]: the eval task suite (k8s-ai-bench layout) run on the sandbox, scored Pass@1/Pass@k/Pass^k.
+//! - [`term`]: text from outside made safe to print on a terminal.
 //! - [`mcp`]: bosun as an MCP server (the agent and its guarded tools) and as an MCP client (remote tools behind the same guard).
 
 pub mod agent;
@@ -42,6 +43,7 @@ pub mod scripted;
 pub mod secrets;
 pub mod session;
 pub mod store;
+pub mod term;
 pub mod tools;
 
 /// Install the process-wide rustls crypto provider (aws-lc-rs). Call once at start-up of any

@@ -1153,6 +1153,7 @@ impl Session {
         let mut repeats: std::collections::HashMap<(String, String), u32> = Default::default();
         let mut state_turns = 0u32;
         let mut turn_state = self.state;
+        let (mut malformed_retried, mut malformed_note) = (false, None::<String>);
         for turn in 1..=rt.max_turns {
             if self.state == turn_state {
                 state_turns += 1;
@@ -1195,6 +1196,15 @@ impl Session {
             if self.interrupt.take() {
                 return Err(SessionError::Interrupted);
             }
+            // an unusable answer (cut-off stream, call without a function…) is told to the
+            // model once, on this request only; a second one fails the task
+            if let Some(why) = malformed_note.as_deref() {
+                if let Some(Message::User { content } | Message::Tool { content, .. }) =
+                    request.last_mut()
+                {
+                    content.push_str(why);
+                }
+            }
             let interrupt = self.interrupt.clone();
             let resp = tokio::select! {
                 r = rt.model.complete(
@@ -1203,7 +1213,18 @@ impl Session {
                         tools: &specs,
                     },
                     &on_delta,
-                ) => r?,
+                ) => match r {
+                    Err(ModelError::Malformed { detail }) if !malformed_retried => {
+                        malformed_retried = true;
+                        tracing::warn!("model sent an unusable response ({detail}); asking again once");
+                        malformed_note = Some(format!("\n[bosun] your last response could not be used: {detail}. Answer again: plain text, or tool calls each with a function name and JSON arguments."));
+                        continue;
+                    }
+                    r => {
+                        malformed_note = None;
+                        r?
+                    }
+                },
                 _ = interrupt.wait() => {
                     interrupt.take();
                     return Err(SessionError::Interrupted);

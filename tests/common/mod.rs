@@ -52,9 +52,12 @@ fn start() -> Result<SandboxState, String> {
                     return;
                 }
             };
+            // no stand-in kubelet: tests set pod status themselves (`pod_with_status`,
+            // `mark_pods_ready`)
             let opts = UpOptions {
                 lifetime: Lifetime::TiedToParent,
                 controller_manager: true,
+                kubelet: None,
             };
             let r = rt.block_on(sandbox::up(&dir, opts, &|_| {}));
             let _ = tx.send(r.map_err(|e| e.to_string()));
@@ -111,8 +114,11 @@ pub async fn namespace(prefix: &str) -> String {
     use kube::api::{Api, PostParams};
     let name = format!("{prefix}-{}", suffix());
     let api: Api<Namespace> = Api::all(kube().await);
-    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
-        .expect("namespace object");
+    // tests play the kubelet themselves: a reused `bosun sandbox up` sandbox's stand-in kubelet
+    // leaves their namespaces alone
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name,
+        "labels": {(bosun::sandbox::kubelet::OPT_OUT_LABEL): "off"}}}))
+    .expect("namespace object");
     api.create(&PostParams::default(), &ns)
         .await
         .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
