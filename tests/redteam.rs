@@ -513,3 +513,158 @@ mod concurrency_over_mcp {
         let _ = child.start_kill();
     }
 }
+
+/// Properties over generated inputs, on the real API server's discovery: how a kind is spelled
+/// and where a namespace is written never change what the guard decides or the change's
+/// identity; anything that lands in kube-system is refused; of concurrent identical applies on
+/// one dry-run exactly one is admitted.
+mod property {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    const KINDS: &[(&str, &[&str])] = &[
+        (
+            "ConfigMap",
+            &["configmaps", "configmap", "cm", "CONFIGMAPS", "configmap"],
+        ),
+        (
+            "ClusterRole",
+            &[
+                "clusterroles",
+                "clusterrole",
+                "CLUSTERROLE",
+                "clusterroles.rbac.authorization.k8s.io",
+                "clusterrole.rbac.authorization.k8s.io",
+            ],
+        ),
+        (
+            "ServiceAccount",
+            &[
+                "serviceaccounts",
+                "sa",
+                "serviceaccount",
+                "ServiceAccounts",
+                "serviceaccount",
+            ],
+        ),
+        (
+            "Namespace",
+            &["namespaces", "ns", "namespace", "NAMESPACES", "namespace"],
+        ),
+    ];
+
+    struct World {
+        rt: tokio::runtime::Runtime,
+        d: Driver,
+        ns: String,
+    }
+
+    fn world() -> &'static World {
+        static W: OnceLock<World> = OnceLock::new();
+        W.get_or_init(|| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let ns = rt.block_on(common::namespace("rt-prop"));
+            World {
+                d: driver(),
+                rt,
+                ns,
+            }
+        })
+    }
+
+    fn decide(w: &World, args: Value, state: State) -> (bosun::guard::Decision, bool) {
+        let n = common::suffix();
+        let call = bosun::model::ToolCall {
+            id: format!("prop-{n}"),
+            name: "kubectl".into(),
+            arguments: args.to_string(),
+        };
+        w.rt.block_on(async {
+            let adm = w.d.env().admit(&call, state).await;
+            let admitted = adm.admitted.is_some();
+            (adm.decision, admitted)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 40, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// A target operation (label, dry-run) judged the same way whatever the spelling: the
+        /// same verdict, refusal kind, target and fingerprint as the canonical kind.
+        #[test]
+        fn a_kinds_spelling_never_changes_the_decision(k in 0..KINDS.len(), s in 0..5usize, op in 0..2usize) {
+            let w = world();
+            let (canonical, spellings) = KINDS[k];
+            let op = ["label", "annotate"][op];
+            let args = |kind: &str| json!({"operation": op, "kind": kind, "name": "x", "namespace": w.ns,
+                "labels": "a=b", "annotations": "a=b", "dry_run": true});
+            let (a, _) = decide(w, args(canonical), State::Validation);
+            let (b, _) = decide(w, args(spellings[s]), State::Validation);
+            prop_assert_eq!(a.verdict, b.verdict, "{} vs {}: {} / {}", canonical, spellings[s], a.reason, b.reason);
+            prop_assert_eq!(a.refusal, b.refusal);
+            prop_assert_eq!(a.fingerprint, b.fingerprint, "the change identity must not depend on the spelling");
+        }
+
+        /// Where the namespace is written (argument, metadata, both) does not change the change's
+        /// identity; an object that lands in kube-system is refused wherever it was written.
+        #[test]
+        fn the_namespace_is_judged_where_the_object_lands(docs in 1..4usize, place in 0..3usize, system in proptest::bool::ANY, at in 0..4usize) {
+            let w = world();
+            let target = if system { "kube-system".to_string() } else { w.ns.clone() };
+            let system_doc = at % docs;
+            let mut with_meta = Vec::new();
+            let mut without = Vec::new();
+            for i in 0..docs {
+                let ns = if system && i == system_doc { target.clone() } else { w.ns.clone() };
+                with_meta.push(cm(&format!("p{i}"), Some(&ns), ""));
+                without.push(cm(&format!("p{i}"), if system && i == system_doc { Some(&ns) } else { None }, ""));
+            }
+            let (m, ns_arg) = match place {
+                0 => (with_meta.join("---\n"), Value::Null),
+                1 => (with_meta.join("---\n"), json!(w.ns)),
+                _ => (without.join("---\n"), json!(w.ns)),
+            };
+            if system && place == 1 {
+                // the argument and the metadata disagree: refused by the parser already
+                let (d, ok) = decide(w, json!({"operation": "apply_dry_run", "manifests": m, "namespace": ns_arg}), State::Validation);
+                prop_assert!(!ok, "{}", d.reason);
+                return Ok(());
+            }
+            let (d, ok) = decide(w, json!({"operation": "apply_dry_run", "manifests": m, "namespace": ns_arg}), State::Validation);
+            if system {
+                prop_assert!(!ok, "an object bound for kube-system got through: {}", d.reason);
+            } else {
+                prop_assert!(ok, "{}", d.reason);
+                let canonical = with_meta.join("---\n");
+                let (c, _) = decide(w, json!({"operation": "apply_dry_run", "manifests": canonical, "namespace": Value::Null}), State::Validation);
+                prop_assert_eq!(c.fingerprint, d.fingerprint, "placement changed the identity");
+            }
+        }
+
+        /// N identical applies admitted at once after one recorded dry-run: exactly one wins.
+        #[test]
+        fn concurrent_admits_use_a_dry_run_once(n in 2..12usize, round in 0..1000u32) {
+            let w = world();
+            let m = cm(&format!("conc-{round}-{}", common::suffix()), Some(&w.ns), "");
+            let dry = json!({"operation": "apply_dry_run", "manifests": m, "namespace": w.ns});
+            let dry_call = bosun::model::ToolCall { id: format!("d-{}", common::suffix()), name: "kubectl".into(), arguments: dry.to_string() };
+            let wins = w.rt.block_on(async {
+                let env = w.d.env();
+                let adm = env.admit(&dry_call, State::Validation).await;
+                let a = adm.admitted.expect("the dry-run is admitted");
+                let ex = env.execute(a).await;
+                assert!(ex.ok, "{}", ex.output);
+                let apply = json!({"operation": "apply", "manifests": m, "namespace": w.ns}).to_string();
+                let calls: Vec<_> = (0..n).map(|i| bosun::model::ToolCall { id: format!("a-{round}-{i}-{}", common::suffix()), name: "kubectl".into(), arguments: apply.clone() }).collect();
+                let futs = calls.iter().map(|c| env.admit(c, State::Deployment));
+                futures::future::join_all(futs).await.into_iter().filter(|a| a.admitted.is_some()).count()
+            });
+            prop_assert_eq!(wins, 1);
+        }
+    }
+}

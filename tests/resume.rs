@@ -140,3 +140,119 @@ turns:
         "{log}"
     );
 }
+
+/// An apply that failed (a 409 conflict) used up its dry-run: after `--resume` the identical
+/// apply is refused until it is dry-run again — the use was saved with the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_apply_stays_used_up_across_resume() {
+    let ns = common::namespace("resume409").await;
+    let st = common::sandbox();
+    let m = serde_json::to_string(&configmap(&ns)).expect("json");
+    let first = Script::from_yaml(&format!(
+        r#"
+turns:
+  - reply:
+      tool_calls:
+        - {{name: transition, arguments: {{to: validation, justification: "dry-run"}}}}
+        - {{name: kubectl, arguments: {{operation: apply_dry_run, namespace: {ns}, manifests: {m}}}}}
+  # meanwhile another field manager takes `data.level`: the apply conflicts (409)
+  - delay_ms: 1500
+    reply:
+      tool_calls:
+        - {{name: transition, arguments: {{to: deployment, justification: "validated"}}}}
+        - {{name: kubectl, arguments: {{operation: apply, namespace: {ns}, manifests: {m}}}}}
+  - expect:
+      last_tool_result_contains: ["conflict"]
+    reply: {{content: "The apply conflicted."}}
+"#
+    ))
+    .expect("script");
+    let server = ScriptedServer::start(first).await.expect("server");
+    let home = tempfile::tempdir().expect("tempdir");
+    let sessions = home.path().join("sessions");
+    let audit = home.path().join("audit");
+    let run = |base: String, extra: Vec<String>| {
+        let mut cmd = common::bosun_cmd(home.path());
+        cmd.env("OPENAI_BASE_URL", base)
+            .env("KUBECONFIG", &st.kubeconfig)
+            .arg("--agent")
+            .arg(common::repo_root())
+            .arg("run")
+            .args(["--output", "jsonl"])
+            .args(extra)
+            .arg("--sessions-dir")
+            .arg(&sessions)
+            .arg("--audit-dir")
+            .arg(&audit);
+        cmd
+    };
+    let mut cmd = run(server.base_url(), vec![]);
+    cmd.arg("set the level to 1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let handle = tokio::runtime::Handle::current();
+    let ns2 = ns.clone();
+    let code = tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().expect("spawn bosun");
+        let out = child.stdout.take().expect("stdout");
+        for line in BufReader::new(out).lines() {
+            let line = line.expect("line");
+            let v: serde_json::Value = serde_json::from_str(&line).expect("jsonl");
+            if v["type"] == "tool_call_finished" && v["ok"] == true && v["tool"] == "kubectl" {
+                handle.block_on(common::create(serde_json::json!({"apiVersion": "v1",
+                    "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": ns2},
+                    "data": {"level": "0"}})));
+            }
+        }
+        child.wait().expect("wait").code()
+    })
+    .await
+    .expect("join");
+    assert_eq!(server.failures(), Vec::<String>::new());
+    assert_eq!(
+        code,
+        Some(1),
+        "a task whose only apply failed is a failed task"
+    );
+    let id = bosun::store::list(&sessions).expect("sessions")[0]
+        .id
+        .clone();
+    let second = Script::from_yaml(&format!(
+        r#"
+turns:
+  - reply:
+      tool_calls:
+        - {{name: kubectl, arguments: {{operation: apply, namespace: {ns}, manifests: {m}}}}}
+  - expect:
+      last_tool_result_contains: ["no successful dry-run"]
+    reply: {{content: "The dry-run was used up; it must be run again."}}
+"#
+    ))
+    .expect("script");
+    let server2 = ScriptedServer::start(second).await.expect("server");
+    let mut cmd = run(server2.base_url(), vec!["--resume".into(), id.clone()]);
+    cmd.arg("try again");
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run");
+    assert_eq!(
+        server2.failures(),
+        Vec::<String>::new(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cm: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(common::kube().await, &ns);
+    let level = cm
+        .get("settings")
+        .await
+        .expect("get")
+        .data
+        .unwrap_or_default();
+    assert_eq!(
+        level.get("level").map(String::as_str),
+        Some("0"),
+        "unchanged"
+    );
+}

@@ -151,8 +151,9 @@ turns:
         now.metadata.generation
     );
     match events.last() {
-        Some(Event::TaskComplete { state, .. }) => {
-            assert_eq!(*state, bosun::planner::State::Failed)
+        Some(Event::TaskComplete { state, status, .. }) => {
+            assert_eq!(*state, bosun::planner::State::Failed);
+            assert_eq!(*status, bosun::session::TaskStatus::Failed);
         }
         other => panic!("{other:?}"),
     }
@@ -169,11 +170,93 @@ turns:
     assert_eq!(own.len(), 3, "{own:?}");
     assert!(own[0].contains("rollout_status"), "{own:?}");
     assert!(
-        own[1].contains("rollout_undo") && own[1].contains("\"dry_run\":true"),
+        own[1].contains("restore") && own[1].contains("\"dry_run\":true"),
         "{own:?}"
     );
-    assert!(own[2].contains("rollout_undo"), "{own:?}");
+    assert!(own[2].contains("restore"), "{own:?}");
     // the previous version is what runs now
     let d = deployments.get("web").await.expect("get");
     assert_eq!(image(&d), "registry.example/web:1.0.0");
+}
+
+/// A Deployment the task *created* never becomes ready: there is no previous revision to roll
+/// back to, so bosun's undo deletes what the apply created — and the runtime calls the task
+/// failed, even though the model claims success and never moves to `failed` itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_object_that_fails_verification_is_deleted_and_the_task_fails() {
+    let ns = common::namespace("verify-new").await;
+    let st = common::sandbox();
+    let m = serde_json::to_string(&manifest(&ns, "3.0.0")).expect("json string");
+    let script = format!(
+        r#"
+turns:
+  - reply:
+      tool_calls:
+        - {{name: transition, arguments: {{to: validation, justification: "dry-run"}}}}
+        - {{name: kubectl, arguments: {{operation: apply_dry_run, manifests: {m}}}}}
+        - {{name: transition, arguments: {{to: deployment, justification: "validated"}}}}
+        - {{name: kubectl, arguments: {{operation: apply, manifests: {m}}}}}
+  - reply: {{content: "Success: web 3.0.0 is deployed."}}
+  - expect:
+      last_user_contains: ["verification failed", "rolled back"]
+    reply: {{content: "Success: web 3.0.0 is deployed and healthy."}}
+"#
+    );
+    let server = ScriptedServer::start(Script::from_yaml(&script).expect("script"))
+        .await
+        .expect("server");
+    let model = OpenAiClient::new(&ModelConfig {
+        base_url: Some(server.base_url()),
+        ..Default::default()
+    })
+    .expect("client");
+    let rt = Runtime::from_dir(
+        &common::repo_root(),
+        Arc::new(model),
+        RuntimeOptions {
+            kube: KubeTarget {
+                kubeconfig: Some(st.kubeconfig.clone()),
+                context: None,
+            },
+            ..Default::default()
+        },
+    )
+    .expect("runtime");
+    let mut s = rt.spawn_session(None).expect("session");
+    s.submit(Op::UserTurn {
+        text: "create web 3.0.0".into(),
+    });
+    let mut last = None;
+    while let Some(e) = tokio::time::timeout(Duration::from_secs(120), s.next_event())
+        .await
+        .expect("events in time")
+    {
+        let end = matches!(e, Event::TaskComplete { .. } | Event::TaskFailed { .. });
+        last = Some(e);
+        if end {
+            break;
+        }
+    }
+    match last {
+        Some(Event::TaskComplete {
+            status, verdict, ..
+        }) => {
+            assert_eq!(status, bosun::session::TaskStatus::Failed, "{verdict}");
+            assert!(verdict.contains("checks"), "{verdict}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let deployments: Api<Deployment> = Api::namespaced(common::kube().await, &ns);
+    let mut gone = false;
+    for _ in 0..50 {
+        if deployments.get_opt("web").await.expect("get").is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        gone,
+        "the created Deployment was not removed by the rollback"
+    );
 }

@@ -48,6 +48,7 @@ const OPERATIONS: &[(&str, EffectClass)] = &[
     ("rollout_undo", EffectClass::Mutating),
     ("annotate", EffectClass::Mutating),
     ("label", EffectClass::Mutating),
+    ("restore", EffectClass::Mutating),
     ("delete", EffectClass::Destructive),
     ("drain", EffectClass::Destructive),
 ];
@@ -71,6 +72,9 @@ pub(crate) enum Operation {
     RolloutUndo,
     Annotate,
     Label,
+    // undo bosun's own last apply of these manifests: each object back to exactly what it was
+    // before (deleted if the apply created it); a plain comment, so the schema stays an enum
+    Restore,
     Delete,
     Drain,
 }
@@ -94,6 +98,7 @@ impl Operation {
             Self::RolloutUndo => "rollout_undo",
             Self::Annotate => "annotate",
             Self::Label => "label",
+            Self::Restore => "restore",
             Self::Delete => "delete",
             Self::Drain => "drain",
         }
@@ -148,6 +153,9 @@ pub(crate) struct Args {
 /// The kubectl tool.
 pub struct Kubectl {
     access: ClusterAccess,
+    /// What each object was just before bosun's last real apply of it (`None`: it did not
+    /// exist), keyed by context, group, kind, namespace and name — for `restore`.
+    snapshots: write::Snapshots,
     /// Token budget of one result.
     pub(crate) max_tokens: usize,
 }
@@ -165,6 +173,7 @@ impl Kubectl {
     pub fn new(kubeconfig: Option<PathBuf>, default_context: Option<String>) -> Self {
         Self {
             access: ClusterAccess::new(kubeconfig, default_context),
+            snapshots: Default::default(),
             max_tokens: crate::compact::DEFAULT_RESULT_TOKENS,
         }
     }
@@ -206,7 +215,7 @@ impl Kubectl {
                     ));
                 }
             }
-            ApplyDryRun | Apply | Diff => {
+            ApplyDryRun | Apply | Diff | Restore => {
                 need(&a.manifests, "manifests", op)?;
             }
             Scale => {
@@ -295,6 +304,7 @@ impl Kubectl {
             RolloutRestart => write::rollout_restart(c, &a, &ns).await,
             RolloutUndo => write::rollout_undo(c, &a, &ns).await,
             Annotate | Label => write::annotate(c, &a, &ns).await,
+            Restore => write::restore(self, c, &a, &ns, a.dry_run == Some(true)).await,
             Delete => write::delete(c, &a, &ns).await,
             Drain => write::drain(c, &a, deadline).await,
         }
@@ -330,8 +340,9 @@ impl Tool for Kubectl {
         NAME
     }
 
-    /// An applied Deployment/StatefulSet/DaemonSet is verified by its rollout status; when the
-    /// apply touched exactly one of them, `rollout_undo` undoes it.
+    /// An applied Deployment/StatefulSet/DaemonSet is verified by its rollout status; any apply
+    /// is undone by `restore` of the same manifests: every object back to exactly what it was
+    /// before the apply, and deleted if the apply created it.
     fn follow_ups(&self, args: &Value) -> super::FollowUps {
         let mut out = super::FollowUps::default();
         if args.get("operation").and_then(Value::as_str) != Some("apply") {
@@ -345,7 +356,6 @@ impl Tool for Kubectl {
         };
         let ns_arg = args.get("namespace").cloned().unwrap_or(Value::Null);
         let context = args.get("context").cloned().unwrap_or(Value::Null);
-        let mut undo = Vec::new();
         for d in &docs {
             let kind = d.get("kind").and_then(Value::as_str).unwrap_or_default();
             if !matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet") {
@@ -358,24 +368,17 @@ impl Tool for Kubectl {
                 .pointer("/metadata/namespace")
                 .cloned()
                 .unwrap_or_else(|| ns_arg.clone());
-            let target = serde_json::json!({"kind": kind, "name": name, "namespace": ns, "context": context});
-            let mut verify = target.clone();
-            verify["operation"] = "rollout_status".into();
-            verify["timeout_seconds"] = 30.into();
             out.verify.push(super::FollowUp {
                 tool: NAME.into(),
-                arguments: verify,
-            });
-            let mut u = target;
-            u["operation"] = "rollout_undo".into();
-            undo.push(u);
-        }
-        if undo.len() == 1 {
-            out.rollback = undo.pop().map(|arguments| super::FollowUp {
-                tool: NAME.into(),
-                arguments,
+                arguments: serde_json::json!({"operation": "rollout_status", "kind": kind,
+                    "name": name, "namespace": ns, "context": context, "timeout_seconds": 30}),
             });
         }
+        out.rollback = Some(super::FollowUp {
+            tool: NAME.into(),
+            arguments: serde_json::json!({"operation": "restore", "manifests": text,
+                "namespace": ns_arg, "context": context}),
+        });
         out
     }
 
@@ -418,7 +421,7 @@ impl Tool for Kubectl {
                 )
                 .with_scope(scope))
             }
-            ApplyDryRun | Apply | Diff => {
+            ApplyDryRun | Apply | Diff | Restore => {
                 let docs = parse_manifests(a.manifests.as_deref().unwrap_or(""))?;
                 if let Some(want) = &a.namespace {
                     for d in &docs {
@@ -457,13 +460,23 @@ impl Tool for Kubectl {
                     });
                 }
                 let objects: Vec<Value> = docs.iter().map(k8s::normalise).collect();
-                (
-                    json!({"op": "apply", "force_conflicts": a.force_conflicts.unwrap_or(false), "objects": objects}),
-                    format!("context={ctx_s} namespace={ns_s}"),
-                    human,
-                    "call kubectl apply_dry_run with the same manifests, context and namespace"
-                        .to_string(),
-                )
+                if op == Restore {
+                    (
+                        json!({"op": "restore", "objects": objects}),
+                        format!("context={ctx_s} namespace={ns_s}"),
+                        format!("restore (undo bosun's last apply of) {human}"),
+                        "call kubectl restore with the same manifests, context, namespace and dry_run: true"
+                            .to_string(),
+                    )
+                } else {
+                    (
+                        json!({"op": "apply", "force_conflicts": a.force_conflicts.unwrap_or(false), "objects": objects}),
+                        format!("context={ctx_s} namespace={ns_s}"),
+                        human,
+                        "call kubectl apply_dry_run with the same manifests, context and namespace"
+                            .to_string(),
+                    )
+                }
             }
             Scale | RolloutRestart | RolloutUndo | Annotate | Label | Delete => {
                 let k = kind.clone().unwrap_or_default();

@@ -31,7 +31,7 @@ pub(super) async fn resolve(
         Get | Describe | Logs | Events | RolloutStatus | AuthCanI | ApiResources | Wait => {
             return Ok(inv)
         }
-        ApplyDryRun | Apply | Diff => manifests(cluster, a, &default_ns).await?,
+        ApplyDryRun | Apply | Diff | Restore => manifests(cluster, a, &default_ns).await?,
         Scale | RolloutRestart | RolloutUndo | Annotate | Label | Delete => {
             target(cluster, a, &default_ns).await?
         }
@@ -150,11 +150,15 @@ async fn manifests(
         });
         sent.push(obj);
     }
-    let content = json!({
-        "op": "apply",
-        "force_conflicts": a.force_conflicts.unwrap_or(false),
-        "objects": sent,
-    });
+    let content = if a.operation == Operation::Restore {
+        json!({"op": "restore", "objects": sent})
+    } else {
+        json!({
+            "op": "apply",
+            "force_conflicts": a.force_conflicts.unwrap_or(false),
+            "objects": sent,
+        })
+    };
     Ok((objects, content))
 }
 

@@ -13,6 +13,23 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+/// What objects were before bosun's last real apply of them (see [`restore`]).
+pub(crate) type Snapshots = std::sync::Mutex<std::collections::HashMap<String, Option<Value>>>;
+
+fn snapshot_key(
+    context: &str,
+    ar: &kube::api::ApiResource,
+    ns: Option<&str>,
+    name: &str,
+) -> String {
+    format!(
+        "{context}|{}|{}|{}|{name}",
+        ar.group,
+        ar.kind,
+        ns.unwrap_or("")
+    )
+}
+
 /// The field manager bosun applies as.
 pub const FIELD_MANAGER: &str = "bosun";
 
@@ -277,6 +294,18 @@ pub(super) async fn apply(
             Some(l) => Some(serde_json::to_value(l).map_err(k8s::failed)?),
             None => None,
         };
+        if mode == Mode::Apply {
+            // what the object was before this apply, for `restore` (the runtime's rollback)
+            let key = snapshot_key(
+                &cluster.context,
+                &ar,
+                namespaced.then_some(obj_ns.as_str()),
+                name,
+            );
+            if let Ok(mut snaps) = k.snapshots.lock() {
+                snaps.insert(key, live_v.clone());
+            }
+        }
         mask_pair(live_v.as_mut(), &mut res_v, ctx);
         let new_c = comparable(&res_v);
         let verb = |past: &str, future: &str| {
@@ -806,4 +835,119 @@ pub(super) async fn drain(
         return Err(ToolError::Failed(out));
     }
     Ok(out)
+}
+
+/// `restore`: undo bosun's own last apply of these manifests — each object back to exactly what
+/// it was before (replaced with the captured object), or deleted if the apply created it. Only
+/// objects this process applied can be restored (the snapshot lives in memory); anything else
+/// is reported, not guessed.
+pub(super) async fn restore(
+    k: &Kubectl,
+    cluster: &Cluster,
+    a: &Args,
+    ns: &str,
+    dry: bool,
+) -> Result<String, ToolError> {
+    let docs = parse_manifests(a.manifests.as_deref().unwrap_or(""))?;
+    let mut lines = Vec::new();
+    let mut failures = 0usize;
+    for d in &docs {
+        let api_version = d.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let kind = d.get("kind").and_then(Value::as_str).unwrap_or("");
+        let name = d
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let (ar, namespaced) = resolve_gvk(cluster, api_version, kind).await?;
+        let obj_ns = d
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(ns)
+            .to_string();
+        let id = if namespaced {
+            format!("{kind} {obj_ns}/{name}")
+        } else {
+            format!("{kind} {name}")
+        };
+        let key = snapshot_key(
+            &cluster.context,
+            &ar,
+            namespaced.then_some(obj_ns.as_str()),
+            name,
+        );
+        let snap = k.snapshots.lock().ok().and_then(|m| m.get(&key).cloned());
+        let api = k8s::api(cluster, &ar, namespaced, &obj_ns);
+        let r = match snap {
+            None => Err(format!(
+                "bosun has no record of {id} before an apply in this process, so it cannot restore it; check it with get/describe and roll it back by hand"
+            )),
+            Some(None) => {
+                let dp = DeleteParams {
+                    dry_run: dry,
+                    propagation_policy: Some(PropagationPolicy::Foreground),
+                    ..Default::default()
+                };
+                match api.delete(name, &dp).await {
+                    Ok(_) => Ok(format!("{} (the apply created it)", if dry { "would be deleted" } else { "deleted" })),
+                    Err(kube::Error::Api(s)) if s.code == 404 => Ok("already gone".into()),
+                    Err(e) => Err(kube_err(e, &cluster.context).to_string()),
+                }
+            }
+            Some(Some(before)) => {
+                let live = api.get_opt(name).await.map_err(|e| kube_err(e, &cluster.context))?;
+                let mut obj = k8s::normalise(&before);
+                if let Some(m) = obj.as_object_mut() {
+                    m.remove("status");
+                }
+                match live.and_then(|l| l.metadata.resource_version) {
+                    None => {
+                        // deleted since: create it again as it was
+                        let o: DynamicObject = serde_json::from_value(obj).map_err(k8s::failed)?;
+                        let pp = PostParams { dry_run: dry, field_manager: Some(FIELD_MANAGER.into()) };
+                        api.create(&pp, &o).await.map(|_| format!("{} as it was before the apply", if dry { "would be re-created" } else { "re-created" })).map_err(|e| kube_err(e, &cluster.context).to_string())
+                    }
+                    Some(rv) => {
+                        if let Some(md) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                            md.insert("resourceVersion".into(), json!(rv));
+                        }
+                        let o: DynamicObject = serde_json::from_value(obj).map_err(k8s::failed)?;
+                        let pp = PostParams { dry_run: dry, field_manager: Some(FIELD_MANAGER.into()) };
+                        api.replace(name, &pp, &o).await.map(|_| format!("{} to exactly the object captured before the apply", if dry { "would be restored" } else { "restored" })).map_err(|e| kube_err(e, &cluster.context).to_string())
+                    }
+                }
+            }
+        };
+        match r {
+            Ok(what) => {
+                if !dry {
+                    if let Ok(mut m) = k.snapshots.lock() {
+                        m.remove(&key);
+                    }
+                }
+                lines.push(format!("  {id}: {what}"));
+            }
+            Err(e) => {
+                failures += 1;
+                lines.push(format!("  {id}: {e}"));
+            }
+        }
+    }
+    let head = format!(
+        "{}restore of {} object(s) (context {}){}",
+        if dry { "dry-run: " } else { "" },
+        docs.len(),
+        cluster.context,
+        if failures > 0 {
+            format!(": {failures} failed")
+        } else {
+            String::new()
+        }
+    );
+    let text = format!("{head}\n{}", lines.join("\n"));
+    if failures > 0 {
+        Err(ToolError::Failed(text))
+    } else {
+        Ok(text)
+    }
 }
