@@ -112,25 +112,15 @@ async fn manifests(
     let mut objects = Vec::with_capacity(docs.len());
     let mut sent = Vec::with_capacity(docs.len());
     for d in &docs {
-        let api_version = d.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        let kind = d.get("kind").and_then(Value::as_str).unwrap_or("");
-        let name = d
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let (ar, namespaced) = k8s::resolve_gvk(cluster, api_version, kind)
+        let r = super::write::doc_ref(d, default_ns);
+        let (kind, name) = (r.kind, r.name);
+        let (ar, namespaced) = k8s::resolve_gvk(cluster, r.api_version, kind)
             .await
             .map_err(|e| match k8s_kind_hint(cluster, kind) {
                 Some(hint) => ToolError::InvalidArguments(hint),
                 None => e,
             })?;
-        let ns = namespaced.then(|| {
-            d.pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .unwrap_or(default_ns)
-                .to_string()
-        });
+        let ns = namespaced.then(|| r.ns.clone());
         let mut obj = d.clone();
         if let Some(md) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             match &ns {

@@ -30,6 +30,38 @@ fn snapshot_key(
     )
 }
 
+/// A manifest document's coordinates — apiVersion, kind, name — and the namespace it lands in
+/// if its kind is namespaced (its own, else the call's default). The one rule shared by the
+/// guard's view of a call (`kubectl::effect`), `apply` and `restore`.
+pub(super) struct DocRef<'a> {
+    pub api_version: &'a str,
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub ns: String,
+}
+
+pub(super) fn doc_ref<'a>(d: &'a Value, default_ns: &str) -> DocRef<'a> {
+    let s = |p: &str| d.pointer(p).and_then(Value::as_str).unwrap_or("");
+    DocRef {
+        api_version: s("/apiVersion"),
+        kind: s("/kind"),
+        name: s("/metadata/name"),
+        ns: Some(s("/metadata/namespace"))
+            .filter(|n| !n.is_empty())
+            .unwrap_or(default_ns)
+            .to_string(),
+    }
+}
+
+/// `Kind ns/name`, or `Kind name` for a cluster-scoped kind.
+fn doc_id(r: &DocRef<'_>, namespaced: bool) -> String {
+    if namespaced {
+        format!("{} {}/{}", r.kind, r.ns, r.name)
+    } else {
+        format!("{} {}", r.kind, r.name)
+    }
+}
+
 /// The field manager bosun applies as.
 pub const FIELD_MANAGER: &str = "bosun";
 
@@ -198,13 +230,10 @@ pub(super) async fn apply(
     let mut failures = 0usize;
     for i in order {
         let d = &docs[i];
-        let api_version = d.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        let kind = d.get("kind").and_then(Value::as_str).unwrap_or("");
-        let name = d
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let (ar, namespaced) = match resolve_gvk(cluster, api_version, kind).await {
+        // the same rule as the guard's view of this call (kubectl::effect)
+        let r = doc_ref(d, ns);
+        let (kind, name, obj_ns) = (r.kind, r.name, r.ns.clone());
+        let (ar, namespaced) = match resolve_gvk(cluster, r.api_version, kind).await {
             Ok(x) => x,
             Err(e) => {
                 failures += 1;
@@ -212,18 +241,7 @@ pub(super) async fn apply(
                 continue;
             }
         };
-        // the same rule as the guard's view of this call (kubectl::effect)
-        let obj_ns = d
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .unwrap_or(ns)
-            .to_string();
-        let id = if namespaced {
-            format!("{kind} {obj_ns}/{name}")
-        } else {
-            format!("{kind} {name}")
-        };
+        let id = doc_id(&r, namespaced);
         let mut obj = d.clone();
         if let Some(md) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             if namespaced {
@@ -852,24 +870,10 @@ pub(super) async fn restore(
     let mut lines = Vec::new();
     let mut failures = 0usize;
     for d in &docs {
-        let api_version = d.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        let kind = d.get("kind").and_then(Value::as_str).unwrap_or("");
-        let name = d
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let (ar, namespaced) = resolve_gvk(cluster, api_version, kind).await?;
-        let obj_ns = d
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .unwrap_or(ns)
-            .to_string();
-        let id = if namespaced {
-            format!("{kind} {obj_ns}/{name}")
-        } else {
-            format!("{kind} {name}")
-        };
+        let r = doc_ref(d, ns);
+        let (name, obj_ns) = (r.name, r.ns.clone());
+        let (ar, namespaced) = resolve_gvk(cluster, r.api_version, r.kind).await?;
+        let id = doc_id(&r, namespaced);
         let key = snapshot_key(
             &cluster.context,
             &ar,
