@@ -11,6 +11,7 @@
 //! local chart's files + the values as written (references, not values) + create_namespace.
 //! `rollback` and `uninstall` take `dry_run` and share the identity of their dry-run.
 
+use super::confined::{self, Root};
 use super::exec::{self, Cmd};
 use super::manifests;
 use super::{Change, Invocation, Scope, Tool, ToolCtx, ToolError};
@@ -138,57 +139,115 @@ impl ChartSrc {
     }
 }
 
-/// Hash every file of a local chart (relative path + bytes), in a stable order. Symlinks are
-/// refused: a chart must not pull in files from elsewhere.
+/// Hash every file of a local chart (relative path + bytes), in a stable order, read through
+/// `confined::Root` on the chart: a symlink anywhere in it is refused (a chart must not pull in
+/// files from elsewhere). An archive is hashed as its bytes.
 pub fn hash_tree(root: &Path, max_bytes: u64) -> Result<String, String> {
     use sha2::{Digest, Sha256};
     let meta = std::fs::symlink_metadata(root).map_err(|e| format!("{}: {e}", root.display()))?;
-    let mut h = Sha256::new();
     if meta.is_file() {
-        let b = std::fs::read(root).map_err(|e| format!("{}: {e}", root.display()))?;
-        h.update(&b);
-        return Ok(format!("{:x}", h.finalize()));
+        let b = confined::read_file_at(root, max_bytes).map_err(|e| e.to_string())?;
+        return Ok(format!("{:x}", Sha256::digest(&b)));
     }
-    let mut files: Vec<PathBuf> = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    let mut total = 0u64;
-    while let Some(d) = stack.pop() {
-        let rd = std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-        for e in rd.flatten() {
-            let p = e.path();
-            let ft = e.file_type().map_err(|e| format!("{}: {e}", p.display()))?;
-            if ft.is_symlink() {
-                return Err(format!(
-                    "{} is a symlink; charts with symlinks are refused",
-                    p.display()
-                ));
-            } else if ft.is_dir() {
-                if e.file_name() != ".git" {
-                    stack.push(p);
+    Root::open(root)
+        .and_then(|r| r.hash_tree(max_bytes))
+        .map_err(|e| format!("chart {}: {e}", root.display()))
+}
+
+/// A private copy of a local chart in the workspace, made through `confined::Root` (no
+/// symlinks): helm reads the copy, so what runs is exactly what was hashed. Deleted on drop.
+struct Snapshot {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn snapshot(ctx: &ToolCtx, src: &Path, planned: &str) -> Result<Snapshot, ToolError> {
+    use sha2::{Digest, Sha256};
+    let base = ctx.workspace.join(".helm").join("charts");
+    std::fs::create_dir_all(&base)
+        .map_err(|e| ToolError::Failed(format!("creating {}: {e}", base.display())))?;
+    let dir = tempfile::Builder::new()
+        .prefix("chart-")
+        .tempdir_in(&base)
+        .map_err(|e| ToolError::Failed(format!("creating a chart copy: {e}")))?;
+    let meta = std::fs::symlink_metadata(src)
+        .map_err(|e| ToolError::Failed(format!("chart {}: {e}", src.display())))?;
+    let dest = Root::open(dir.path())?;
+    let (hash, path) = if meta.is_file() {
+        let b = confined::read_file_at(src, MAX_CHART_BYTES)?;
+        let name = Path::new("chart.tgz");
+        dest.write(name, &b, 0o600)?;
+        (format!("{:x}", Sha256::digest(&b)), dir.path().join(name))
+    } else {
+        let name = Path::new("chart");
+        let into = dest.create_subdir(name)?;
+        let h = Root::open(src)?.copy_tree(&into, MAX_CHART_BYTES)?;
+        (h, dir.path().join(name))
+    };
+    if hash != planned {
+        return Err(ToolError::Failed(format!(
+            "the chart {} changed since this call was checked; call again (after a new dry-run for an upgrade)",
+            src.display()
+        )));
+    }
+    Ok(Snapshot { _dir: dir, path })
+}
+
+/// `values` with every `vault:` reference replaced by a stand-in (`variant` tells two sets apart).
+fn stand_ins(values: &Value, variant: &str) -> Value {
+    match values {
+        Value::String(s) => {
+            let mut t = s.clone();
+            for r in crate::secrets::find_refs(s) {
+                let id = super::sha256_hex(r.to_string().as_bytes());
+                t = t.replace(
+                    &r.to_string(),
+                    &format!("standin{variant}{}", id.get(..16).unwrap_or("")),
+                );
+            }
+            Value::String(t)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|x| stand_ins(x, variant)).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), stand_ins(x, variant)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The objects of two renders (stand-ins `a` and `b`) that differ where a secret must not flow.
+fn secret_flow(one: &[Value], two: &[Value]) -> Vec<String> {
+    fn blank(o: &Value) -> Value {
+        let mut x = o.clone();
+        let core_secret = x.get("apiVersion").and_then(Value::as_str) == Some("v1")
+            && x.get("kind").and_then(Value::as_str) == Some("Secret");
+        if core_secret {
+            for field in ["data", "stringData"] {
+                if let Some(Value::Object(m)) = x.get_mut(field) {
+                    for v in m.values_mut() {
+                        if v.is_string() {
+                            *v = Value::Null;
+                        }
+                    }
                 }
-            } else if ft.is_file() {
-                total += e.metadata().map(|m| m.len()).unwrap_or(0);
-                if total > max_bytes {
-                    return Err(format!(
-                        "{} holds more than {} MiB",
-                        root.display(),
-                        max_bytes / 1024 / 1024
-                    ));
-                }
-                files.push(p);
             }
         }
+        x
     }
-    files.sort();
-    for f in files {
-        let rel = f.strip_prefix(root).unwrap_or(&f);
-        let b = std::fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?;
-        h.update(rel.to_string_lossy().as_bytes());
-        h.update([0]);
-        h.update((b.len() as u64).to_le_bytes());
-        h.update(&b);
+    if one.len() != two.len() {
+        return vec![format!(
+            "the set of rendered objects ({} vs {} objects)",
+            one.len(),
+            two.len()
+        )];
     }
-    Ok(format!("{:x}", h.finalize()))
+    one.iter()
+        .zip(two)
+        .filter(|(x, y)| blank(x) != blank(y))
+        .map(|(x, _)| manifests::object_key(x))
+        .collect()
 }
 
 fn valid_name(s: &str, what: &str) -> Result<(), ToolError> {
@@ -519,7 +578,19 @@ impl Helm {
         }
     }
 
-    async fn run(&self, c: Call, ctx: &ToolCtx) -> Result<String, ToolError> {
+    async fn run(&self, mut c: Call, ctx: &ToolCtx) -> Result<String, ToolError> {
+        // helm reads a private copy of a local chart, never the model's directory
+        let _snapshot = match &c.chart {
+            Some(ChartSrc::Local { path, hash }) => {
+                let snap = snapshot(ctx, path, hash)?;
+                c.chart = Some(ChartSrc::Local {
+                    path: snap.path.clone(),
+                    hash: hash.clone(),
+                });
+                Some(snap)
+            }
+            _ => None,
+        };
         match c.op {
             Operation::Status => self.status(&c, ctx).await,
             Operation::History => self.history(&c, ctx).await,
@@ -730,6 +801,8 @@ impl Helm {
         };
         let dry = c.op == Operation::UpgradeDryRun;
         let major = self.major(ctx).await;
+        // a secret may only flow into Secret data: proven on stand-ins before anything resolves
+        self.check_secret_flow(c, chart, ctx).await?;
         // references are resolved here, inside the runtime, into a private file
         let (resolved_values, resolved) =
             manifests::resolve_refs(&c.values, ctx.secrets.as_ref()).await?;
@@ -860,23 +933,64 @@ impl Helm {
 
     /// The chart rendered locally (`helm template`) with the values as written: references
     /// unresolved, no cluster lookups.
-    async fn render_unresolved(
+    /// `helm template` of the call's chart with `values` (hooks included), parsed.
+    async fn render_with(
         &self,
         c: &Call,
         chart: &ChartSrc,
+        values: &Value,
         ctx: &ToolCtx,
     ) -> Result<Vec<Value>, ToolError> {
-        let vf = Self::values_file(ctx, &c.values)?;
+        let vf = Self::values_file(ctx, values)?;
         let mut args = vec!["template".to_string(), c.release.clone()];
         args.extend(chart.argv(c.a.version.as_deref()));
         args.extend(["--namespace".to_string(), c.namespace.clone()]);
         args.extend(["-f".to_string(), vf.path().display().to_string()]);
         let out = self.helm(ctx, args, Duration::from_secs(120)).await?;
         if !out.success() {
-            return Err(fail("helm template (for the masked diff)", &out));
+            return Err(fail("helm template", &out));
         }
         manifests::parse_docs(&out.stdout)
             .map_err(|e| ToolError::Failed(format!("helm rendered invalid YAML: {e}")))
+    }
+
+    /// With `vault:` references in the values, render the chart twice, each reference replaced
+    /// by a different stand-in: every object but a core Secret must come out identical, and a
+    /// Secret may differ only in its `data`/`stringData` values. Otherwise the chart would put
+    /// the secret (or something computed from it) into a plain field, and the call is refused.
+    async fn check_secret_flow(
+        &self,
+        c: &Call,
+        chart: &ChartSrc,
+        ctx: &ToolCtx,
+    ) -> Result<(), ToolError> {
+        if crate::secrets::find_refs(&c.values.to_string()).is_empty() {
+            return Ok(());
+        }
+        let one = self
+            .render_with(c, chart, &stand_ins(&c.values, "a"), ctx)
+            .await?;
+        let two = self
+            .render_with(c, chart, &stand_ins(&c.values, "b"), ctx)
+            .await?;
+        let bad = secret_flow(&one, &two);
+        if bad.is_empty() {
+            return Ok(());
+        }
+        Err(ToolError::InvalidArguments(format!(
+            "the chart puts values that come from vault: references into {} — outside a Secret's data; {}",
+            bad.join(", "),
+            crate::secrets::PLACEMENT_FIX
+        )))
+    }
+
+    async fn render_unresolved(
+        &self,
+        c: &Call,
+        chart: &ChartSrc,
+        ctx: &ToolCtx,
+    ) -> Result<Vec<Value>, ToolError> {
+        self.render_with(c, chart, &c.values, ctx).await
     }
 
     async fn rollback(&self, c: &Call, ctx: &ToolCtx) -> Result<String, ToolError> {
