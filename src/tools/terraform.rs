@@ -1351,6 +1351,7 @@ impl Tool for Terraform {
             }
         }
         Ok(Invocation {
+            min_effect: None,
             operation,
             target,
             change: Self::change(&c),
