@@ -13,16 +13,18 @@
 
 use super::confined::{self, Root};
 use super::exec::{self, Cmd};
+use super::k8s;
 use super::manifests;
-use super::{Change, Invocation, Scope, Tool, ToolCtx, ToolError};
+use super::{Change, Invocation, ObjectRef, Scope, Tool, ToolCtx, ToolError};
 use crate::effect::EffectClass;
 use crate::guard::Admitted;
-use crate::kube_client::KubeTarget;
+use crate::kube_client::{Cluster, Clusters, KubeTarget};
 use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const NAME: &str = "helm";
@@ -99,10 +101,12 @@ struct Args {
 /// Where a chart comes from.
 #[derive(Debug, Clone)]
 enum ChartSrc {
-    /// A local directory or archive (canonical path) and the hash of its files.
+    /// A local directory or archive (canonical path) and the hash of its files; once the call
+    /// runs, `copy` is bosun's private copy of it, which is what helm reads.
     Local {
         path: PathBuf,
         hash: String,
+        copy: Option<PathBuf>,
     },
     Oci(String),
     Repo {
@@ -114,7 +118,7 @@ enum ChartSrc {
 impl ChartSrc {
     fn identity(&self, version: Option<&str>) -> Value {
         match self {
-            ChartSrc::Local { path, hash } => {
+            ChartSrc::Local { path, hash, .. } => {
                 json!({"local": path.display().to_string(), "files": hash})
             }
             ChartSrc::Oci(r) => json!({"oci": r, "version": version}),
@@ -127,7 +131,9 @@ impl ChartSrc {
     /// The chart argument and extra flags for helm.
     fn argv(&self, version: Option<&str>) -> Vec<String> {
         let mut v = match self {
-            ChartSrc::Local { path, .. } => vec![path.display().to_string()],
+            ChartSrc::Local { path, copy, .. } => {
+                vec![copy.as_ref().unwrap_or(path).display().to_string()]
+            }
             ChartSrc::Oci(r) => vec![r.clone()],
             ChartSrc::Repo { url, name } => vec![name.clone(), "--repo".into(), url.clone()],
         };
@@ -250,6 +256,72 @@ fn secret_flow(one: &[Value], two: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// The objects a rendered chart creates or changes, resolved through the API server's discovery:
+/// the kind as the server names it, its group, and the namespace each lands in (the release's
+/// namespace when the template gives none; `None` for cluster-scoped kinds). A kind the server
+/// does not serve is resolved from a CustomResourceDefinition in the same render, else refused.
+async fn rendered_objects(
+    cluster: &crate::kube_client::Cluster,
+    docs: &[Value],
+    release_ns: &str,
+) -> Result<Vec<ObjectRef>, ToolError> {
+    let mut out = Vec::with_capacity(docs.len());
+    for d in docs {
+        let api_version = d.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let kind = d.get("kind").and_then(Value::as_str).unwrap_or("");
+        let name = d
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if kind.is_empty() || api_version.is_empty() {
+            return Err(ToolError::InvalidArguments(format!(
+                "the chart renders a document without apiVersion/kind ({name}); fix the template"
+            )));
+        }
+        let (group, kind, namespaced) = match k8s::resolve_gvk(cluster, api_version, kind).await {
+            Ok((ar, namespaced)) => (ar.group, ar.kind, namespaced),
+            Err(e) => match crd_scope(docs, api_version, kind) {
+                Some(namespaced) => (
+                    api_version.split_once('/').map(|(g, _)| g).unwrap_or("").to_string(),
+                    kind.to_string(),
+                    namespaced,
+                ),
+                None => return Err(ToolError::InvalidArguments(format!(
+                    "the chart renders {kind} {name} ({api_version}), which the server does not serve ({e}); install its CRD first or fix the template"
+                ))),
+            },
+        };
+        let namespace = namespaced.then(|| {
+            d.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .unwrap_or(release_ns)
+                .to_string()
+        });
+        out.push(ObjectRef {
+            group,
+            kind,
+            namespace,
+            name,
+        });
+    }
+    Ok(out)
+}
+
+/// The scope of `kind` in `api_version` from a CustomResourceDefinition in the same render
+/// (`Some(true)` namespaced).
+fn crd_scope(docs: &[Value], api_version: &str, kind: &str) -> Option<bool> {
+    let group = api_version.split_once('/').map(|(g, _)| g)?;
+    docs.iter()
+        .filter(|d| d.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition"))
+        .find(|d| {
+            d.pointer("/spec/group").and_then(Value::as_str) == Some(group)
+                && d.pointer("/spec/names/kind").and_then(Value::as_str) == Some(kind)
+        })
+        .map(|d| d.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster"))
+}
+
 fn valid_name(s: &str, what: &str) -> Result<(), ToolError> {
     let ok = !s.is_empty()
         && s.len() <= 63
@@ -290,6 +362,7 @@ pub struct Helm {
     binary: Option<PathBuf>,
     kube: KubeTarget,
     major: tokio::sync::OnceCell<u32>,
+    clusters: Clusters,
 }
 
 /// A parsed, validated call.
@@ -322,6 +395,7 @@ impl Helm {
             binary,
             kube: kube.clone(),
             major: tokio::sync::OnceCell::new(),
+            clusters: Clusters::default(),
         }
     }
 
@@ -430,7 +504,11 @@ impl Helm {
             ))
         })?;
         let hash = hash_tree(&canon, MAX_CHART_BYTES).map_err(ToolError::InvalidArguments)?;
-        Ok(ChartSrc::Local { path: canon, hash })
+        Ok(ChartSrc::Local {
+            path: canon,
+            hash,
+            copy: None,
+        })
     }
 
     fn target(c: &Call) -> String {
@@ -578,19 +656,114 @@ impl Helm {
         }
     }
 
-    async fn run(&self, mut c: Call, ctx: &ToolCtx) -> Result<String, ToolError> {
-        // helm reads a private copy of a local chart, never the model's directory
-        let _snapshot = match &c.chart {
-            Some(ChartSrc::Local { path, hash }) => {
+    /// The call with its local chart replaced by a private copy (helm reads the copy, never the
+    /// model's directory); the copy lives as long as the returned `Snapshot`.
+    fn with_snapshot(mut c: Call, ctx: &ToolCtx) -> Result<(Call, Option<Snapshot>), ToolError> {
+        let snap = match &c.chart {
+            Some(ChartSrc::Local { path, hash, .. }) => {
                 let snap = snapshot(ctx, path, hash)?;
                 c.chart = Some(ChartSrc::Local {
-                    path: snap.path.clone(),
+                    path: path.clone(),
                     hash: hash.clone(),
+                    copy: Some(snap.path.clone()),
                 });
                 Some(snap)
             }
             _ => None,
         };
+        Ok((c, snap))
+    }
+
+    /// `helm template` of the call's release, chart, version and namespace with the values file
+    /// `values` (hooks are always rendered; `crds` adds the chart's CRDs).
+    fn template_argv(c: &Call, chart: &ChartSrc, values: &Path, crds: bool) -> Vec<String> {
+        let mut args = vec!["template".to_string(), c.release.clone()];
+        args.extend(chart.argv(c.a.version.as_deref()));
+        args.extend(["--namespace".to_string(), c.namespace.clone()]);
+        if crds {
+            args.push("--include-crds".into());
+        }
+        args.extend(["-f".to_string(), values.display().to_string()]);
+        args
+    }
+
+    async fn cluster(&self, c: &Call) -> Result<Arc<Cluster>, ToolError> {
+        let target = KubeTarget {
+            kubeconfig: self.kube.kubeconfig.clone(),
+            context: c.context.clone(),
+        };
+        self.clusters.get(&target).await.map_err(k8s::failed)
+    }
+
+    /// What an upgrade (or its dry-run), rollback or uninstall really does: every object of the
+    /// rendered chart (hooks and CRDs included, same release, namespace, version and values as
+    /// the real call) or of the release's manifests, resolved through discovery; and the
+    /// change identity, whose content covers that rendered output. `None` for other operations.
+    async fn effect(
+        &self,
+        c: &Call,
+        ctx: &ToolCtx,
+    ) -> Result<Option<(Change, Vec<ObjectRef>, String)>, ToolError> {
+        let Some(base) = Self::change(c) else {
+            return Ok(None);
+        };
+        let (manifest, extra) = match c.op {
+            Operation::UpgradeDryRun | Operation::Upgrade => {
+                let Some(chart) = &c.chart else {
+                    return Err(ToolError::InvalidArguments("`chart` is required".into()));
+                };
+                let vf = Self::values_file(ctx, &c.values)?;
+                let args = Self::template_argv(c, chart, vf.path(), true);
+                let out = self
+                    .helm(ctx, args, Duration::from_secs(Self::timeout(c, 120)))
+                    .await?;
+                if !out.success() {
+                    return Err(fail(
+                        "helm template (to judge what the upgrade creates)",
+                        &out,
+                    ));
+                }
+                let ns = c.a.create_namespace.unwrap_or(false).then(|| ObjectRef {
+                    group: String::new(),
+                    kind: "Namespace".into(),
+                    namespace: None,
+                    name: c.namespace.clone(),
+                });
+                (out.stdout, ns)
+            }
+            Operation::Rollback | Operation::Uninstall => {
+                // what the release holds now, and for a rollback what it returns to
+                let now = self.live_manifest(ctx, c, None).await?.unwrap_or_default();
+                let to = match (c.op, c.a.revision) {
+                    (Operation::Rollback, Some(r)) => self
+                        .live_manifest(ctx, c, Some(r))
+                        .await?
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                };
+                (format!("{now}\n---\n{to}"), None)
+            }
+            _ => return Ok(None),
+        };
+        let docs = manifests::parse_docs(&manifest)
+            .map_err(|e| ToolError::Failed(format!("helm rendered invalid YAML: {e}")))?;
+        let cluster = self.cluster(c).await?;
+        let mut objects = rendered_objects(&cluster, &docs, &c.namespace).await?;
+        objects.extend(extra);
+        objects.sort();
+        objects.dedup();
+        let change = Change {
+            target: base.target,
+            content_hash: k8s::change_hash(json!({
+                "call": base.content_hash,
+                "rendered": super::sha256_hex(manifest.as_bytes()),
+            })),
+            dry_run_hint: base.dry_run_hint,
+        };
+        Ok(Some((change, objects, cluster.context.clone())))
+    }
+
+    async fn run(&self, c: Call, ctx: &ToolCtx) -> Result<String, ToolError> {
         match c.op {
             Operation::Status => self.status(&c, ctx).await,
             Operation::History => self.history(&c, ctx).await,
@@ -617,11 +790,7 @@ impl Helm {
                     return Err(ToolError::InvalidArguments("`chart` is required".into()));
                 };
                 let vf = Self::values_file(ctx, &c.values)?;
-                let mut args = vec!["template".to_string(), c.release.clone()];
-                args.extend(chart.argv(c.a.version.as_deref()));
-                args.extend(["--namespace".to_string(), c.namespace.clone()]);
-                args.push("-f".into());
-                args.push(vf.path().display().to_string());
+                let args = Self::template_argv(&c, chart, vf.path(), false);
                 let out = self
                     .helm(ctx, args, Duration::from_secs(Self::timeout(&c, 120)))
                     .await?;
@@ -942,10 +1111,7 @@ impl Helm {
         ctx: &ToolCtx,
     ) -> Result<Vec<Value>, ToolError> {
         let vf = Self::values_file(ctx, values)?;
-        let mut args = vec!["template".to_string(), c.release.clone()];
-        args.extend(chart.argv(c.a.version.as_deref()));
-        args.extend(["--namespace".to_string(), c.namespace.clone()]);
-        args.extend(["-f".to_string(), vf.path().display().to_string()]);
+        let args = Self::template_argv(c, chart, vf.path(), false);
         let out = self.helm(ctx, args, Duration::from_secs(120)).await?;
         if !out.success() {
             return Err(fail("helm template", &out));
@@ -1249,14 +1415,50 @@ impl Tool for Helm {
         })
     }
 
+    fn resolve<'a>(
+        &'a self,
+        mut inv: Invocation,
+        args: &'a Value,
+        ctx: &'a ToolCtx,
+    ) -> BoxFuture<'a, Result<Invocation, ToolError>> {
+        Box::pin(async move {
+            let (c, _snapshot) = Self::with_snapshot(self.parse(args)?, ctx)?;
+            let Some((change, objects, context)) = self.effect(&c, ctx).await? else {
+                return Ok(inv);
+            };
+            let mut kinds: Vec<String> = objects.iter().map(|o| o.kind.clone()).collect();
+            kinds.sort();
+            kinds.dedup();
+            let mut namespaces: Vec<Option<String>> =
+                objects.iter().map(|o| o.namespace.clone()).collect();
+            namespaces.sort();
+            namespaces.dedup();
+            inv.scope.namespace = match namespaces.as_slice() {
+                [] => Some(c.namespace.clone()),
+                [one] => one.clone(),
+                _ => None,
+            };
+            inv.scope.context = Some(context);
+            inv.scope.kinds = kinds;
+            inv.scope.objects = objects;
+            inv.change = Some(change);
+            Ok(inv)
+        })
+    }
+
     fn execute<'a>(
         &'a self,
         call: &'a Admitted,
         ctx: &'a ToolCtx,
     ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {
-            let c = self.parse(&call.args)?;
-            call.still_the_same(Self::change(&c).as_ref(), "chart", "dry-run it again")?;
+            let (c, _snapshot) = Self::with_snapshot(self.parse(&call.args)?, ctx)?;
+            // what runs is what was judged: the same copy of the chart, rendered the same
+            let now = match self.effect(&c, ctx).await? {
+                Some((change, _, _)) => Some(change),
+                None => Self::change(&c),
+            };
+            call.still_the_same(now.as_ref(), "chart or its rendering", "dry-run it again")?;
             self.run(c, ctx).await
         })
     }
