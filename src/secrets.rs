@@ -108,6 +108,76 @@ pub async fn resolve_in(text: &str, resolver: &dyn SecretResolver) -> Result<Str
     Ok(out)
 }
 
+/// The fix a misplaced reference needs.
+pub const PLACEMENT_FIX: &str = "a vault: reference may only stand in a Secret's `data` or `stringData` (kind: Secret, apiVersion: v1): put the value in a Secret and reference that Secret (env valueFrom.secretKeyRef, envFrom.secretRef, a secret volume, or the chart's existingSecret)";
+
+/// Where in a Kubernetes object a `vault:` reference may be resolved: only the values of a
+/// core `Secret`'s `data` and `stringData`. Returns the JSON pointers of every string that holds
+/// a reference anywhere else (a ConfigMap, an annotation, a label, an env value, a custom
+/// resource, …) — resolving it would put the secret in plain text where anyone who can read
+/// that object, and the model in a later session, can see it.
+pub fn misplaced_refs(doc: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    fn walk(v: &Value, path: &str, allowed: bool, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) if !allowed && !find_refs(s).is_empty() => {
+                out.push(if path.is_empty() {
+                    "/".into()
+                } else {
+                    path.to_string()
+                })
+            }
+            Value::Object(m) => {
+                for (k, x) in m {
+                    let key = k.replace('~', "~0").replace('/', "~1");
+                    walk(x, &format!("{path}/{key}"), allowed, out);
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    walk(x, &format!("{path}/{i}"), allowed, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let is_secret = doc.get("apiVersion").and_then(Value::as_str) == Some("v1")
+        && doc.get("kind").and_then(Value::as_str) == Some("Secret");
+    match doc {
+        Value::Object(m) => {
+            for (k, x) in m {
+                let key = k.replace('~', "~0").replace('/', "~1");
+                let data = is_secret && (k == "data" || k == "stringData");
+                match (data, x) {
+                    // the values of data/stringData (one level), not the keys' structure
+                    (true, Value::Object(d)) => {
+                        for (dk, dv) in d {
+                            let dkey = dk.replace('~', "~0").replace('/', "~1");
+                            walk(dv, &format!("/{key}/{dkey}"), dv.is_string(), &mut out);
+                        }
+                    }
+                    _ => walk(x, &format!("/{key}"), false, &mut out),
+                }
+            }
+        }
+        other => walk(other, "", false, &mut out),
+    }
+    out
+}
+
+/// `misplaced_refs` as an error naming the object, the fields and the fix.
+pub fn check_placement(doc: &serde_json::Value, id: &str) -> Result<(), String> {
+    let bad = misplaced_refs(doc);
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{id}: a vault: reference at {} would be resolved into a plain field and is refused; {PLACEMENT_FIX}",
+        bad.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +206,24 @@ mod tests {
             refs.iter().map(ToString::to_string).collect::<Vec<_>>(),
             ["vault:secret/a#p", "vault:secret/a#u"]
         );
+    }
+
+    #[test]
+    fn references_resolve_only_into_secret_data() {
+        use serde_json::json;
+        let ok = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+            "data": {"pw": "vault:secret/a#pw"}, "stringData": {"dsn": "postgres://u:vault:secret/a#pw@h/db"}});
+        assert!(misplaced_refs(&ok).is_empty());
+        for bad in [
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"pw": "vault:secret/a#pw"}}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "annotations": {"x": "vault:secret/a#pw"}}}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "labels": {"x": "vault:secret/a#pw"}}}),
+            json!({"apiVersion": "evil.io/v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"pw": "vault:secret/a#pw"}}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"pw": {"nested": "vault:secret/a#pw"}}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": [{"name": "c", "env": [{"name": "PW", "value": "vault:secret/a#pw"}]}]}}}}),
+        ] {
+            let e = check_placement(&bad, "x").expect_err("misplaced");
+            assert!(e.contains("secretKeyRef"), "{e}");
+        }
     }
 }

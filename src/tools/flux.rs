@@ -12,6 +12,7 @@
 //!   dry-run when a cluster is reachable; `create` writes it as a file into the GitOps checkout
 //!   in the workspace — GitOps is the preferred path, the git tool commits it.
 
+use super::confined::{self, Root};
 use super::k8s::{self, change_hash, condition, kube_err, list_all, ClusterAccess};
 use super::{Change, Invocation, Scope, Tool, ToolCtx, ToolError};
 use crate::compact::{self, Row};
@@ -29,6 +30,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const NAME: &str = "flux";
+
+/// Where `git open` clones, relative to the workspace; `create` writes only below it.
+const GITOPS_DIR: &str = "gitops";
 
 const OPERATIONS: &[(&str, EffectClass)] = &[
     ("status", EffectClass::ReadOnly),
@@ -319,27 +323,9 @@ impl Flux {
             &safe_relative(a.file.as_deref().unwrap_or(""))?,
             &ctx.workspace,
         )?;
-        let path = ctx.workspace.join(&rel);
-        let parent = path.parent().unwrap_or(&ctx.workspace).to_path_buf();
-        std::fs::create_dir_all(&parent)
-            .map_err(|e| ToolError::Failed(format!("cannot create {}: {e}", parent.display())))?;
-        // refuse a path that escapes the workspace through a symlink
-        let ws = ctx
-            .workspace
-            .canonicalize()
-            .map_err(|e| ToolError::Failed(format!("workspace: {e}")))?;
-        let real_parent = parent
-            .canonicalize()
-            .map_err(|e| ToolError::Failed(format!("{}: {e}", parent.display())))?;
-        if !real_parent.starts_with(&ws) {
-            return Err(ToolError::InvalidArguments(format!(
-                "`{}` leads outside the workspace; write inside the GitOps checkout",
-                rel.display()
-            )));
-        }
-        let existed = path.exists();
-        std::fs::write(&path, &yaml)
-            .map_err(|e| ToolError::Failed(format!("cannot write {}: {e}", path.display())))?;
+        // written through a handle on the workspace: no symlink is followed at any depth and
+        // no directory is created before a bad component is met
+        let existed = Root::open(&ctx.workspace)?.write(&rel, yaml.as_bytes(), 0o644)?;
         Ok(format!(
             "{} {} ({} {}/{}; {check}). Commit and push it with the git tool, then flux reconcile the Kustomization that includes it.\n{yaml}",
             if existed { "replaced" } else { "wrote" },
@@ -352,7 +338,8 @@ impl Flux {
 }
 
 /// A `.yaml` path without `..` components: relative to the workspace, or absolute (then it must
-/// lie inside the workspace — e.g. inside the clone `git open` printed; checked when writing).
+/// lie inside the workspace — e.g. inside the clone `git open` printed). Argument parsing only:
+/// the write itself is confined by `confined::Root`.
 fn safe_relative(p: &str) -> Result<PathBuf, ToolError> {
     let path = Path::new(p.trim());
     let ok = !p.trim().is_empty()
@@ -371,25 +358,34 @@ fn safe_relative(p: &str) -> Result<PathBuf, ToolError> {
     Ok(path.to_path_buf())
 }
 
-/// `file` as a path relative to the workspace.
+/// `file` as a path relative to the workspace, inside its `gitops/` directory (where `git open`
+/// clones).
 fn in_workspace(file: &Path, workspace: &Path) -> Result<PathBuf, ToolError> {
-    if !file.is_absolute() {
-        return Ok(file.to_path_buf());
-    }
-    let canonical = workspace.canonicalize().ok();
-    let rel = file
-        .strip_prefix(workspace)
-        .ok()
-        .or_else(|| canonical.as_deref().and_then(|c| file.strip_prefix(c).ok()))
-        .map(Path::to_path_buf)
-        .filter(|rel| !rel.as_os_str().is_empty());
-    rel.ok_or_else(|| {
-        ToolError::InvalidArguments(format!(
-            "`{}` is outside the workspace {}; write inside the GitOps clone `git open` printed",
+    let rel = if file.is_absolute() {
+        let canonical = workspace.canonicalize().ok();
+        file.strip_prefix(workspace)
+            .ok()
+            .or_else(|| canonical.as_deref().and_then(|c| file.strip_prefix(c).ok()))
+            .map(Path::to_path_buf)
+            .ok_or_else(|| {
+                ToolError::InvalidArguments(format!(
+                    "`{}` is outside the workspace {}; write inside the GitOps clone `git open` printed",
+                    file.display(),
+                    workspace.display()
+                ))
+            })?
+    } else {
+        file.to_path_buf()
+    };
+    let rel = confined::relative(&rel.to_string_lossy())?;
+    if !rel.starts_with(GITOPS_DIR) {
+        return Err(ToolError::InvalidArguments(format!(
+            "`{}` is not in the workspace's GitOps directory: write inside the clone `git open` printed ({}/{GITOPS_DIR}/…)",
             file.display(),
             workspace.display()
-        ))
-    })
+        )));
+    }
+    Ok(rel)
 }
 
 /// The served resource of a Flux kind (whatever version the installed CRDs recommend).
@@ -927,6 +923,10 @@ impl Tool for Flux {
                 )
             }
             Operation::Render | Operation::Create => {
+                if op == Operation::Create {
+                    // refused before anything runs: `..`, not .yaml
+                    safe_relative(a.file.as_deref().unwrap_or(""))?;
+                }
                 let what = format!(
                     "{} {}/{}",
                     kind.unwrap_or_default(),
@@ -1046,8 +1046,9 @@ mod tests {
             .expect_err("outside");
         assert!(e.to_string().contains("outside the workspace"), "{e}");
         assert_eq!(
-            in_workspace(Path::new("a/x.yaml"), ws.path()).expect("relative"),
-            Path::new("a/x.yaml")
+            in_workspace(Path::new("gitops/a/x.yaml"), ws.path()).expect("relative"),
+            Path::new("gitops/a/x.yaml")
         );
+        assert!(in_workspace(Path::new(".helm/config/x.yaml"), ws.path()).is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! The `git` tool: the GitOps repository, through git2 (libgit2). The repository is cloned into
 //! the workspace (or a local checkout under the workspace or the current directory is opened in
-//! place); files are written only inside it (absolute paths, `..`, `.git` and symlinks on the
-//! way are refused; the result is checked again after canonicalisation).
+//! place); files are read and written only through `confined::Root` on the clone (cap-std: no
+//! symlink is followed at any depth, `..` and absolute paths cannot leave it; `.git` is refused).
 //!
 //! In GitOps mode the "apply" of a change is `commit_push`; its dry-run (`dry_run: true`) renders
 //! what the commit-to-be contains — the Kubernetes objects in its added and changed YAML files —
@@ -13,6 +13,7 @@
 //! `ssh://`, `git@host:…`, `file://`) go through the `git` CLI (explicit argv, no prompts, a
 //! timeout), so the user's credential helpers and ssh-agent work.
 
+use super::confined::{self, EntryKind, Root};
 use super::exec::{self, Cmd};
 use super::{manifests, Change, Invocation, Scope, Tool, ToolCtx, ToolError};
 use crate::effect::EffectClass;
@@ -24,7 +25,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -150,40 +151,66 @@ fn gerr(e: git2::Error) -> ToolError {
     ToolError::Failed(format!("git: {}", e.message()))
 }
 
-/// Validate a path inside the repository: relative, no `..`, no `.git`, no glob characters.
+/// A path inside the repository: relative, no `..`, no `.git`, no glob characters. Argument
+/// parsing only — confinement is `confined::Root`'s.
 fn rel_path(p: &str) -> Result<PathBuf, ToolError> {
     let bad = |why: &str| {
         Err(ToolError::InvalidArguments(format!(
             "path `{p}` is refused: {why}"
         )))
     };
-    if p.is_empty() || p.len() > 1024 || p.contains('\0') {
-        return bad("empty, too long or has a NUL byte");
+    if p.len() > 1024 {
+        return bad("too long");
     }
     if p.contains(['*', '?', '[', ']', '\\']) {
         return bad("no glob characters or backslashes");
     }
-    let path = Path::new(p);
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::Normal(s) => {
-                if s == ".git" {
-                    return bad("`.git` is git's own directory");
-                }
-                out.push(s);
-            }
-            Component::CurDir => {}
-            Component::ParentDir => return bad("`..` leaves the repository"),
-            Component::RootDir | Component::Prefix(_) => {
-                return bad("use a path relative to the repository root")
-            }
-        }
-    }
-    if out.as_os_str().is_empty() {
-        return bad("it names the repository root");
+    let out = confined::relative(p)?;
+    if out.components().any(|c| c.as_os_str() == ".git") {
+        return bad("`.git` is git's own directory");
     }
     Ok(out)
+}
+
+/// The directory of a local checkout named by `p`: below the workspace or the current
+/// directory, reached from that root through `confined::Root` (no symlink, no `..`).
+fn checkout_dir(p: &str, workspace: &Path) -> Result<PathBuf, ToolError> {
+    let outside = || {
+        ToolError::InvalidArguments(format!(
+            "{p} is outside the workspace and the current directory; clone it with `remote` instead"
+        ))
+    };
+    let path = Path::new(p);
+    let cwd = std::env::current_dir().ok();
+    let mut bases: Vec<PathBuf> = Vec::new();
+    for b in [Some(workspace.to_path_buf()), cwd].into_iter().flatten() {
+        if let Ok(c) = std::fs::canonicalize(&b) {
+            bases.push(c);
+        }
+        bases.push(b);
+    }
+    let (base, rel) = if path.is_absolute() {
+        bases
+            .iter()
+            .find_map(|b| {
+                path.strip_prefix(b)
+                    .ok()
+                    .map(|r| (b.clone(), r.to_path_buf()))
+            })
+            .ok_or_else(outside)?
+    } else {
+        let cwd = std::env::current_dir()
+            .map_err(|e| ToolError::Failed(format!("current directory: {e}")))?;
+        (cwd, path.to_path_buf())
+    };
+    let root = Root::open(&base)?;
+    let rel_s = rel.to_string_lossy();
+    if rel_s.is_empty() || rel_s == "." {
+        return Ok(std::fs::canonicalize(&base).unwrap_or(base));
+    }
+    let rel = confined::relative(&rel_s)?;
+    root.subdir(&rel)?;
+    Ok(std::fs::canonicalize(&base).unwrap_or(base).join(rel))
 }
 
 /// Whether a remote is a local path (libgit2 transport) rather than a URL (git CLI).
@@ -215,43 +242,6 @@ fn author(repo: &Repository) -> Result<git2::Signature<'static>, ToolError> {
         return Ok(s);
     }
     git2::Signature::now("bosun", "bosun@localhost").map_err(gerr)
-}
-
-/// Create the parents of `rel` under `root` one by one, refusing symlinks and non-directories.
-fn safe_parent(root: &Path, rel: &Path) -> Result<PathBuf, ToolError> {
-    let mut cur = root.to_path_buf();
-    if let Some(parent) = rel.parent() {
-        for c in parent.components() {
-            cur.push(c);
-            match std::fs::symlink_metadata(&cur) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    return Err(ToolError::InvalidArguments(format!(
-                        "{} is a symlink; bosun does not write through symlinks",
-                        cur.strip_prefix(root).unwrap_or(&cur).display()
-                    )))
-                }
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => {
-                    return Err(ToolError::InvalidArguments(format!(
-                        "{} is a file, not a directory",
-                        cur.strip_prefix(root).unwrap_or(&cur).display()
-                    )))
-                }
-                Err(_) => std::fs::create_dir(&cur)
-                    .map_err(|e| ToolError::Failed(format!("creating {}: {e}", cur.display())))?,
-            }
-        }
-    }
-    // belt and braces: the parent, resolved, is still inside the repository
-    let canon = std::fs::canonicalize(&cur)
-        .map_err(|e| ToolError::Failed(format!("{}: {e}", cur.display())))?;
-    if !canon.starts_with(root) {
-        return Err(ToolError::InvalidArguments(format!(
-            "{} resolves outside the repository",
-            rel.display()
-        )));
-    }
-    Ok(canon)
 }
 
 impl Git {
@@ -443,44 +433,16 @@ impl Git {
             Operation::Log => log(&dir),
             Operation::ReadFile => {
                 let rel = rel_path(c.a.path.as_deref().unwrap_or_default())?;
-                let p = dir.join(&rel);
-                let canon = std::fs::canonicalize(&p)
-                    .map_err(|e| ToolError::Failed(format!("{}: {e}", rel.display())))?;
-                if !canon.starts_with(&dir) {
-                    return Err(ToolError::InvalidArguments(format!(
-                        "{} resolves outside the repository",
-                        rel.display()
-                    )));
-                }
-                let bytes = std::fs::read(&canon)
-                    .map_err(|e| ToolError::Failed(format!("{}: {e}", rel.display())))?;
-                let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_FILE)]);
+                let bytes = Root::open(&dir)?.read(&rel, MAX_FILE as u64)?;
+                let text = String::from_utf8_lossy(&bytes);
                 Ok(exec::compact(&text, 400, 20))
             }
             Operation::ListFiles => list_files(&dir, c.a.path.as_deref()),
             Operation::WriteFile => self.write_file(&dir, &c.a, ctx),
             Operation::RemoveFile => {
                 let rel = rel_path(c.a.path.as_deref().unwrap_or_default())?;
-                let parent = safe_parent(&dir, &rel)?;
-                let Some(name) = rel.file_name() else {
-                    return Err(ToolError::InvalidArguments("no file name".into()));
-                };
-                let p = parent.join(name);
-                match std::fs::symlink_metadata(&p) {
-                    Ok(m) if m.is_dir() => Err(ToolError::InvalidArguments(format!(
-                        "{} is a directory; remove its files one by one",
-                        rel.display()
-                    ))),
-                    Ok(_) => {
-                        std::fs::remove_file(&p)
-                            .map_err(|e| ToolError::Failed(format!("{}: {e}", rel.display())))?;
-                        Ok(format!("removed {}", rel.display()))
-                    }
-                    Err(_) => Err(ToolError::Failed(format!(
-                        "{} does not exist",
-                        rel.display()
-                    ))),
-                }
+                Root::open(&dir)?.remove_file(&rel)?;
+                Ok(format!("removed {}", rel.display()))
             }
             Operation::Branch => branch(&dir, c.a.branch.as_deref().unwrap_or_default()),
             Operation::Revert => revert(&dir, c.a.commit.as_deref().unwrap_or_default()),
@@ -501,16 +463,9 @@ impl Git {
     async fn open(&self, a: &Args, ctx: &ToolCtx) -> Result<String, ToolError> {
         let (dir, remote) = match (&a.path, a.remote.clone().or_else(|| self.default_remote.clone())) {
             (Some(p), _) => {
-                // a local checkout, used in place: only under the workspace or the current directory
-                let canon = std::fs::canonicalize(p)
-                    .map_err(|e| ToolError::InvalidArguments(format!("path `{p}`: {e}")))?;
-                let ws = std::fs::canonicalize(&ctx.workspace).unwrap_or(ctx.workspace.clone());
-                let cwd = std::env::current_dir().ok().and_then(|d| std::fs::canonicalize(d).ok());
-                if !(canon.starts_with(&ws) || cwd.as_ref().is_some_and(|c| canon.starts_with(c))) {
-                    return Err(ToolError::InvalidArguments(format!(
-                        "{p} is outside the workspace and the current directory; clone it with `remote` instead"
-                    )));
-                }
+                // a local checkout, used in place: only under the workspace or the current
+                // directory, reached from there without following a symlink
+                let canon = checkout_dir(p, &ctx.workspace)?;
                 let repo = Repository::open(&canon).map_err(gerr)?;
                 let wd = repo
                     .workdir()
@@ -605,50 +560,12 @@ impl Git {
                 "the content contains a secret value; write a vault reference vault:<mount>/<path>#<key> instead".into(),
             ));
         }
-        let parent = safe_parent(dir, &rel)?;
-        let Some(name) = rel.file_name() else {
-            return Err(ToolError::InvalidArguments("no file name".into()));
-        };
-        let p = parent.join(name);
-        let existed = match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(ToolError::InvalidArguments(format!(
-                    "{} is a symlink; bosun does not write through symlinks",
-                    rel.display()
-                )))
-            }
-            Ok(m) if m.is_dir() => {
-                return Err(ToolError::InvalidArguments(format!(
-                    "{} is a directory",
-                    rel.display()
-                )))
-            }
-            Ok(_) => true,
-            Err(_) => false,
-        };
         let mode = if a.executable == Some(true) {
             0o755
         } else {
             0o644
         };
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(mode)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&p)
-                .map_err(|e| ToolError::Failed(format!("writing {}: {e}", rel.display())))?;
-            f.write_all(content.as_bytes())
-                .map_err(|e| ToolError::Failed(format!("writing {}: {e}", rel.display())))?;
-        }
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode));
-        }
+        let existed = Root::open(dir)?.write(&rel, content.as_bytes(), mode)?;
         Ok(format!(
             "{} {} ({} bytes, {} lines)",
             if existed { "updated" } else { "created" },
@@ -957,57 +874,24 @@ fn is_k8s(o: &Value) -> bool {
 }
 
 fn count_files(dir: &Path) -> usize {
-    walk(dir, dir, 100_000).len()
-}
-
-fn walk(root: &Path, start: &Path, cap: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![start.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            if e.file_name() == ".git" {
-                continue;
-            }
-            let p = e.path();
-            let Ok(ft) = e.file_type() else { continue };
-            if ft.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(
-                    p.strip_prefix(root)
-                        .unwrap_or(&p)
-                        .to_string_lossy()
-                        .to_string(),
-                );
-                if out.len() >= cap {
-                    return out;
-                }
-            }
-        }
-    }
-    out
+    Root::open(dir)
+        .and_then(|r| r.list(Path::new(""), 100_000))
+        .map_or(0, |v| v.len())
 }
 
 fn list_files(dir: &Path, under: Option<&str>) -> Result<String, ToolError> {
     let start = match under.filter(|u| !u.is_empty() && *u != ".") {
-        Some(u) => {
-            let rel = rel_path(u)?;
-            let p = dir.join(&rel);
-            let canon =
-                std::fs::canonicalize(&p).map_err(|e| ToolError::Failed(format!("{u}: {e}")))?;
-            if !canon.starts_with(dir) {
-                return Err(ToolError::InvalidArguments(format!(
-                    "{u} resolves outside the repository"
-                )));
-            }
-            canon
-        }
-        None => dir.to_path_buf(),
+        Some(u) => rel_path(u)?,
+        None => PathBuf::new(),
     };
-    let mut files = walk(dir, &start, 2000);
+    let mut files: Vec<String> = Root::open(dir)?
+        .list(&start, 2000)?
+        .into_iter()
+        .map(|e| match e.kind {
+            EntryKind::File => e.path.to_string_lossy().to_string(),
+            EntryKind::Symlink => format!("{} (symlink, not followed)", e.path.to_string_lossy()),
+        })
+        .collect();
     files.sort();
     let n = files.len();
     let mut out = format!("{n} files:\n");
@@ -1413,17 +1297,5 @@ mod tests {
         assert!(!is_local("https://github.com/o/r.git"));
         assert!(!is_local("git@github.com:o/r.git"));
         assert!(!is_local("file:///srv/git/x.git"));
-    }
-
-    #[test]
-    fn symlinked_parents_are_refused() {
-        let root = tempfile::tempdir().expect("tempdir");
-        let outside = tempfile::tempdir().expect("tempdir");
-        let root_c = std::fs::canonicalize(root.path()).expect("canon");
-        std::os::unix::fs::symlink(outside.path(), root_c.join("link")).expect("symlink");
-        let e = safe_parent(&root_c, Path::new("link/x.yaml")).expect_err("symlink");
-        assert!(e.to_string().contains("symlink"), "{e}");
-        let ok = safe_parent(&root_c, Path::new("a/b/x.yaml")).expect("created");
-        assert!(ok.ends_with("a/b"));
     }
 }

@@ -11,17 +11,20 @@
 //! local chart's files + the values as written (references, not values) + create_namespace.
 //! `rollback` and `uninstall` take `dry_run` and share the identity of their dry-run.
 
+use super::confined::{self, Root};
 use super::exec::{self, Cmd};
+use super::k8s;
 use super::manifests;
-use super::{Change, Invocation, Scope, Tool, ToolCtx, ToolError};
+use super::{Change, Invocation, ObjectRef, Scope, Tool, ToolCtx, ToolError};
 use crate::effect::EffectClass;
 use crate::guard::Admitted;
-use crate::kube_client::KubeTarget;
+use crate::kube_client::{Cluster, Clusters, KubeTarget};
 use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const NAME: &str = "helm";
@@ -98,10 +101,12 @@ struct Args {
 /// Where a chart comes from.
 #[derive(Debug, Clone)]
 enum ChartSrc {
-    /// A local directory or archive (canonical path) and the hash of its files.
+    /// A local directory or archive (canonical path) and the hash of its files; once the call
+    /// runs, `copy` is bosun's private copy of it, which is what helm reads.
     Local {
         path: PathBuf,
         hash: String,
+        copy: Option<PathBuf>,
     },
     Oci(String),
     Repo {
@@ -113,7 +118,7 @@ enum ChartSrc {
 impl ChartSrc {
     fn identity(&self, version: Option<&str>) -> Value {
         match self {
-            ChartSrc::Local { path, hash } => {
+            ChartSrc::Local { path, hash, .. } => {
                 json!({"local": path.display().to_string(), "files": hash})
             }
             ChartSrc::Oci(r) => json!({"oci": r, "version": version}),
@@ -126,7 +131,9 @@ impl ChartSrc {
     /// The chart argument and extra flags for helm.
     fn argv(&self, version: Option<&str>) -> Vec<String> {
         let mut v = match self {
-            ChartSrc::Local { path, .. } => vec![path.display().to_string()],
+            ChartSrc::Local { path, copy, .. } => {
+                vec![copy.as_ref().unwrap_or(path).display().to_string()]
+            }
             ChartSrc::Oci(r) => vec![r.clone()],
             ChartSrc::Repo { url, name } => vec![name.clone(), "--repo".into(), url.clone()],
         };
@@ -138,57 +145,181 @@ impl ChartSrc {
     }
 }
 
-/// Hash every file of a local chart (relative path + bytes), in a stable order. Symlinks are
-/// refused: a chart must not pull in files from elsewhere.
+/// Hash every file of a local chart (relative path + bytes), in a stable order, read through
+/// `confined::Root` on the chart: a symlink anywhere in it is refused (a chart must not pull in
+/// files from elsewhere). An archive is hashed as its bytes.
 pub fn hash_tree(root: &Path, max_bytes: u64) -> Result<String, String> {
     use sha2::{Digest, Sha256};
     let meta = std::fs::symlink_metadata(root).map_err(|e| format!("{}: {e}", root.display()))?;
-    let mut h = Sha256::new();
     if meta.is_file() {
-        let b = std::fs::read(root).map_err(|e| format!("{}: {e}", root.display()))?;
-        h.update(&b);
-        return Ok(format!("{:x}", h.finalize()));
+        let b = confined::read_file_at(root, max_bytes).map_err(|e| e.to_string())?;
+        return Ok(format!("{:x}", Sha256::digest(&b)));
     }
-    let mut files: Vec<PathBuf> = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    let mut total = 0u64;
-    while let Some(d) = stack.pop() {
-        let rd = std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-        for e in rd.flatten() {
-            let p = e.path();
-            let ft = e.file_type().map_err(|e| format!("{}: {e}", p.display()))?;
-            if ft.is_symlink() {
-                return Err(format!(
-                    "{} is a symlink; charts with symlinks are refused",
-                    p.display()
-                ));
-            } else if ft.is_dir() {
-                if e.file_name() != ".git" {
-                    stack.push(p);
+    Root::open(root)
+        .and_then(|r| r.hash_tree(max_bytes))
+        .map_err(|e| format!("chart {}: {e}", root.display()))
+}
+
+/// A private copy of a local chart in the workspace, made through `confined::Root` (no
+/// symlinks): helm reads the copy, so what runs is exactly what was hashed. Deleted on drop.
+struct Snapshot {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn snapshot(ctx: &ToolCtx, src: &Path, planned: &str) -> Result<Snapshot, ToolError> {
+    use sha2::{Digest, Sha256};
+    let base = ctx.workspace.join(".helm").join("charts");
+    std::fs::create_dir_all(&base)
+        .map_err(|e| ToolError::Failed(format!("creating {}: {e}", base.display())))?;
+    let dir = tempfile::Builder::new()
+        .prefix("chart-")
+        .tempdir_in(&base)
+        .map_err(|e| ToolError::Failed(format!("creating a chart copy: {e}")))?;
+    let meta = std::fs::symlink_metadata(src)
+        .map_err(|e| ToolError::Failed(format!("chart {}: {e}", src.display())))?;
+    let dest = Root::open(dir.path())?;
+    let (hash, path) = if meta.is_file() {
+        let b = confined::read_file_at(src, MAX_CHART_BYTES)?;
+        let name = Path::new("chart.tgz");
+        dest.write(name, &b, 0o600)?;
+        (format!("{:x}", Sha256::digest(&b)), dir.path().join(name))
+    } else {
+        let name = Path::new("chart");
+        let into = dest.create_subdir(name)?;
+        let h = Root::open(src)?.copy_tree(&into, MAX_CHART_BYTES)?;
+        (h, dir.path().join(name))
+    };
+    if hash != planned {
+        return Err(ToolError::Failed(format!(
+            "the chart {} changed since this call was checked; call again (after a new dry-run for an upgrade)",
+            src.display()
+        )));
+    }
+    Ok(Snapshot { _dir: dir, path })
+}
+
+/// `values` with every `vault:` reference replaced by a stand-in (`variant` tells two sets apart).
+fn stand_ins(values: &Value, variant: &str) -> Value {
+    match values {
+        Value::String(s) => {
+            let mut t = s.clone();
+            for r in crate::secrets::find_refs(s) {
+                let id = super::sha256_hex(r.to_string().as_bytes());
+                t = t.replace(
+                    &r.to_string(),
+                    &format!("standin{variant}{}", id.get(..16).unwrap_or("")),
+                );
+            }
+            Value::String(t)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|x| stand_ins(x, variant)).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), stand_ins(x, variant)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The objects of two renders (stand-ins `a` and `b`) that differ where a secret must not flow.
+fn secret_flow(one: &[Value], two: &[Value]) -> Vec<String> {
+    fn blank(o: &Value) -> Value {
+        let mut x = o.clone();
+        let core_secret = x.get("apiVersion").and_then(Value::as_str) == Some("v1")
+            && x.get("kind").and_then(Value::as_str) == Some("Secret");
+        if core_secret {
+            for field in ["data", "stringData"] {
+                if let Some(Value::Object(m)) = x.get_mut(field) {
+                    for v in m.values_mut() {
+                        if v.is_string() {
+                            *v = Value::Null;
+                        }
+                    }
                 }
-            } else if ft.is_file() {
-                total += e.metadata().map(|m| m.len()).unwrap_or(0);
-                if total > max_bytes {
-                    return Err(format!(
-                        "{} holds more than {} MiB",
-                        root.display(),
-                        max_bytes / 1024 / 1024
-                    ));
-                }
-                files.push(p);
             }
         }
+        x
     }
-    files.sort();
-    for f in files {
-        let rel = f.strip_prefix(root).unwrap_or(&f);
-        let b = std::fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?;
-        h.update(rel.to_string_lossy().as_bytes());
-        h.update([0]);
-        h.update((b.len() as u64).to_le_bytes());
-        h.update(&b);
+    if one.len() != two.len() {
+        return vec![format!(
+            "the set of rendered objects ({} vs {} objects)",
+            one.len(),
+            two.len()
+        )];
     }
-    Ok(format!("{:x}", h.finalize()))
+    one.iter()
+        .zip(two)
+        .filter(|(x, y)| blank(x) != blank(y))
+        .map(|(x, _)| manifests::object_key(x))
+        .collect()
+}
+
+/// The objects a rendered chart creates or changes, resolved through the API server's discovery:
+/// the kind as the server names it, its group, and the namespace each lands in (the release's
+/// namespace when the template gives none; `None` for cluster-scoped kinds). A kind the server
+/// does not serve is resolved from a CustomResourceDefinition in the same render, else refused.
+async fn rendered_objects(
+    cluster: &crate::kube_client::Cluster,
+    docs: &[Value],
+    release_ns: &str,
+) -> Result<Vec<ObjectRef>, ToolError> {
+    let mut out = Vec::with_capacity(docs.len());
+    for d in docs {
+        let api_version = d.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let kind = d.get("kind").and_then(Value::as_str).unwrap_or("");
+        let name = d
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if kind.is_empty() || api_version.is_empty() {
+            return Err(ToolError::InvalidArguments(format!(
+                "the chart renders a document without apiVersion/kind ({name}); fix the template"
+            )));
+        }
+        let (group, kind, namespaced) = match k8s::resolve_gvk(cluster, api_version, kind).await {
+            Ok((ar, namespaced)) => (ar.group, ar.kind, namespaced),
+            Err(e) => match crd_scope(docs, api_version, kind) {
+                Some(namespaced) => (
+                    api_version.split_once('/').map(|(g, _)| g).unwrap_or("").to_string(),
+                    kind.to_string(),
+                    namespaced,
+                ),
+                None => return Err(ToolError::InvalidArguments(format!(
+                    "the chart renders {kind} {name} ({api_version}), which the server does not serve ({e}); install its CRD first or fix the template"
+                ))),
+            },
+        };
+        let namespace = namespaced.then(|| {
+            d.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .unwrap_or(release_ns)
+                .to_string()
+        });
+        out.push(ObjectRef {
+            group,
+            kind,
+            namespace,
+            name,
+        });
+    }
+    Ok(out)
+}
+
+/// The scope of `kind` in `api_version` from a CustomResourceDefinition in the same render
+/// (`Some(true)` namespaced).
+fn crd_scope(docs: &[Value], api_version: &str, kind: &str) -> Option<bool> {
+    let group = api_version.split_once('/').map(|(g, _)| g)?;
+    docs.iter()
+        .filter(|d| d.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition"))
+        .find(|d| {
+            d.pointer("/spec/group").and_then(Value::as_str) == Some(group)
+                && d.pointer("/spec/names/kind").and_then(Value::as_str) == Some(kind)
+        })
+        .map(|d| d.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster"))
 }
 
 fn valid_name(s: &str, what: &str) -> Result<(), ToolError> {
@@ -231,6 +362,7 @@ pub struct Helm {
     binary: Option<PathBuf>,
     kube: KubeTarget,
     major: tokio::sync::OnceCell<u32>,
+    clusters: Clusters,
 }
 
 /// A parsed, validated call.
@@ -263,6 +395,7 @@ impl Helm {
             binary,
             kube: kube.clone(),
             major: tokio::sync::OnceCell::new(),
+            clusters: Clusters::default(),
         }
     }
 
@@ -371,7 +504,11 @@ impl Helm {
             ))
         })?;
         let hash = hash_tree(&canon, MAX_CHART_BYTES).map_err(ToolError::InvalidArguments)?;
-        Ok(ChartSrc::Local { path: canon, hash })
+        Ok(ChartSrc::Local {
+            path: canon,
+            hash,
+            copy: None,
+        })
     }
 
     fn target(c: &Call) -> String {
@@ -519,6 +656,113 @@ impl Helm {
         }
     }
 
+    /// The call with its local chart replaced by a private copy (helm reads the copy, never the
+    /// model's directory); the copy lives as long as the returned `Snapshot`.
+    fn with_snapshot(mut c: Call, ctx: &ToolCtx) -> Result<(Call, Option<Snapshot>), ToolError> {
+        let snap = match &c.chart {
+            Some(ChartSrc::Local { path, hash, .. }) => {
+                let snap = snapshot(ctx, path, hash)?;
+                c.chart = Some(ChartSrc::Local {
+                    path: path.clone(),
+                    hash: hash.clone(),
+                    copy: Some(snap.path.clone()),
+                });
+                Some(snap)
+            }
+            _ => None,
+        };
+        Ok((c, snap))
+    }
+
+    /// `helm template` of the call's release, chart, version and namespace with the values file
+    /// `values` (hooks are always rendered; `crds` adds the chart's CRDs).
+    fn template_argv(c: &Call, chart: &ChartSrc, values: &Path, crds: bool) -> Vec<String> {
+        let mut args = vec!["template".to_string(), c.release.clone()];
+        args.extend(chart.argv(c.a.version.as_deref()));
+        args.extend(["--namespace".to_string(), c.namespace.clone()]);
+        if crds {
+            args.push("--include-crds".into());
+        }
+        args.extend(["-f".to_string(), values.display().to_string()]);
+        args
+    }
+
+    async fn cluster(&self, c: &Call) -> Result<Arc<Cluster>, ToolError> {
+        let target = KubeTarget {
+            kubeconfig: self.kube.kubeconfig.clone(),
+            context: c.context.clone(),
+        };
+        self.clusters.get(&target).await.map_err(k8s::failed)
+    }
+
+    /// What an upgrade (or its dry-run), rollback or uninstall really does: every object of the
+    /// rendered chart (hooks and CRDs included, same release, namespace, version and values as
+    /// the real call) or of the release's manifests, resolved through discovery; and the
+    /// change identity, whose content covers that rendered output. `None` for other operations.
+    async fn effect(
+        &self,
+        c: &Call,
+        ctx: &ToolCtx,
+    ) -> Result<Option<(Change, Vec<ObjectRef>, String)>, ToolError> {
+        let Some(base) = Self::change(c) else {
+            return Ok(None);
+        };
+        let (manifest, extra) = match c.op {
+            Operation::UpgradeDryRun | Operation::Upgrade => {
+                let Some(chart) = &c.chart else {
+                    return Err(ToolError::InvalidArguments("`chart` is required".into()));
+                };
+                let vf = Self::values_file(ctx, &c.values)?;
+                let args = Self::template_argv(c, chart, vf.path(), true);
+                let out = self
+                    .helm(ctx, args, Duration::from_secs(Self::timeout(c, 120)))
+                    .await?;
+                if !out.success() {
+                    return Err(fail(
+                        "helm template (to judge what the upgrade creates)",
+                        &out,
+                    ));
+                }
+                let ns = c.a.create_namespace.unwrap_or(false).then(|| ObjectRef {
+                    group: String::new(),
+                    kind: "Namespace".into(),
+                    namespace: None,
+                    name: c.namespace.clone(),
+                });
+                (out.stdout, ns)
+            }
+            Operation::Rollback | Operation::Uninstall => {
+                // what the release holds now, and for a rollback what it returns to
+                let now = self.live_manifest(ctx, c, None).await?.unwrap_or_default();
+                let to = match (c.op, c.a.revision) {
+                    (Operation::Rollback, Some(r)) => self
+                        .live_manifest(ctx, c, Some(r))
+                        .await?
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                };
+                (format!("{now}\n---\n{to}"), None)
+            }
+            _ => return Ok(None),
+        };
+        let docs = manifests::parse_docs(&manifest)
+            .map_err(|e| ToolError::Failed(format!("helm rendered invalid YAML: {e}")))?;
+        let cluster = self.cluster(c).await?;
+        let mut objects = rendered_objects(&cluster, &docs, &c.namespace).await?;
+        objects.extend(extra);
+        objects.sort();
+        objects.dedup();
+        let change = Change {
+            target: base.target,
+            content_hash: k8s::change_hash(json!({
+                "call": base.content_hash,
+                "rendered": super::sha256_hex(manifest.as_bytes()),
+            })),
+            dry_run_hint: base.dry_run_hint,
+        };
+        Ok(Some((change, objects, cluster.context.clone())))
+    }
+
     async fn run(&self, c: Call, ctx: &ToolCtx) -> Result<String, ToolError> {
         match c.op {
             Operation::Status => self.status(&c, ctx).await,
@@ -546,11 +790,7 @@ impl Helm {
                     return Err(ToolError::InvalidArguments("`chart` is required".into()));
                 };
                 let vf = Self::values_file(ctx, &c.values)?;
-                let mut args = vec!["template".to_string(), c.release.clone()];
-                args.extend(chart.argv(c.a.version.as_deref()));
-                args.extend(["--namespace".to_string(), c.namespace.clone()]);
-                args.push("-f".into());
-                args.push(vf.path().display().to_string());
+                let args = Self::template_argv(&c, chart, vf.path(), false);
                 let out = self
                     .helm(ctx, args, Duration::from_secs(Self::timeout(&c, 120)))
                     .await?;
@@ -730,6 +970,8 @@ impl Helm {
         };
         let dry = c.op == Operation::UpgradeDryRun;
         let major = self.major(ctx).await;
+        // a secret may only flow into Secret data: proven on stand-ins before anything resolves
+        self.check_secret_flow(c, chart, ctx).await?;
         // references are resolved here, inside the runtime, into a private file
         let (resolved_values, resolved) =
             manifests::resolve_refs(&c.values, ctx.secrets.as_ref()).await?;
@@ -860,23 +1102,61 @@ impl Helm {
 
     /// The chart rendered locally (`helm template`) with the values as written: references
     /// unresolved, no cluster lookups.
+    /// `helm template` of the call's chart with `values` (hooks included), parsed.
+    async fn render_with(
+        &self,
+        c: &Call,
+        chart: &ChartSrc,
+        values: &Value,
+        ctx: &ToolCtx,
+    ) -> Result<Vec<Value>, ToolError> {
+        let vf = Self::values_file(ctx, values)?;
+        let args = Self::template_argv(c, chart, vf.path(), false);
+        let out = self.helm(ctx, args, Duration::from_secs(120)).await?;
+        if !out.success() {
+            return Err(fail("helm template", &out));
+        }
+        manifests::parse_docs(&out.stdout)
+            .map_err(|e| ToolError::Failed(format!("helm rendered invalid YAML: {e}")))
+    }
+
+    /// With `vault:` references in the values, render the chart twice, each reference replaced
+    /// by a different stand-in: every object but a core Secret must come out identical, and a
+    /// Secret may differ only in its `data`/`stringData` values. Otherwise the chart would put
+    /// the secret (or something computed from it) into a plain field, and the call is refused.
+    async fn check_secret_flow(
+        &self,
+        c: &Call,
+        chart: &ChartSrc,
+        ctx: &ToolCtx,
+    ) -> Result<(), ToolError> {
+        if crate::secrets::find_refs(&c.values.to_string()).is_empty() {
+            return Ok(());
+        }
+        let one = self
+            .render_with(c, chart, &stand_ins(&c.values, "a"), ctx)
+            .await?;
+        let two = self
+            .render_with(c, chart, &stand_ins(&c.values, "b"), ctx)
+            .await?;
+        let bad = secret_flow(&one, &two);
+        if bad.is_empty() {
+            return Ok(());
+        }
+        Err(ToolError::InvalidArguments(format!(
+            "the chart puts values that come from vault: references into {} — outside a Secret's data; {}",
+            bad.join(", "),
+            crate::secrets::PLACEMENT_FIX
+        )))
+    }
+
     async fn render_unresolved(
         &self,
         c: &Call,
         chart: &ChartSrc,
         ctx: &ToolCtx,
     ) -> Result<Vec<Value>, ToolError> {
-        let vf = Self::values_file(ctx, &c.values)?;
-        let mut args = vec!["template".to_string(), c.release.clone()];
-        args.extend(chart.argv(c.a.version.as_deref()));
-        args.extend(["--namespace".to_string(), c.namespace.clone()]);
-        args.extend(["-f".to_string(), vf.path().display().to_string()]);
-        let out = self.helm(ctx, args, Duration::from_secs(120)).await?;
-        if !out.success() {
-            return Err(fail("helm template (for the masked diff)", &out));
-        }
-        manifests::parse_docs(&out.stdout)
-            .map_err(|e| ToolError::Failed(format!("helm rendered invalid YAML: {e}")))
+        self.render_with(c, chart, &c.values, ctx).await
     }
 
     async fn rollback(&self, c: &Call, ctx: &ToolCtx) -> Result<String, ToolError> {
@@ -1135,14 +1415,50 @@ impl Tool for Helm {
         })
     }
 
+    fn resolve<'a>(
+        &'a self,
+        mut inv: Invocation,
+        args: &'a Value,
+        ctx: &'a ToolCtx,
+    ) -> BoxFuture<'a, Result<Invocation, ToolError>> {
+        Box::pin(async move {
+            let (c, _snapshot) = Self::with_snapshot(self.parse(args)?, ctx)?;
+            let Some((change, objects, context)) = self.effect(&c, ctx).await? else {
+                return Ok(inv);
+            };
+            let mut kinds: Vec<String> = objects.iter().map(|o| o.kind.clone()).collect();
+            kinds.sort();
+            kinds.dedup();
+            let mut namespaces: Vec<Option<String>> =
+                objects.iter().map(|o| o.namespace.clone()).collect();
+            namespaces.sort();
+            namespaces.dedup();
+            inv.scope.namespace = match namespaces.as_slice() {
+                [] => Some(c.namespace.clone()),
+                [one] => one.clone(),
+                _ => None,
+            };
+            inv.scope.context = Some(context);
+            inv.scope.kinds = kinds;
+            inv.scope.objects = objects;
+            inv.change = Some(change);
+            Ok(inv)
+        })
+    }
+
     fn execute<'a>(
         &'a self,
         call: &'a Admitted,
         ctx: &'a ToolCtx,
     ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {
-            let c = self.parse(&call.args)?;
-            call.still_the_same(Self::change(&c).as_ref(), "chart", "dry-run it again")?;
+            let (c, _snapshot) = Self::with_snapshot(self.parse(&call.args)?, ctx)?;
+            // what runs is what was judged: the same copy of the chart, rendered the same
+            let now = match self.effect(&c, ctx).await? {
+                Some((change, _, _)) => Some(change),
+                None => Self::change(&c),
+            };
+            call.still_the_same(now.as_ref(), "chart or its rendering", "dry-run it again")?;
             self.run(c, ctx).await
         })
     }

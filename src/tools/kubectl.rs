@@ -423,6 +423,11 @@ impl Tool for Kubectl {
             }
             ApplyDryRun | Apply | Diff | Restore => {
                 let docs = parse_manifests(a.manifests.as_deref().unwrap_or(""))?;
+                // vault: references resolve only into Secret data: refused before anything runs
+                for d in &docs {
+                    crate::secrets::check_placement(d, &k8s::doc_id(d))
+                        .map_err(ToolError::InvalidArguments)?;
+                }
                 if let Some(want) = &a.namespace {
                     for d in &docs {
                         if let Some(have) = d.pointer("/metadata/namespace").and_then(Value::as_str)

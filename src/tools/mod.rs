@@ -8,6 +8,7 @@
 
 pub mod activate_skill;
 pub mod blocks;
+pub mod confined;
 pub mod delegate;
 pub mod exec;
 pub mod flux;

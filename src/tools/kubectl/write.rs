@@ -110,6 +110,8 @@ async fn resolve_refs(doc: &Value, ctx: &ToolCtx) -> Result<Value, ToolError> {
     if paths.is_empty() {
         return Ok(v);
     }
+    // never resolve a reference outside a Secret's data/stringData (the plan refuses it too)
+    crate::secrets::check_placement(doc, &k8s::doc_id(doc)).map_err(ToolError::InvalidArguments)?;
     let is_secret = v.get("kind").and_then(Value::as_str) == Some("Secret");
     for p in paths {
         let Some(s) = v.pointer(&p).and_then(Value::as_str).map(str::to_string) else {
