@@ -22,6 +22,7 @@ fn terraform(mirror: Option<PathBuf>) -> Arc<Terraform> {
     Arc::new(Terraform::new(TerraformSettings {
         binary: Some(binary),
         plugin_mirror: mirror,
+        ..Default::default()
     }))
 }
 

@@ -1230,6 +1230,29 @@ async fn git_cli(args: Vec<String>, cwd: Option<&Path>, secs: u64) -> Result<(),
     if let Some(d) = cwd {
         cmd = cmd.cwd(d);
     }
+    // clone: the destination's parent is written; a `file://` remote is read
+    if args.first().map(String::as_str) == Some("clone") {
+        if let Some(dest) = args.last().map(Path::new) {
+            if let Some(parent) = dest.parent() {
+                cmd = cmd.rw(parent);
+            }
+        }
+        for a in &args {
+            if let Some(p) = a.strip_prefix("file://") {
+                cmd = cmd.ro(p);
+            }
+        }
+    }
+    // the user's git and ssh credentials, read-only, at their usual place in a tmpfs HOME
+    if let Some(home) = std::env::var_os("HOME").map(std::path::PathBuf::from) {
+        for rel in [".gitconfig", ".config/git", ".git-credentials", ".ssh"] {
+            cmd = cmd.credential(home.join(rel));
+        }
+        cmd = cmd.env("HOME", home);
+    }
+    if let Some(sock) = std::env::var_os("SSH_AUTH_SOCK") {
+        cmd = cmd.credential(std::path::PathBuf::from(&sock)).env("SSH_AUTH_SOCK", sock);
+    }
     let out = exec::run(&cmd).await?;
     if out.success() {
         Ok(())
