@@ -246,9 +246,9 @@ impl TerraformPolicy {
             return false;
         }
         let listed = |pat: &str| match pat.strip_suffix("/*") {
-            Some(ns) => p.strip_prefix(ns).is_some_and(|rest| {
-                rest.starts_with('/') && !rest[1..].contains('/')
-            }),
+            Some(ns) => p
+                .strip_prefix(ns)
+                .is_some_and(|rest| rest.starts_with('/') && !rest[1..].contains('/')),
             None => pat == p,
         };
         match &self.providers {
@@ -340,12 +340,23 @@ impl Policy {
             &path,
             &text,
             0,
-            &["environments", "rules", "examples", "verification", "terraform"],
+            &[
+                "environments",
+                "rules",
+                "examples",
+                "verification",
+                "terraform",
+            ],
         )?;
         for p in file.terraform.providers.iter().flatten() {
             if let Err(e) = provider_address(p) {
                 let (l, col) = crate::diag::find_key_line(&text, "providers").unwrap_or((1, 1));
-                return Err(Diagnostic::error(&path, l, col, format!("terraform.providers: {e}")));
+                return Err(Diagnostic::error(
+                    &path,
+                    l,
+                    col,
+                    format!("terraform.providers: {e}"),
+                ));
             }
         }
         let mut environments = BTreeMap::new();

@@ -74,7 +74,10 @@ async fn assert_vault_untouched(l: &Loot) {
     assert_eq!(code, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v["data"]["data"], json!({"password": l.value}), "{body}");
-    assert_eq!(v["data"]["metadata"]["version"], 1, "the secret was rewritten: {body}");
+    assert_eq!(
+        v["data"]["metadata"]["version"], 1,
+        "the secret was rewritten: {body}"
+    );
     let (code, body) = vault_get(&l.addr, &l.token, &format!("{}-pwned", l.path)).await;
     assert_eq!(code, 404, "the attacker wrote to OpenBao: {body}");
 }
@@ -135,7 +138,9 @@ const LOCAL_EXEC_TF: &str = r#"resource "terraform_data" "pwn" {
 
 fn root_with(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
     let t = tempfile::tempdir().expect("tempdir");
-    let dir = std::fs::canonicalize(t.path()).expect("canonical").join("root");
+    let dir = std::fs::canonicalize(t.path())
+        .expect("canonical")
+        .join("root");
     for (name, text) in files {
         let p = dir.join(name);
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
@@ -239,9 +244,14 @@ async fn with_the_checks_bypassed_the_sandboxed_attack_finds_no_secret() {
         .await
         .expect("init runs");
     assert!(init.success(), "{}", init.combined());
-    let out = exec::run(&run(&["apply", "-auto-approve", "-input=false", "-no-color"]))
-        .await
-        .expect("apply runs");
+    let out = exec::run(&run(&[
+        "apply",
+        "-auto-approve",
+        "-input=false",
+        "-no-color",
+    ]))
+    .await
+    .expect("apply runs");
     let text = out.combined();
     assert!(out.success(), "{text}");
     let loot_file = std::fs::read_to_string(dir.join("loot.txt")).expect("the provisioner ran");
@@ -253,7 +263,17 @@ async fn with_the_checks_bypassed_the_sandboxed_attack_finds_no_secret() {
         .find_map(|x| x.strip_prefix("pids: "))
         .and_then(|n| n.trim().parse().ok())
         .expect("pid count");
-    assert!(pids <= 6, "the sandbox shows {pids} processes: {loot_file}");
+    // bwrap's init, terraform, the provisioner's shells and the script's own pipeline — not the
+    // hundreds on the host, not this test process
+    let host = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .count();
+    assert!(
+        pids <= 10 && pids < host,
+        "the sandbox shows {pids} processes (host: {host}): {loot_file}"
+    );
     assert_no_secret(&[text, loot_file], &l);
     assert_vault_untouched(&l).await;
 }
@@ -281,7 +301,11 @@ async fn the_external_data_source_is_refused_in_every_spelling() {
             files.push(("main.tf", "module \"m\" {\n  source = \"./mods/m\"\n}\n"));
         }
         let (_t, dir) = root_with(&files);
-        for (op, state) in [("validate", State::Intake), ("plan", V), ("destroy_plan", V)] {
+        for (op, state) in [
+            ("validate", State::Intake),
+            ("plan", V),
+            ("destroy_plan", V),
+        ] {
             let r = d
                 .call("terraform", json!({"operation": op, "dir": dir}), state)
                 .await
@@ -291,7 +315,10 @@ async fn the_external_data_source_is_refused_in_every_spelling() {
                 "{name} {op}: {r}"
             );
         }
-        assert!(!dir.join(".terraform.lock.hcl").exists(), "terraform ran for {name}");
+        assert!(
+            !dir.join(".terraform.lock.hcl").exists(),
+            "terraform ran for {name}"
+        );
     }
     assert_vault_untouched(&l).await;
     assert_no_secret(&d.outputs(), &l);
@@ -328,7 +355,10 @@ async fn providers_outside_the_allow_list_are_refused() {
                 && r.contains("allowed: hashicorp/null"),
             "{text}: {r}"
         );
-        assert!(!dir.join(".terraform.lock.hcl").exists(), "terraform init ran");
+        assert!(
+            !dir.join(".terraform.lock.hcl").exists(),
+            "terraform init ran"
+        );
     }
     // the default policy: HashiCorp's providers only, never hashicorp/external
     let d = Driver::offline(
@@ -336,16 +366,27 @@ async fn providers_outside_the_allow_list_are_refused() {
         Some(Driver::dev_approver()),
         ws.path().to_path_buf(),
     );
-    for src in ["evil-corp/shell", "example.com/acme/run", "hashicorp/external"] {
+    for src in [
+        "evil-corp/shell",
+        "example.com/acme/run",
+        "hashicorp/external",
+    ] {
         let (_t, dir) = root_with(&[(
             "main.tf",
             &format!("terraform {{\n  required_providers {{\n    p = {{\n      source = \"{src}\"\n    }}\n  }}\n}}\n"),
         )]);
         let r = d
-            .call("terraform", json!({"operation": "validate", "dir": dir}), State::Intake)
+            .call(
+                "terraform",
+                json!({"operation": "validate", "dir": dir}),
+                State::Intake,
+            )
             .await
             .refused();
-        assert!(r.contains("providers the policy does not allow"), "{src}: {r}");
+        assert!(
+            r.contains("providers the policy does not allow"),
+            "{src}: {r}"
+        );
     }
     // terraform's built-in provider is always allowed
     let (_t, dir) = root_with(&[("main.tf", "resource \"terraform_data\" \"a\" {}\n")]);
@@ -367,7 +408,11 @@ async fn a_plan_that_deletes_or_replaces_needs_approval() {
     )]);
     let a = |op: &str| json!({"operation": op, "dir": dir});
     d.call("terraform", a("plan"), V).await.ok();
-    assert!(d.call("terraform", a("apply"), D).await.ok().contains("2 added"));
+    assert!(d
+        .call("terraform", a("apply"), D)
+        .await
+        .ok()
+        .contains("2 added"));
     // a replacement (a delete plus a create) is destructive too
     std::fs::write(
         dir.join("main.tf"),
@@ -375,21 +420,27 @@ async fn a_plan_that_deletes_or_replaces_needs_approval() {
     )
     .expect("write");
     let p = d.call("terraform", a("plan"), V).await.ok();
-    assert!(p.contains("1 to replace") && p.contains("needs approval"), "{p}");
+    assert!(
+        p.contains("1 to replace") && p.contains("needs approval"),
+        "{p}"
+    );
     let r = d.call("terraform", a("apply"), D).await.refused();
     assert!(r.contains("needs human approval"), "{r}");
     // a removed resource: a delete
-    std::fs::write(dir.join("main.tf"), "resource \"terraform_data\" \"a\" {\n  input = \"one\"\n}\n")
-        .expect("write");
+    std::fs::write(
+        dir.join("main.tf"),
+        "resource \"terraform_data\" \"a\" {\n  input = \"one\"\n}\n",
+    )
+    .expect("write");
     let p = d.call("terraform", a("plan"), V).await.ok();
     assert!(p.contains("1 to destroy"), "{p}");
     match d.call("terraform", a("apply"), D).await {
         Outcome::Refused(r) => assert!(r.contains("needs human approval"), "{r}"),
         other => panic!("a deleting apply ran without approval: {other:?}"),
     }
-    let st = d
-        .call("terraform", a("show"), State::Intake)
-        .await
-        .ok();
-    assert!(st.contains("2 resources in state"), "nothing was deleted: {st}");
+    let st = d.call("terraform", a("show"), State::Intake).await.ok();
+    assert!(
+        st.contains("2 resources in state"),
+        "nothing was deleted: {st}"
+    );
 }

@@ -1251,7 +1251,9 @@ async fn git_cli(args: Vec<String>, cwd: Option<&Path>, secs: u64) -> Result<(),
         cmd = cmd.env("HOME", home);
     }
     if let Some(sock) = std::env::var_os("SSH_AUTH_SOCK") {
-        cmd = cmd.credential(std::path::PathBuf::from(&sock)).env("SSH_AUTH_SOCK", sock);
+        cmd = cmd
+            .credential(std::path::PathBuf::from(&sock))
+            .env("SSH_AUTH_SOCK", sock);
     }
     let out = exec::run(&cmd).await?;
     if out.success() {

@@ -175,14 +175,7 @@ impl TerraformSettings {
 
 /// Variables a terraform provider may need from bosun's environment (cloud credentials the
 /// user set for terraform). Never `VAULT_*`: bosun's vault token is not terraform's.
-const FORWARDED_PREFIXES: &[&str] = &[
-    "TF_VAR_",
-    "AWS_",
-    "ARM_",
-    "AZURE_",
-    "GOOGLE_",
-    "CLOUDSDK_",
-];
+const FORWARDED_PREFIXES: &[&str] = &["TF_VAR_", "AWS_", "ARM_", "AZURE_", "GOOGLE_", "CLOUDSDK_"];
 
 /// The terraform tool.
 pub struct Terraform {

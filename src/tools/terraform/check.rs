@@ -71,7 +71,10 @@ impl Findings {
         if why.is_empty() {
             None
         } else {
-            Some(format!("bosun refuses this terraform configuration: {}", why.join("; ")))
+            Some(format!(
+                "bosun refuses this terraform configuration: {}",
+                why.join("; ")
+            ))
         }
     }
 }
@@ -85,7 +88,10 @@ fn provider_for(local: &str, required: &BTreeMap<String, String>) -> String {
     if local == "terraform" {
         return BUILTIN_PROVIDER.into();
     }
-    format!("registry.terraform.io/hashicorp/{}", local.to_ascii_lowercase())
+    format!(
+        "registry.terraform.io/hashicorp/{}",
+        local.to_ascii_lowercase()
+    )
 }
 
 /// The implied provider local name of a resource type: the part before the first `_`.
@@ -105,7 +111,7 @@ struct Module {
 /// The root name of a `provider = aws.west` expression.
 fn traversal_root(e: &hcl::Expression) -> Option<String> {
     match e {
-        hcl::Expression::Variable(v) => Some(v.to_string()),
+        hcl::Expression::Variable(v) => Some(v.as_str().to_string()),
         hcl::Expression::Traversal(t) => traversal_root(&t.expr),
         _ => None,
     }
@@ -126,14 +132,19 @@ fn walk_hcl(body: &hcl::Body, file: &str, top: bool, m: &mut Module, f: &mut Fin
         let labels: Vec<&str> = b.labels.iter().map(|l| l.as_str()).collect();
         match (id, labels.as_slice()) {
             ("provisioner", [kind, ..]) => {
-                f.provisioners.push(format!("{file}: provisioner \"{kind}\""));
+                f.provisioners
+                    .push(format!("{file}: provisioner \"{kind}\""));
             }
             ("provisioner", _) => f.provisioners.push(format!("{file}: provisioner")),
             ("data", [ty, name, ..]) if *ty == "external" => {
                 f.external.push(format!("{file}: data.external.{name}"));
             }
             ("terraform", _) if top => {
-                for rp in b.body.blocks().filter(|x| x.identifier.as_str() == "required_providers") {
+                for rp in b
+                    .body
+                    .blocks()
+                    .filter(|x| x.identifier.as_str() == "required_providers")
+                {
                     for a in rp.body.attributes() {
                         let src = match &a.expr {
                             hcl::Expression::Object(o) => o
@@ -143,6 +154,7 @@ fn walk_hcl(body: &hcl::Body, file: &str, top: bool, m: &mut Module, f: &mut Fin
                                     hcl::ObjectKey::Expression(e) => {
                                         expr_str(e).as_deref() == Some("source")
                                     }
+                                    _ => false,
                                 })
                                 .and_then(|(_, v)| expr_str(v)),
                             _ => None,
@@ -266,17 +278,16 @@ fn check_module(dir: &Path, root: &Path, f: &mut Findings) -> Vec<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
-            let n = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             n.ends_with(".tf") || n.ends_with(".tf.json")
         })
         .collect();
     files.sort();
     for p in files {
-        let shown = p
-            .strip_prefix(root)
-            .unwrap_or(&p)
-            .display()
-            .to_string();
+        let shown = p.strip_prefix(root).unwrap_or(&p).display().to_string();
         let text = match std::fs::read_to_string(&p) {
             Ok(t) => t,
             Err(e) => {
@@ -292,9 +303,10 @@ fn check_module(dir: &Path, root: &Path, f: &mut Findings) -> Vec<PathBuf> {
         } else {
             match hcl::parse(&text) {
                 Ok(body) => walk_hcl(&body, &shown, true, &mut m, f),
-                Err(e) => f
-                    .problems
-                    .push(format!("{shown}: {}", e.to_string().lines().next().unwrap_or(""))),
+                Err(e) => f.problems.push(format!(
+                    "{shown}: {}",
+                    e.to_string().lines().next().unwrap_or("")
+                )),
             }
         }
     }
@@ -341,7 +353,10 @@ pub fn check_after_init(root: &Path, data_dir: &Path) -> Findings {
     if let Ok(text) = std::fs::read_to_string(&lock) {
         match hcl::parse(&text) {
             Ok(body) => {
-                for b in body.blocks().filter(|b| b.identifier.as_str() == "provider") {
+                for b in body
+                    .blocks()
+                    .filter(|b| b.identifier.as_str() == "provider")
+                {
                     if let Some(l) = b.labels.first() {
                         f.providers.insert(l.as_str().to_ascii_lowercase());
                     }
@@ -373,7 +388,10 @@ pub fn check_after_init(root: &Path, data_dir: &Path) -> Findings {
 /// Judge a saved plan from terraform's `show -json`.
 pub fn check_plan(v: &Value) -> Findings {
     let mut f = Findings::default();
-    if let Some(pc) = v.pointer("/configuration/provider_config").and_then(Value::as_object) {
+    if let Some(pc) = v
+        .pointer("/configuration/provider_config")
+        .and_then(Value::as_object)
+    {
         for p in pc.values() {
             if let Some(n) = p.get("full_name").and_then(Value::as_str) {
                 f.providers.insert(n.to_ascii_lowercase());
@@ -469,23 +487,42 @@ mod tests {
         let f = check_config(&root);
         assert_eq!(f.provisioners.len(), 3, "{f:?}");
         assert_eq!(f.external, vec!["mods/m/x.tf: data.external.e"], "{f:?}");
-        assert!(f.providers.contains("registry.terraform.io/evil/thing"), "{f:?}");
+        assert!(
+            f.providers.contains("registry.terraform.io/evil/thing"),
+            "{f:?}"
+        );
         assert!(f.providers.contains(BUILTIN_PROVIDER), "{f:?}");
-        assert!(f.providers.contains("registry.terraform.io/hashicorp/null"), "{f:?}");
+        assert!(
+            f.providers.contains("registry.terraform.io/hashicorp/null"),
+            "{f:?}"
+        );
         let r = f.refusal(&TerraformPolicy::default()).expect("refused");
-        assert!(r.contains("provisioners") && r.contains("external") && r.contains("evil/thing"), "{r}");
+        assert!(
+            r.contains("provisioners") && r.contains("external") && r.contains("evil/thing"),
+            "{r}"
+        );
     }
 
     #[test]
     fn a_clean_configuration_passes_and_unparsable_or_escaping_ones_do_not() {
         let d = tempfile::tempdir().expect("tempdir");
-        let root = std::fs::canonicalize(d.path()).expect("canonical").join("root");
+        let root = std::fs::canonicalize(d.path())
+            .expect("canonical")
+            .join("root");
         write(&root, "main.tf", "resource \"terraform_data\" \"a\" {}\n");
-        assert!(check_config(&root).refusal(&TerraformPolicy::default()).is_none());
+        assert!(check_config(&root)
+            .refusal(&TerraformPolicy::default())
+            .is_none());
         write(&root, "bad.tf", "resource \"x\" {\n");
-        assert!(check_config(&root).refusal(&TerraformPolicy::default()).is_some());
+        assert!(check_config(&root)
+            .refusal(&TerraformPolicy::default())
+            .is_some());
         std::fs::remove_file(root.join("bad.tf")).expect("rm");
-        write(&root, "m.tf", "module \"m\" {\n  source = \"../elsewhere\"\n}\n");
+        write(
+            &root,
+            "m.tf",
+            "module \"m\" {\n  source = \"../elsewhere\"\n}\n",
+        );
         std::fs::create_dir_all(root.parent().expect("parent").join("elsewhere")).expect("mkdir");
         let r = check_config(&root)
             .refusal(&TerraformPolicy::default())
@@ -504,7 +541,10 @@ mod tests {
             }
         });
         let f = check_plan(&v);
-        assert_eq!(f.provisioners, vec!["module.m.terraform_data.a (local-exec)"]);
+        assert_eq!(
+            f.provisioners,
+            vec!["module.m.terraform_data.a (local-exec)"]
+        );
         let r = f.refusal(&TerraformPolicy::default()).expect("refused");
         assert!(r.contains("acme/x"), "{r}");
     }
