@@ -27,13 +27,15 @@ fn terraform_bin() -> PathBuf {
 }
 
 fn terraform(providers: Option<Vec<&str>>, mirror: Option<PathBuf>) -> Arc<Terraform> {
-    Arc::new(Terraform::new(TerraformSettings {
-        binary: Some(terraform_bin()),
-        plugin_mirror: mirror,
-        providers: bosun::policy::TerraformPolicy {
+    Arc::new(
+        Terraform::new(TerraformSettings {
+            binary: Some(terraform_bin()),
+            plugin_mirror: mirror,
+        })
+        .with_policy(&bosun::policy::TerraformPolicy {
             providers: providers.map(|v| v.into_iter().map(str::to_string).collect()),
-        },
-    }))
+        }),
+    )
 }
 
 /// A secret in OpenBao at a fresh path, and what the attacker must not get.

@@ -22,7 +22,6 @@ fn terraform(mirror: Option<PathBuf>) -> Arc<Terraform> {
     Arc::new(Terraform::new(TerraformSettings {
         binary: Some(binary),
         plugin_mirror: mirror,
-        ..Default::default()
     }))
 }
 

@@ -392,8 +392,11 @@ const MASKED: &[&str] = &[
     "/etc/gshadow-",
 ];
 
+/// Environment variables, in order.
+type Env = Vec<(OsString, OsString)>;
+
 /// The bwrap arguments and the environment for `cmd`.
-fn sandbox_argv(cmd: &Cmd) -> Result<(Vec<OsString>, Vec<(OsString, OsString)>), ToolError> {
+fn sandbox_argv(cmd: &Cmd) -> Result<(Vec<OsString>, Env), ToolError> {
     let program = cmd
         .program
         .file_name()
@@ -401,8 +404,8 @@ fn sandbox_argv(cmd: &Cmd) -> Result<(Vec<OsString>, Vec<(OsString, OsString)>),
         .unwrap_or_default();
     let protected = protected_dirs();
     // the environment: an allow-list from bosun's own, then the tool's; removals last
-    let mut env: Vec<(OsString, OsString)> = Vec::new();
-    let set = |k: &OsStr, v: &OsStr, env: &mut Vec<(OsString, OsString)>| {
+    let mut env: Env = Vec::new();
+    let set = |k: &OsStr, v: &OsStr, env: &mut Env| {
         env.retain(|(x, _)| x != k);
         env.push((k.to_os_string(), v.to_os_string()));
     };

@@ -1222,7 +1222,14 @@ fn revert(dir: &Path, sha: &str) -> Result<String, ToolError> {
     ))
 }
 
-async fn git_cli(args: Vec<String>, cwd: Option<&Path>, secs: u64) -> Result<(), ToolError> {
+/// Run the git CLI in bosun's sandbox. `remote`: the URL the command talks to, and whether it
+/// writes there (push); a `file://` remote is shown to git (read-only unless it is pushed to).
+async fn git_cli(
+    args: Vec<String>,
+    cwd: Option<&Path>,
+    secs: u64,
+    remote: (&str, bool),
+) -> Result<(), ToolError> {
     let bin = crate::sandbox::find_binary("git").ok_or_else(|| {
         ToolError::Failed("the git binary is needed for network remotes; install git".into())
     })?;
@@ -1230,18 +1237,16 @@ async fn git_cli(args: Vec<String>, cwd: Option<&Path>, secs: u64) -> Result<(),
     if let Some(d) = cwd {
         cmd = cmd.cwd(d);
     }
-    // clone: the destination's parent is written; a `file://` remote is read
+    // clone: the destination's parent is written
     if args.first().map(String::as_str) == Some("clone") {
         if let Some(dest) = args.last().map(Path::new) {
             if let Some(parent) = dest.parent() {
                 cmd = cmd.rw(parent);
             }
         }
-        for a in &args {
-            if let Some(p) = a.strip_prefix("file://") {
-                cmd = cmd.ro(p);
-            }
-        }
+    }
+    if let Some(p) = remote.0.strip_prefix("file://") {
+        cmd = if remote.1 { cmd.rw(p) } else { cmd.ro(p) };
     }
     // the user's git and ssh credentials, read-only, at their usual place in a tmpfs HOME
     if let Some(home) = std::env::var_os("HOME").map(std::path::PathBuf::from) {
@@ -1291,7 +1296,7 @@ async fn clone(remote: &str, dest: &Path, branch: Option<&str>) -> Result<(), To
         remote.to_string(),
         dest.display().to_string(),
     ]);
-    git_cli(args, None, 300).await
+    git_cli(args, None, 300, (remote, false)).await
 }
 
 async fn fetch(dir: &Path, remote: &str) -> Result<(), ToolError> {
@@ -1305,7 +1310,13 @@ async fn fetch(dir: &Path, remote: &str) -> Result<(), ToolError> {
         .await
         .map_err(|e| ToolError::Failed(e.to_string()))?;
     }
-    git_cli(vec!["fetch".into(), "origin".into()], Some(dir), 300).await
+    git_cli(
+        vec!["fetch".into(), "origin".into()],
+        Some(dir),
+        300,
+        (remote, false),
+    )
+    .await
 }
 
 async fn push(dir: &Path, remote: &str, branch: &str) -> Result<(), ToolError> {
@@ -1342,6 +1353,7 @@ async fn push(dir: &Path, remote: &str, branch: &str) -> Result<(), ToolError> {
         vec!["push".into(), "origin".into(), refspec],
         Some(dir),
         300,
+        (remote, true),
     )
     .await
 }

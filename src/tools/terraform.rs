@@ -146,8 +146,6 @@ pub struct TerraformSettings {
     pub binary: Option<PathBuf>,
     /// A provider filesystem mirror (`provider_installation { filesystem_mirror }`) for offline use.
     pub plugin_mirror: Option<PathBuf>,
-    /// Which providers a configuration may use (policy.yaml `terraform:`).
-    pub providers: crate::policy::TerraformPolicy,
 }
 
 impl TerraformSettings {
@@ -162,14 +160,7 @@ impl TerraformSettings {
         Self {
             binary,
             plugin_mirror: var("BOSUN_TF_PLUGIN_MIRROR").map(PathBuf::from),
-            providers: Default::default(),
         }
-    }
-
-    /// These settings with the provider allow-list of `policy`.
-    pub fn with_policy(mut self, policy: &crate::policy::Policy) -> Self {
-        self.providers = policy.terraform.clone();
-        self
     }
 }
 
@@ -180,6 +171,8 @@ const FORWARDED_PREFIXES: &[&str] = &["TF_VAR_", "AWS_", "ARM_", "AZURE_", "GOOG
 /// The terraform tool.
 pub struct Terraform {
     settings: TerraformSettings,
+    /// Which providers a configuration may use (policy.yaml `terraform:`).
+    providers: crate::policy::TerraformPolicy,
     plans: Mutex<HashMap<(PathBuf, String), PlanRecord>>,
 }
 
@@ -260,8 +253,16 @@ impl Terraform {
     pub fn new(settings: TerraformSettings) -> Self {
         Self {
             settings,
+            providers: Default::default(),
             plans: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// This tool with the provider allow-list of the agent's policy (`terraform:` in
+    /// policy.yaml); without it, [`crate::policy::DEFAULT_PROVIDERS`].
+    pub fn with_policy(mut self, policy: &crate::policy::TerraformPolicy) -> Self {
+        self.providers = policy.clone();
+        self
     }
 
     pub fn from_env() -> Self {
@@ -318,7 +319,7 @@ impl Terraform {
         // nothing that runs code at plan (or apply) gets to terraform: checked from the files
         // before init, validate or plan, and before an apply too (its plan was made from them)
         if matches!(op, Operation::Validate) || op.kind().is_some() {
-            if let Some(why) = check::check_config(&dir).refusal(&self.settings.providers) {
+            if let Some(why) = check::check_config(&dir).refusal(&self.providers) {
                 return bad(why);
             }
         }
@@ -509,7 +510,7 @@ impl Terraform {
         if !out.success() {
             return Err(fail("terraform init", &out));
         }
-        match check::check_after_init(&c.dir, &data_dir).refusal(&self.settings.providers) {
+        match check::check_after_init(&c.dir, &data_dir).refusal(&self.providers) {
             Some(why) => Err(ToolError::Failed(why)),
             None => Ok(()),
         }
@@ -745,7 +746,7 @@ impl Terraform {
             .map_err(|e| ToolError::Failed(format!("terraform wrote no planfile: {e}")))?;
         let v = self.show_json(ctx, &c, Some(&planpath)).await?;
         // terraform's own account of the plan is the authority: refuse what it shows
-        if let Some(why) = check::check_plan(&v).refusal(&self.settings.providers) {
+        if let Some(why) = check::check_plan(&v).refusal(&self.providers) {
             let _ = std::fs::remove_file(&planpath);
             return Err(ToolError::Failed(why));
         }
@@ -822,7 +823,7 @@ impl Terraform {
         }
         // judged again from the planfile itself, just before it runs
         let v = self.show_json(ctx, &c, Some(&rec.path)).await?;
-        if let Some(why) = check::check_plan(&v).refusal(&self.settings.providers) {
+        if let Some(why) = check::check_plan(&v).refusal(&self.providers) {
             return Err(ToolError::Failed(why));
         }
         let deletes = summarise_plan(&v, ctx, !rec.secret_inputs).deletes;
