@@ -736,31 +736,141 @@ async fn concurrency_child(base_url: &str, sessions: usize) -> Value {
 // ---------------------------------------------------------------------------------------------
 // guard decision latency
 
-const MANIFEST: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.27\n";
+/// The guard's own cost is measured on a tool whose `resolve` does no I/O (kubectl's resolves
+/// kinds through the API server's discovery, which is the cluster's cost, not the guard's): it
+/// plans like kubectl — a change identified by target + content hash, `dry_run: true` as its
+/// dry-run.
+struct Rec;
 
-fn kubectl_call(id: String, operation: &str, manifests: &str) -> ToolCall {
+impl bosun::tools::Tool for Rec {
+    fn name(&self) -> &str {
+        "rec"
+    }
+    fn description(&self) -> &str {
+        "a benchmark tool"
+    }
+    fn operations(&self) -> &[(&'static str, bosun::effect::EffectClass)] {
+        &[
+            ("apply", bosun::effect::EffectClass::Mutating),
+            ("get", bosun::effect::EffectClass::ReadOnly),
+        ]
+    }
+    fn parameters(&self) -> Value {
+        json!({"type": "object", "properties": {
+            "operation": {"type": "string", "enum": ["apply", "get"]},
+            "namespace": {"type": "string"}, "manifests": {"type": ["string", "null"]},
+            "dry_run": {"type": ["boolean", "null"]}}})
+    }
+    fn plan(&self, args: &Value) -> Result<bosun::tools::Invocation, bosun::tools::ToolError> {
+        let ns = args["namespace"].as_str().unwrap_or("default").to_string();
+        if args["operation"] == "get" {
+            return Ok(bosun::tools::Invocation::read(
+                "get",
+                format!("pods in {ns}"),
+            ));
+        }
+        let m = args["manifests"].as_str().unwrap_or("");
+        Ok(bosun::tools::Invocation {
+            operation: "apply".into(),
+            target: format!("apply in {ns}"),
+            change: Some(bosun::tools::Change {
+                target: format!("context=kind-dev namespace={ns}"),
+                content_hash: bosun::tools::sha256_hex(m.as_bytes()),
+                dry_run_hint: "dry_run: true".into(),
+            }),
+            dry_run: args["dry_run"].as_bool().unwrap_or(false),
+            scope: bosun::tools::Scope {
+                context: Some("kind-dev".into()),
+                namespace: Some(ns),
+                kinds: vec!["Deployment".into()],
+                objects: vec![],
+            },
+            min_effect: None,
+        })
+    }
+    fn execute<'a>(
+        &'a self,
+        _: &'a bosun::guard::Admitted,
+        _: &'a bosun::tools::ToolCtx,
+    ) -> futures::future::BoxFuture<'a, Result<String, bosun::tools::ToolError>> {
+        Box::pin(async { Ok(String::new()) })
+    }
+}
+
+/// A copy of the default agent that also lists `rec`, on `Runtime` with it as an extra tool.
+fn guard_runtime(state: &Path) -> Arc<Runtime> {
+    let dir = state.join("agent");
+    let copy = |from: &Path, to: &Path| {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+            if e.path().is_file() {
+                std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+            }
+        }
+    };
+    let root = repo();
+    copy(&root.join("tools"), &dir.join("tools"));
+    copy(&root.join("prompts"), &dir.join("prompts"));
+    for e in std::fs::read_dir(root.join("skills"))
+        .expect("skills")
+        .flatten()
+    {
+        copy(&e.path(), &dir.join("skills").join(e.file_name()));
+    }
+    std::fs::copy(root.join("policy.yaml"), dir.join("policy.yaml")).expect("policy");
+    let agent = std::fs::read_to_string(root.join("agent.md")).expect("agent.md");
+    std::fs::write(
+        dir.join("agent.md"),
+        agent.replacen("tools: [", "tools: [\"rec\", ", 1),
+    )
+    .expect("agent.md");
+    std::fs::write(
+        dir.join("tools/rec.yaml"),
+        "name: rec\ndescription: bench\noperations:\n  apply: {effect: mutating}\n  get: {effect: read_only}\n",
+    )
+    .expect("manifest");
+    Runtime::from_dir(
+        &dir,
+        client("http://127.0.0.1:9/v1"),
+        RuntimeOptions {
+            workspace: Some(state.to_path_buf()),
+            extra_tools: vec![Arc::new(Rec)],
+            ..Default::default()
+        },
+    )
+    .expect("the bench agent loads")
+}
+
+const MANIFEST: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 2\n";
+
+fn rec_call(id: String, manifests: &str, dry: bool) -> ToolCall {
     ToolCall {
         id,
-        name: "kubectl".into(),
-        arguments: json!({"operation": operation, "context": "kind-dev", "namespace": "shop",
-                          "manifests": manifests})
+        name: "rec".into(),
+        arguments: json!({"operation": "apply", "namespace": "shop", "manifests": manifests,
+                          "dry_run": dry})
         .to_string(),
     }
 }
 
-/// Microseconds per `Guard::admit` of `n` calls (in the deployment state), sorted.
+/// Microseconds per `Guard::admit` of `n` calls (in the deployment state), sorted. `before`
+/// runs untimed before each call (an apply uses up its dry-run, so it records a new one).
 async fn admit_times(
     guard: &Guard,
     rt: &Runtime,
     n: usize,
     admitted: bool,
+    before: impl Fn(),
     call: impl Fn(usize) -> ToolCall,
 ) -> Vec<f64> {
     let mut v = Vec::with_capacity(n);
     for i in 0..n {
         let call = call(i);
+        before();
         let t = Instant::now();
-        let (d, a) = guard.admit(&rt.registry, &call, State::Deployment).await;
+        let (d, a) = guard
+            .admit(&rt.registry, &call, State::Deployment, &rt.ctx)
+            .await;
         v.push(t.elapsed().as_secs_f64() * 1e6);
         assert_eq!(a.is_some(), admitted, "{}", d.reason);
     }
@@ -770,48 +880,61 @@ async fn admit_times(
 async fn guard_section(t: &mut Table, quick: bool) -> Value {
     let n = if quick { 2_000 } else { 20_000 };
     let state = tempfile::tempdir().expect("tempdir");
-    let rt = runtime("http://127.0.0.1:9/v1", state.path());
+    let rt = guard_runtime(state.path());
     let guard = Guard::new(rt.guard_config.clone());
-    // the real dry-run, then 9,999 other recorded fingerprints
-    let (_, admitted) = guard
+    // the real dry-run gives the fingerprint; each timed apply finds it recorded
+    let (d, admitted) = guard
         .admit(
             &rt.registry,
-            &kubectl_call("dry".into(), "apply_dry_run", MANIFEST),
+            &rec_call("dry".into(), MANIFEST, true),
             State::Validation,
+            &rt.ctx,
         )
         .await;
-    let admitted = admitted.expect("the dry-run is admitted");
-    guard.record(&admitted, true);
-    let alone = admit_times(&guard, &rt, n, true, |i| {
-        kubectl_call(format!("alone-{i}"), "apply", MANIFEST)
+    let admitted = admitted.unwrap_or_else(|| panic!("the dry-run is admitted: {}", d.reason));
+    let fp = admitted.fingerprint.clone().expect("a fingerprint");
+    let again = || guard.restore_dry_run(fp.clone(), Duration::ZERO);
+    let alone = admit_times(&guard, &rt, n, true, again, |i| {
+        rec_call(format!("alone-{i}"), MANIFEST, false)
     })
     .await;
     for i in 1..10_000u32 {
         guard.restore_dry_run(
             Fingerprint {
-                tool: "kubectl".into(),
+                tool: "rec".into(),
                 target: format!("context=kind-dev namespace=team-{}", i % 40),
                 content_hash: bosun::tools::sha256_hex(&i.to_be_bytes()),
             },
             Duration::ZERO,
         );
     }
-    let recorded = guard.dry_runs();
+    let recorded = guard.dry_runs() + 1;
     let other = MANIFEST.replace("replicas: 2", "replicas: 3");
-    let allowed = admit_times(&guard, &rt, n, true, |i| {
-        kubectl_call(format!("allow-{i}"), "apply", MANIFEST)
+    let allowed = admit_times(&guard, &rt, n, true, again, |i| {
+        rec_call(format!("allow-{i}"), MANIFEST, false)
     })
     .await;
-    let refused = admit_times(&guard, &rt, n, false, |i| {
-        kubectl_call(format!("refuse-{i}"), "apply", &other)
-    })
+    let refused = admit_times(
+        &guard,
+        &rt,
+        n,
+        false,
+        || {},
+        |i| rec_call(format!("refuse-{i}"), &other, false),
+    )
     .await;
-    let read = admit_times(&guard, &rt, n, true, |i| ToolCall {
-        id: format!("read-{i}"),
-        name: "kubectl".into(),
-        arguments: r#"{"operation":"get","kind":"pods","context":"kind-dev","namespace":"shop"}"#
-            .into(),
-    })
+    let read = admit_times(
+        &guard,
+        &rt,
+        n,
+        true,
+        || {},
+        |i| ToolCall {
+            id: format!("read-{i}"),
+            name: "rec".into(),
+            arguments: r#"{"operation":"get","namespace":"shop"}"#.into(),
+        },
+    )
     .await;
     t.row(
         "guard: apply matched, 1 fingerprint recorded, p50 / p99",
@@ -832,7 +955,7 @@ async fn guard_section(t: &mut Table, quick: bool) -> Value {
         None,
     );
     t.row(
-        "guard: read (kubectl get), p50 / p99",
+        "guard: read, p50 / p99",
         format!("{:.1} / {:.1} µs", pct(&read, 50.0), pct(&read, 99.0)),
         "",
         None,

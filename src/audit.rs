@@ -107,3 +107,106 @@ pub fn new_session_id() -> String {
     let r: u32 = rand::rng().random();
     format!("{t}-{r:08x}")
 }
+
+/// One change as the audit log tells it: the truth about what reached a cluster, repository,
+/// vault or state file — whatever the model said.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChangeRecord {
+    pub call_id: String,
+    pub tool: String,
+    pub operation: String,
+    pub target: String,
+    pub fingerprint: String,
+    pub effect: String,
+    pub approved_by: Option<String>,
+    /// `true` when the tool reported success; `false` when it failed; `None` when the log has
+    /// no result (the run was cut off while it ran — it may have changed something).
+    pub ok: Option<bool>,
+    /// First line of the result.
+    pub result: String,
+    /// First line of the successful dry-run of the same change, when the log has one.
+    pub dry_run_evidence: Option<String>,
+    /// The runtime's own undo of a change whose checks failed.
+    pub rollback: bool,
+}
+
+/// A check the runtime ran on an applied change.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CheckRecord {
+    pub tool: String,
+    pub target: String,
+    pub ok: bool,
+    pub result: String,
+}
+
+/// Every admitted change and every verification check in an audit log, in order. Lines that
+/// do not parse are skipped (a line cut by a crash).
+pub fn read_changes(path: &Path) -> (Vec<ChangeRecord>, Vec<CheckRecord>) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return (vec![], vec![]);
+    };
+    let mut changes: Vec<ChangeRecord> = Vec::new();
+    let mut checks: Vec<(String, CheckRecord)> = Vec::new();
+    let mut evidence: std::collections::HashMap<String, String> = Default::default();
+    let mut dry_ids: std::collections::HashMap<String, String> = Default::default();
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let r = &v["record"];
+        match r["event"].as_str() {
+            Some("decided") if r["decision"]["verdict"] == "allow" => {
+                let d = &r["decision"];
+                let id = s(&d["call_id"]);
+                match d["effect"].as_str() {
+                    Some("mutating" | "destructive") => changes.push(ChangeRecord {
+                        rollback: id.starts_with("bosun-rollback-"),
+                        call_id: id,
+                        tool: s(&d["tool"]),
+                        operation: s(&d["operation"]),
+                        target: s(&d["target"]),
+                        fingerprint: s(&d["fingerprint"]),
+                        effect: s(&d["effect"]),
+                        approved_by: d["approved_by"].as_str().map(str::to_string),
+                        ok: None,
+                        result: String::new(),
+                        dry_run_evidence: None,
+                    }),
+                    Some("dry_run") => {
+                        dry_ids.insert(id, s(&d["fingerprint"]));
+                    }
+                    Some("read_only") if id.starts_with("bosun-verify-") => checks.push((
+                        id,
+                        CheckRecord {
+                            tool: s(&d["tool"]),
+                            target: s(&d["target"]),
+                            ok: false,
+                            result: String::new(),
+                        },
+                    )),
+                    _ => {}
+                }
+            }
+            Some("finished") => {
+                let id = s(&r["call_id"]);
+                let ok = r["ok"].as_bool().unwrap_or(false);
+                let summary = s(&r["summary"]);
+                if let Some(fp) = dry_ids.remove(&id) {
+                    if ok && !fp.is_empty() {
+                        evidence.insert(fp, summary);
+                    }
+                } else if let Some(c) = changes.iter_mut().rev().find(|c| c.call_id == id) {
+                    c.ok = Some(ok);
+                    c.dry_run_evidence = evidence.get(&c.fingerprint).cloned();
+                    c.result = summary;
+                } else if let Some((_, c)) = checks.iter_mut().rev().find(|(i, _)| *i == id) {
+                    c.ok = ok;
+                    c.result = summary;
+                }
+            }
+            _ => {}
+        }
+    }
+    (changes, checks.into_iter().map(|(_, c)| c).collect())
+}

@@ -26,7 +26,7 @@ use crate::effect::EffectClass;
 use crate::model::ToolCall;
 use crate::planner::State;
 use crate::policy::{Action, CallFacts, Environment, Policy};
-use crate::tools::{Change, Registry};
+use crate::tools::{Change, Invocation, ObjectRef, Registered, Registry, Scope, ToolCtx};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -48,9 +48,15 @@ pub struct Admitted {
     pub args: Value,
     /// The change this call makes or dry-runs, if any.
     pub change: Option<Change>,
+    /// Where the call acts, as the tool resolved it (objects with their real kinds and
+    /// namespaces).
+    pub scope: Scope,
     pub fingerprint: Option<Fingerprint>,
     _seal: Seal,
 }
+
+/// Why a check refused: the kind and what the model should do instead.
+struct Refusal(RefusalKind, String);
 
 impl Admitted {
     /// For tools whose change identity covers files (a chart, a Terraform root, the GitOps
@@ -166,6 +172,9 @@ pub struct ApprovalRequest {
     pub fingerprint: String,
     /// Why approval is needed.
     pub reason: String,
+    /// The objects the change really touches (resolved by the tool).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<ObjectRef>,
 }
 
 /// An approver's answer.
@@ -335,11 +344,21 @@ impl Guard {
 
     /// Decide on `call` in planner state `state`. The decision is always returned; the
     /// `Admitted` only when the call may run.
+    ///
+    /// The checks run in this order; the first that fails refuses the call:
+    /// [`check_tool`](Self::check_tool) → the arguments parse → the tool's `plan` (pure) and
+    /// `resolve` (the real effect, with I/O) → [`check_operation`](Self::check_operation) →
+    /// [`check_state`](Self::check_state) → [`check_id`](Self::check_id) →
+    /// [`check_policy`](Self::check_policy) → [`check_dry_run`](Self::check_dry_run) →
+    /// [`check_approval`](Self::check_approval) → [`commit`](Self::commit), which takes the
+    /// call id and **uses up the dry-run under the same lock that checks it**, so of two
+    /// identical applies sent at once only one is admitted.
     pub async fn admit(
         &self,
         registry: &Registry,
         call: &ToolCall,
         state: State,
+        ctx: &ToolCtx,
     ) -> (Decision, Option<Admitted>) {
         let mut d = Decision {
             call_id: call.id.clone(),
@@ -354,105 +373,231 @@ impl Guard {
             refusal: None,
             environment: None,
         };
-        let refuse = |kind: RefusalKind, mut d: Decision, reason: String| {
-            tracing::info!(tool = %d.tool, operation = ?d.operation, %reason, "guard refused call");
-            d.reason = reason;
-            d.refusal = Some(kind);
-            (d, None)
-        };
-        let Some(reg) = registry.get(&call.name) else {
-            let names: Vec<&str> = registry.names().collect();
-            return refuse(
-                RefusalKind::Invalid,
-                d,
-                format!(
-                    "unknown tool `{}`; the tools offered are: {}",
-                    call.name,
-                    names.join(", ")
-                ),
-            );
-        };
-        let args: Value = match serde_json::from_str(&call.arguments) {
-            Ok(v @ Value::Object(_)) => v,
-            Ok(_) => return refuse(RefusalKind::Invalid, d, "arguments must be a JSON object".into()),
-            Err(e) => {
-                return refuse(RefusalKind::Invalid,
-                    d,
-                    format!("arguments are not valid JSON ({e}); send a JSON object matching the tool's schema"),
-                )
+        match self.decide(registry, call, state, ctx, &mut d).await {
+            Ok(admitted) => {
+                d.verdict = Verdict::Allow;
+                let effect = admitted.effect;
+                d.reason = match &d.approved_by {
+                    Some(by) => format!("{effect} operation; dry-run matched; approved by {by}"),
+                    None if effect >= EffectClass::Mutating => {
+                        format!("{effect} operation; dry-run matched")
+                    }
+                    None => format!("{effect} operation"),
+                };
+                tracing::debug!(tool = %d.tool, operation = %admitted.operation, %effect, "guard admitted call");
+                (d, Some(admitted))
             }
-        };
-        let inv = match reg.tool.plan(&args) {
-            Ok(i) => i,
-            Err(e) => return refuse(RefusalKind::Invalid, d, e.to_string()),
-        };
+            Err(Refusal(kind, reason)) => {
+                tracing::info!(tool = %d.tool, operation = ?d.operation, %reason, "guard refused call");
+                d.reason = reason;
+                d.refusal = Some(kind);
+                (d, None)
+            }
+        }
+    }
+
+    /// The checks, as named steps; fills `d` as it learns facts about the call.
+    async fn decide(
+        &self,
+        registry: &Registry,
+        call: &ToolCall,
+        state: State,
+        ctx: &ToolCtx,
+        d: &mut Decision,
+    ) -> Result<Admitted, Refusal> {
+        let reg = Self::check_tool(registry, call)?;
+        let args = Self::parse_args(call)?;
+        let inv = reg
+            .tool
+            .plan(&args)
+            .map_err(|e| Refusal(RefusalKind::Invalid, e.to_string()))?;
         d.operation = Some(inv.operation.clone());
         d.target = Some(inv.target.clone());
-        let Some(&registered) = reg.operations.get(&inv.operation) else {
-            let offered: Vec<&str> = reg.operations.keys().map(String::as_str).collect();
-            return refuse(
-                RefusalKind::Invalid,
-                d,
-                format!(
-                    "operation `{}` of `{}` is not offered to this agent; offered: {}",
-                    inv.operation,
-                    call.name,
-                    offered.join(", ")
-                ),
-            );
-        };
-        // a call the tool's code marks as a dry-run changes nothing: it is at most dry_run
+        let registered = Self::check_operation(reg, call, &inv)?;
+        self.check_id(call)?;
+        // normalise first, decide second: everything below is judged on the effect the tool's
+        // code resolved (kinds through discovery, namespaces per object, rendered charts,
+        // terraform's plan), not on the arguments as written
+        let inv = reg
+            .tool
+            .resolve(inv, &args, ctx)
+            .await
+            .map_err(|e| Refusal(RefusalKind::Invalid, e.to_string()))?;
+        d.target = Some(inv.target.clone());
+        // a call the tool's code marks as a dry-run changes nothing: it is at most dry_run; what
+        // the tool found it will really do can only make it stricter
+        let registered = registered.max(inv.min_effect.unwrap_or(EffectClass::ReadOnly));
         let effect = if inv.dry_run {
             registered.min(EffectClass::DryRun)
         } else {
             registered
         };
         d.effect = Some(effect);
+        Self::check_state(call, &inv, effect, state)?;
         let fingerprint = inv.change.as_ref().map(|c| Fingerprint::of(&call.name, c));
         d.fingerprint = fingerprint.as_ref().map(Fingerprint::short);
-        if !state.allows(effect) {
-            let need = State::needed_for(effect);
-            return refuse(RefusalKind::State,
-                d,
-                format!(
-                    "`{}.{}` is {effect}, which is not allowed in the {state} state; call transition to {need} first (with a justification){}",
-                    call.name,
-                    inv.operation,
-                    if effect >= EffectClass::Mutating { ", after a successful dry-run of the same change" } else { "" }
-                ),
-            );
-        }
-        // a replayed id is refused before anything else is asked (no approval prompt for it)
-        if self.lock().seen_ids.contains(&call.id) {
-            return refuse(
-                RefusalKind::Replay,
-                d,
-                format!(
-                    "tool call id `{}` was already used; each call needs a new id",
-                    call.id
-                ),
-            );
-        }
         let env = inv.scope.context.as_deref().map(|c| self.environment(c));
         d.environment = env;
-        let facts = CallFacts {
+        let decided = self.check_policy(call, &inv, registered, effect, env)?;
+        if effect >= EffectClass::Mutating {
+            self.check_dry_run(call, &inv, fingerprint.as_ref())?;
+        }
+        let key = fingerprint.clone().unwrap_or_else(|| Fingerprint {
             tool: call.name.clone(),
-            operation: inv.operation.clone(),
-            context: inv.scope.context.clone(),
-            namespace: inv.scope.namespace.clone(),
-            kinds: inv.scope.kinds.clone(),
-            environment: env,
+            target: inv.target.clone(),
+            content_hash: crate::tools::canonical_hash(&args),
+        });
+        d.approved_by = self
+            .check_approval(call, &inv, effect, env, decided, &key)
+            .await?;
+        self.commit(call, effect, fingerprint.as_ref())?;
+        Ok(Admitted {
+            call_id: call.id.clone(),
+            tool: call.name.clone(),
+            operation: inv.operation,
             effect,
+            args,
+            change: inv.change,
+            scope: inv.scope,
+            fingerprint,
+            _seal: Seal,
+        })
+    }
+
+    /// Step 1: The tool exists and is offered to this agent.
+    fn check_tool<'r>(registry: &'r Registry, call: &ToolCall) -> Result<&'r Registered, Refusal> {
+        registry.get(&call.name).ok_or_else(|| {
+            let names: Vec<&str> = registry.names().collect();
+            Refusal(
+                RefusalKind::Invalid,
+                if names.is_empty() {
+                    format!(
+                        "unknown tool `{}`; no tool of that name is offered here",
+                        call.name
+                    )
+                } else {
+                    format!(
+                        "unknown tool `{}`; the tools offered are: {}",
+                        call.name,
+                        names.join(", ")
+                    )
+                },
+            )
+        })
+    }
+
+    /// Step 2: The arguments are one JSON object.
+    fn parse_args(call: &ToolCall) -> Result<Value, Refusal> {
+        match serde_json::from_str(&call.arguments) {
+            Ok(v @ Value::Object(_)) => Ok(v),
+            Ok(_) => Err(Refusal(RefusalKind::Invalid, "arguments must be a JSON object".into())),
+            Err(e) => Err(Refusal(
+                RefusalKind::Invalid,
+                format!("arguments are not valid JSON ({e}); send a JSON object matching the tool's schema"),
+            )),
+        }
+    }
+
+    /// Step 3: The operation is offered; returns its registered effect class (the code's, made
+    /// stricter by the manifest).
+    fn check_operation(
+        reg: &Registered,
+        call: &ToolCall,
+        inv: &Invocation,
+    ) -> Result<EffectClass, Refusal> {
+        let Some(&registered) = reg.operations.get(&inv.operation) else {
+            let offered: Vec<&str> = reg.operations.keys().map(String::as_str).collect();
+            return Err(Refusal(
+                RefusalKind::Invalid,
+                format!(
+                    "operation `{}` of `{}` is not offered to this agent; offered: {}",
+                    inv.operation,
+                    call.name,
+                    offered.join(", ")
+                ),
+            ));
         };
-        let (mut action, mut rule) = self.cfg.policy.decide(&facts);
-        // the dry-run of a change the policy denies is refused too: validating a change that can
-        // never be applied only invites the model to look for a way around the rule
-        if effect == EffectClass::DryRun && inv.change.is_some() && action != Action::Deny {
-            let as_change = CallFacts {
-                effect: registered.max(EffectClass::Mutating),
-                ..facts.clone()
+        Ok(registered)
+    }
+
+    /// Step 4: The effect class is allowed in the planner's state.
+    fn check_state(
+        call: &ToolCall,
+        inv: &Invocation,
+        effect: EffectClass,
+        state: State,
+    ) -> Result<(), Refusal> {
+        if state.allows(effect) {
+            return Ok(());
+        }
+        let need = State::needed_for(effect);
+        Err(Refusal(
+            RefusalKind::State,
+            format!(
+                "`{}.{}` is {effect}, which is not allowed in the {state} state; call transition to {need} first (with a justification){}",
+                call.name,
+                inv.operation,
+                if effect >= EffectClass::Mutating { ", after a successful dry-run of the same change" } else { "" }
+            ),
+        ))
+    }
+
+    /// Step 5: The call id is new (checked again, atomically, in [`commit`](Self::commit)).
+    fn check_id(&self, call: &ToolCall) -> Result<(), Refusal> {
+        if self.lock().seen_ids.contains(&call.id) {
+            return Err(Self::replayed(call));
+        }
+        Ok(())
+    }
+
+    fn replayed(call: &ToolCall) -> Refusal {
+        Refusal(
+            RefusalKind::Replay,
+            format!(
+                "tool call id `{}` was already used; each call needs a new id",
+                call.id
+            ),
+        )
+    }
+
+    /// Step 6: No policy rule denies the call — judged per object the call really touches (the
+    /// strictest action wins), and for the dry-run of a change as if it were the change, so a
+    /// denied change cannot even be validated. Returns the action (allow or approve).
+    fn check_policy(
+        &self,
+        call: &ToolCall,
+        inv: &Invocation,
+        registered: EffectClass,
+        effect: EffectClass,
+        env: Option<Environment>,
+    ) -> Result<(Action, Option<String>), Refusal> {
+        let facts = |effect: EffectClass| -> Vec<CallFacts> {
+            let base = CallFacts {
+                tool: call.name.clone(),
+                operation: inv.operation.clone(),
+                context: inv.scope.context.clone(),
+                namespace: inv.scope.namespace.clone(),
+                kinds: inv.scope.kinds.clone(),
+                environment: env,
+                effect,
             };
-            if let (Action::Deny, r) = self.cfg.policy.decide(&as_change) {
+            let mut all: Vec<CallFacts> = inv
+                .scope
+                .objects
+                .iter()
+                .map(|o| CallFacts {
+                    namespace: o.namespace.clone(),
+                    kinds: vec![o.kind.clone()],
+                    ..base.clone()
+                })
+                .collect();
+            all.push(base);
+            all
+        };
+        let (mut action, mut rule) = self.cfg.policy.decide_all(&facts(effect));
+        if effect == EffectClass::DryRun && inv.change.is_some() && action != Action::Deny {
+            let as_change = registered.max(EffectClass::Mutating);
+            if let (Action::Deny, r) = self.cfg.policy.decide_all(&facts(as_change)) {
                 (action, rule) = (Action::Deny, r);
             }
         }
@@ -461,156 +606,159 @@ impl Guard {
                 .and_then(|r| r.reason.clone())
                 .unwrap_or_else(|| "this call is denied by policy; do not retry it".into());
             let name = rule.map_or("policy".to_string(), |r| r.name.clone());
-            return refuse(
+            return Err(Refusal(
                 RefusalKind::Policy,
-                d,
                 format!("denied by rule `{name}`: {why}"),
-            );
+            ));
         }
-        if effect >= EffectClass::Mutating {
-            let (Some(change), Some(fp)) = (inv.change.as_ref(), fingerprint.as_ref()) else {
-                return refuse(RefusalKind::NoDryRun,
-                    d,
-                    format!("`{}.{}` declares no change identity, so bosun cannot match it to a dry-run; it is refused", call.name, inv.operation),
-                );
-            };
-            if self.lock().applied.contains(&fp.short()) {
-                return refuse(RefusalKind::AlreadyApplied,
-                    d,
-                    format!(
-                        "this exact change ({}) was already applied in this session before it was resumed (or its apply was cut off), per the audit log; check the current state with a read before changing anything again",
-                        fp.short()
-                    ),
-                );
-            }
-            let max = self.cfg.dry_run_max_age;
-            let status = {
-                let g = self.lock();
-                g.dry_runs.get(fp).map(|r| r.at.elapsed())
-            };
-            match status {
-                None => {
-                    return refuse(RefusalKind::NoDryRun,
-                        d,
-                        format!(
-                            "no successful dry-run of this exact change ({} {}, content {}): {} — then apply the identical change",
-                            call.name,
-                            change.target,
-                            &change.content_hash.chars().take(12).collect::<String>(),
-                            change.dry_run_hint
-                        ),
-                    )
-                }
-                Some(age) if age > max => {
-                    return refuse(RefusalKind::NoDryRun,
-                        d,
-                        format!(
-                            "the dry-run of this change is {} s old (limit {} s); run it again: {}",
-                            age.as_secs(),
-                            max.as_secs(),
-                            change.dry_run_hint
-                        ),
-                    )
-                }
-                Some(_) => {}
-            }
-        }
-        let why_approval = if action == Action::Approve {
-            Some(format!(
-                "rule `{}` requires approval",
-                rule.map_or("policy", |r| r.name.as_str())
-            ))
-        } else if effect == EffectClass::Destructive {
-            Some("destructive operation".to_string())
-        } else if effect == EffectClass::Mutating && env == Some(Environment::Prod) {
-            Some("change in prod".to_string())
-        } else {
-            None
-        };
-        if let Some(reason) = why_approval {
-            // an approval is bound to the exact change (fingerprint), or to the exact call
-            let key = fingerprint.clone().unwrap_or_else(|| Fingerprint {
-                tool: call.name.clone(),
-                target: inv.target.clone(),
-                content_hash: crate::tools::canonical_hash(&args),
-            });
-            let already = self.lock().approvals.get(&key).cloned();
-            match already {
-                Some(by) => d.approved_by = Some(by),
-                None => {
-                    let req = ApprovalRequest {
-                        tool: call.name.clone(),
-                        operation: inv.operation.clone(),
-                        effect,
-                        target: inv.target.clone(),
-                        environment: env,
-                        fingerprint: key.short(),
-                        reason: reason.clone(),
-                    };
-                    match self.cfg.approver.decide(&req).await {
-                        ApprovalDecision::Approved { by } => {
-                            self.lock().approvals.insert(key, by.clone());
-                            d.approved_by = Some(by);
-                        }
-                        ApprovalDecision::Denied { by, reason: no } => {
-                            return refuse(RefusalKind::Approval,
-                                d,
-                                format!(
-                                    "this call needs human approval ({reason}; change {}), and {by} did not approve: {no}. Stop and report the change as waiting for approval, with its dry-run result",
-                                    key.short()
-                                ),
-                            )
-                        }
-                    }
-                }
-            }
-        }
-        if !self.lock().seen_ids.insert(call.id.clone()) {
-            return refuse(
-                RefusalKind::Replay,
-                d,
-                format!(
-                    "tool call id `{}` was already used; each call needs a new id",
-                    call.id
-                ),
-            );
-        }
-        d.verdict = Verdict::Allow;
-        d.reason = match &d.approved_by {
-            Some(by) => format!("{effect} operation; dry-run matched; approved by {by}"),
-            None if effect >= EffectClass::Mutating => {
-                format!("{effect} operation; dry-run matched")
-            }
-            None => format!("{effect} operation"),
-        };
-        tracing::debug!(tool = %d.tool, operation = %inv.operation, %effect, "guard admitted call");
-        let admitted = Admitted {
-            call_id: call.id.clone(),
-            tool: call.name.clone(),
-            operation: inv.operation,
-            effect,
-            args,
-            change: inv.change,
-            fingerprint,
-            _seal: Seal,
-        };
-        (d, Some(admitted))
+        Ok((action, rule.map(|r| r.name.clone())))
     }
 
-    /// After execution: a successful dry-run records its fingerprint; an apply (successful or
-    /// not) uses up the dry-run it matched, so the next apply needs a new dry-run.
+    /// Step 7: A change has a fresh, unused, successful dry-run of the identical change and was not
+    /// applied before a resume. (Looked at here; used up atomically in [`commit`](Self::commit).)
+    fn check_dry_run(
+        &self,
+        call: &ToolCall,
+        inv: &Invocation,
+        fingerprint: Option<&Fingerprint>,
+    ) -> Result<(), Refusal> {
+        let (Some(change), Some(fp)) = (inv.change.as_ref(), fingerprint) else {
+            return Err(Refusal(
+                RefusalKind::NoDryRun,
+                format!("`{}.{}` declares no change identity, so bosun cannot match it to a dry-run; it is refused", call.name, inv.operation),
+            ));
+        };
+        if self.lock().applied.contains(&fp.short()) {
+            return Err(Refusal(
+                RefusalKind::AlreadyApplied,
+                format!(
+                    "this exact change ({}) was already applied in this session before it was resumed (or its apply was cut off), per the audit log; check the current state with a read before changing anything again",
+                    fp.short()
+                ),
+            ));
+        }
+        let max = self.cfg.dry_run_max_age;
+        let age = self.lock().dry_runs.get(fp).map(|r| r.at.elapsed());
+        match age {
+            None => Err(Refusal(
+                RefusalKind::NoDryRun,
+                format!(
+                    "no successful dry-run of this exact change ({} {}, content {}) is waiting to be used: {} — then apply the identical change (each dry-run authorises one apply)",
+                    call.name,
+                    change.target,
+                    &change.content_hash.chars().take(12).collect::<String>(),
+                    change.dry_run_hint
+                ),
+            )),
+            Some(age) if age > max => Err(Refusal(
+                RefusalKind::NoDryRun,
+                format!(
+                    "the dry-run of this change is {} s old (limit {} s); run it again: {}",
+                    age.as_secs(),
+                    max.as_secs(),
+                    change.dry_run_hint
+                ),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Step 8: Destructive calls, changes in prod and calls an `approve` rule matches need a yes for
+    /// exactly this change (`key`). Returns who approved, if anyone had to.
+    async fn check_approval(
+        &self,
+        call: &ToolCall,
+        inv: &Invocation,
+        effect: EffectClass,
+        env: Option<Environment>,
+        (action, rule): (Action, Option<String>),
+        key: &Fingerprint,
+    ) -> Result<Option<String>, Refusal> {
+        let reason = if action == Action::Approve {
+            format!(
+                "rule `{}` requires approval",
+                rule.as_deref().unwrap_or("policy")
+            )
+        } else if effect == EffectClass::Destructive {
+            "destructive operation".to_string()
+        } else if effect == EffectClass::Mutating && env == Some(Environment::Prod) {
+            "change in prod".to_string()
+        } else {
+            return Ok(None);
+        };
+        if let Some(by) = self.lock().approvals.get(key).cloned() {
+            return Ok(Some(by));
+        }
+        let req = ApprovalRequest {
+            tool: call.name.clone(),
+            operation: inv.operation.clone(),
+            effect,
+            target: inv.target.clone(),
+            environment: env,
+            fingerprint: key.short(),
+            reason: reason.clone(),
+            objects: inv.scope.objects.clone(),
+        };
+        match self.cfg.approver.decide(&req).await {
+            ApprovalDecision::Approved { by } => {
+                self.lock().approvals.insert(key.clone(), by.clone());
+                Ok(Some(by))
+            }
+            ApprovalDecision::Denied { by, reason: no } => Err(Refusal(
+                RefusalKind::Approval,
+                format!(
+                    "this call needs human approval ({reason}; change {}), and {by} did not approve: {no}. Stop and report the change as waiting for approval, with its dry-run result",
+                    key.short()
+                ),
+            )),
+        }
+    }
+
+    /// Step 9: Under one lock: take the call id, and for a change use up its dry-run (and its
+    /// approval). Whatever happens to the apply afterwards — success, failure, interruption —
+    /// the next apply needs a new dry-run. Two identical applies racing: one wins here.
+    fn commit(
+        &self,
+        call: &ToolCall,
+        effect: EffectClass,
+        fingerprint: Option<&Fingerprint>,
+    ) -> Result<(), Refusal> {
+        let mut g = self.lock();
+        if g.seen_ids.contains(&call.id) {
+            return Err(Self::replayed(call));
+        }
+        if effect >= EffectClass::Mutating {
+            let Some(fp) = fingerprint else {
+                return Err(Refusal(RefusalKind::NoDryRun, "no change identity".into()));
+            };
+            if g.dry_runs.remove(fp).is_none() {
+                return Err(Refusal(
+                    RefusalKind::NoDryRun,
+                    format!(
+                        "the dry-run of this change ({}) was used by another apply a moment ago; each dry-run authorises one apply — dry-run it again if it is still needed",
+                        fp.short()
+                    ),
+                ));
+            }
+            g.approvals.remove(fp);
+        }
+        g.seen_ids.insert(call.id.clone());
+        Ok(())
+    }
+
+    /// After execution: a successful dry-run records its fingerprint. (An apply used up its
+    /// dry-run when it was admitted.)
     pub fn record(&self, call: &Admitted, succeeded: bool) {
         let Some(fp) = &call.fingerprint else { return };
-        let mut g = self.lock();
-        match call.effect {
-            EffectClass::DryRun if succeeded => {
-                g.dry_runs.insert(fp.clone(), DryRun { at: Instant::now() });
-            }
-            EffectClass::Mutating | EffectClass::Destructive => {
-                g.dry_runs.remove(fp);
-                g.approvals.remove(fp);
-            }
-            _ => {}
+        if call.effect == EffectClass::DryRun && succeeded {
+            self.lock()
+                .dry_runs
+                .insert(fp.clone(), DryRun { at: Instant::now() });
         }
+    }
+
+    /// Forget a dry-run (resuming a session whose file says it was used up by an apply).
+    pub fn consume_dry_run(&self, fp: &Fingerprint) {
+        self.lock().dry_runs.remove(fp);
     }
 }

@@ -26,6 +26,134 @@ pub enum KubeClientError {
     },
     #[error("cannot reach the Kubernetes API ({context}): {detail}")]
     Api { context: String, detail: String },
+    #[error("the Kubernetes API server {server} (context {context}) did not answer: {detail}; is the cluster running? (`bosun sandbox status` for the sandbox; --context picks another cluster)")]
+    Unreachable {
+        context: String,
+        server: String,
+        detail: String,
+    },
+}
+
+/// The kubeconfig files `target` reads: `--kubeconfig`, else every file in `$KUBECONFIG`, else
+/// `~/.kube/config`.
+pub fn kubeconfig_files(target: &KubeTarget) -> Vec<PathBuf> {
+    if let Some(p) = &target.kubeconfig {
+        return vec![p.clone()];
+    }
+    if let Some(v) = std::env::var_os("KUBECONFIG") {
+        let paths: Vec<PathBuf> = std::env::split_paths(&v)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+        if !paths.is_empty() {
+            return paths;
+        }
+    }
+    std::env::var_os("HOME")
+        .map(|h| vec![PathBuf::from(h).join(".kube/config")])
+        .unwrap_or_default()
+}
+
+/// Read the kubeconfig of `target`, each file checked first so a missing or unreadable one is
+/// named plainly (kube's own message quotes the path twice).
+fn read_kubeconfig(target: &KubeTarget) -> Result<Kubeconfig, KubeClientError> {
+    let files = kubeconfig_files(target);
+    if files.is_empty() {
+        return Err(KubeClientError::Kubeconfig {
+            path: None,
+            detail: "no kubeconfig: KUBECONFIG is unset and there is no HOME".into(),
+        });
+    }
+    for f in &files {
+        if let Err(e) = std::fs::File::open(f) {
+            return Err(KubeClientError::Kubeconfig {
+                path: Some(f.clone()),
+                detail: e.to_string(),
+            });
+        }
+    }
+    let kerr = |detail: String| KubeClientError::Kubeconfig {
+        path: files.first().filter(|_| files.len() == 1).cloned(),
+        detail,
+    };
+    match &target.kubeconfig {
+        Some(p) => Kubeconfig::read_from(p),
+        None => Kubeconfig::read(),
+    }
+    .map_err(|e| kerr(e.to_string()))
+}
+
+/// Check, before a model is asked anything, that `target` can be used: the kubeconfig is
+/// readable, the context exists, and the API server answers (`/version`) within `timeout`.
+/// Returns the context's name.
+pub async fn preflight(
+    target: &KubeTarget,
+    timeout: std::time::Duration,
+) -> Result<String, KubeClientError> {
+    let kc = read_kubeconfig(target)?;
+    if target.context.is_none() && kc.current_context.as_deref().is_none_or(str::is_empty) {
+        let have: Vec<&str> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
+        return Err(KubeClientError::Kubeconfig {
+            path: target.kubeconfig.clone(),
+            detail: if have.is_empty() {
+                "it has no contexts".into()
+            } else {
+                format!(
+                    "it has no current-context; pass --context (it has: {})",
+                    have.join(", ")
+                )
+            },
+        });
+    }
+    let server = {
+        let ctx = target
+            .context
+            .clone()
+            .or_else(|| kc.current_context.clone())
+            .unwrap_or_default();
+        kc.contexts
+            .iter()
+            .find(|c| c.name == ctx)
+            .and_then(|c| c.context.as_ref())
+            .and_then(|c| kc.clusters.iter().find(|cl| cl.name == c.cluster))
+            .and_then(|cl| cl.cluster.as_ref())
+            .and_then(|cl| cl.server.clone())
+            .unwrap_or_else(|| "(no server)".into())
+    };
+    let cluster = connect(target).await?;
+    let unreachable = |detail: String| KubeClientError::Unreachable {
+        context: cluster.context.clone(),
+        server: server.clone(),
+        detail,
+    };
+    match tokio::time::timeout(timeout, cluster.client.apiserver_version()).await {
+        Ok(Ok(_)) => Ok(cluster.context.clone()),
+        Ok(Err(kube::Error::Api(s))) if s.code == 401 || s.code == 403 => {
+            Err(unreachable(format!(
+                "it rejected bosun's credentials (HTTP {}: {}); check the user of this context",
+                s.code, s.message
+            )))
+        }
+        Ok(Err(e)) => Err(unreachable(error_chain(&e))),
+        Err(_) => Err(unreachable(format!(
+            "no answer within {} s",
+            timeout.as_secs()
+        ))),
+    }
+}
+
+/// An error with its sources, `a: b: c`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        let t = x.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = x.source();
+    }
+    s
 }
 
 /// Served resources with their capabilities, as discovered.
@@ -147,11 +275,7 @@ pub async fn connect(target: &KubeTarget) -> Result<Cluster, KubeClientError> {
         path: target.kubeconfig.clone(),
         detail,
     };
-    let kc = match &target.kubeconfig {
-        Some(p) => Kubeconfig::read_from(p),
-        None => Kubeconfig::read(),
-    }
-    .map_err(|e| kerr(e.to_string()))?;
+    let kc = read_kubeconfig(target)?;
     let context = target
         .context
         .clone()

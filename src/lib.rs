@@ -11,11 +11,13 @@
 //! - [`model`]: the chat-completions client (async-openai) with lenient response parsing.
 //! - [`tools`]: the tools the model can call, their JSON schemas and executors.
 //! - [`guard`]: the single chokepoint every tool call passes before any executor runs.
+//! - [`dispatch`]: the one path of a tool call (admit → audit → execute → record → redact → budget → audit), for every frontend.
 //! - [`session`]: the tool-calling loop; operations in, events out.
 //! - [`scripted`]: a real OpenAI-compatible HTTP server that replays a script (tests, demo, benches).
 //! - [`sandbox`]: a throwaway local platform: etcd, kube-apiserver, OpenBao, a bare git remote.
 //! - [`kube_client`]: building a kube client from a kubeconfig, context and namespace.
 //! - [`eval`]: the eval task suite (k8s-ai-bench layout) run on the sandbox, scored Pass@1/Pass@k/Pass^k.
+//! - [`term`]: text from outside made safe to print on a terminal.
 //! - [`mcp`]: bosun as an MCP server (the agent and its guarded tools) and as an MCP client (remote tools behind the same guard).
 
 pub mod agent;
@@ -25,6 +27,7 @@ pub mod checks;
 pub mod compact;
 pub mod config;
 pub mod diag;
+pub mod dispatch;
 pub mod effect;
 pub mod eval;
 pub mod guard;
@@ -40,6 +43,7 @@ pub mod scripted;
 pub mod secrets;
 pub mod session;
 pub mod store;
+pub mod term;
 pub mod tools;
 
 /// Install the process-wide rustls crypto provider (aws-lc-rs). Call once at start-up of any

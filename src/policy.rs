@@ -427,6 +427,24 @@ impl Policy {
             None => (Action::Allow, None),
         }
     }
+
+    /// Decide several facts of one call (one per object it touches): the strictest action
+    /// wins (deny over approve over allow), with the rule that decided it.
+    pub fn decide_all<'a>(&'a self, all: &[CallFacts]) -> (Action, Option<&'a Rule>) {
+        let rank = |a: Action| match a {
+            Action::Allow => 0,
+            Action::Approve => 1,
+            Action::Deny => 2,
+        };
+        let mut best = (Action::Allow, None);
+        for c in all {
+            let d = self.decide(c);
+            if rank(d.0) > rank(best.0) {
+                best = d;
+            }
+        }
+        best
+    }
 }
 
 #[cfg(test)]

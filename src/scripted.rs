@@ -21,6 +21,26 @@
 //! A failed expectation or a request after the last turn is answered with HTTP 400 and an error
 //! body naming the problem (and recorded in [`ScriptedServer::failures`]).
 //!
+//! **Faults.** A turn can answer the way a broken or overloaded endpoint does, to test that bosun
+//! classifies each fault (retry, model error, timeout) and never takes one for an empty success:
+//! ```yaml
+//! turns:
+//!   - text: "Too Many Requests"          # a plain-text body (not JSON)…
+//!     status: 429                        # …with this status
+//!     headers: {Retry-After: "1"}        # extra response headers, on any turn
+//!   - raw: {"error": "overloaded"}
+//!     status: 503
+//!   - reply: {tool_calls: [{name: kubectl, arguments: {operation: get, kind: pods}}]}
+//!     cut_off: true                      # the body ends half-way: a stream stops mid tool call
+//!                                        # (no finish_reason, no [DONE]), a JSON body mid-object
+//!   - raw_stream:                        # SSE chunks sent verbatim, then [DONE] (unless cut_off)
+//!       - {"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "c1"}]}}]}
+//!   - raw: {"choices": [{"message": {"content": 42}}]}     # numeric content
+//!   - reply: {content: "\e[2J\0\a"}      # raw control bytes in content (YAML escapes)
+//!   - delay_ms: 5000                     # a hang longer than the client's timeout
+//!     reply: {content: "too late"}
+//! ```
+//!
 //! Two settings for benchmarks (`benches/runtime.rs`), both off by default:
 //! - `per_conversation: true` replays the script for every conversation independently, so many
 //!   sessions can share one server: the turn answered is the number of assistant messages already
@@ -82,9 +102,24 @@ pub struct Turn {
     /// HTTP status for `raw` (default 200).
     #[serde(default)]
     pub status: Option<u16>,
-    /// Wait this long before answering (a slow model).
+    /// Wait this long before answering (a slow model, or a hang past the client's timeout).
     #[serde(default)]
     pub delay_ms: Option<u64>,
+    /// A verbatim plain-text body (takes precedence over `raw_stream`, `raw` and `reply`); the
+    /// status is `status` (default 200).
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Server-sent events sent verbatim as `data:` lines, then `data: [DONE]` unless
+    /// `cut_off` (takes precedence over `raw` and `reply`).
+    #[serde(default)]
+    pub raw_stream: Option<Vec<Value>>,
+    /// Extra response headers (e.g. `Retry-After`).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// End the body half-way: a streamed reply stops in the middle of its first tool call (or
+    /// of its text), without `finish_reason` or `[DONE]`; a JSON body stops mid-object.
+    #[serde(default)]
+    pub cut_off: bool,
 }
 
 /// Checks on a received request.
@@ -351,7 +386,7 @@ async fn responses(State(s): State<Shared>, body: axum::body::Bytes) -> Response
     let response = match prepare(&turn, n, &req, &s).await {
         Err(msg) => fail(msg),
         Ok(None) => fail(format!(
-            "scripted model: turn {}: a `raw` turn cannot be answered on /v1/responses",
+            "scripted model: turn {}: a `raw`, `text` or `raw_stream` turn cannot be answered on /v1/responses",
             n + 1
         )),
         Ok(Some(reply)) => {
@@ -513,10 +548,52 @@ async fn prepare(turn: &Turn, n: usize, req: &Value, s: &Shared) -> Result<Optio
         lock(s).failures.push(msg.clone());
         return Err(msg);
     }
-    if turn.raw.is_some() {
+    if turn.raw.is_some() || turn.text.is_some() || turn.raw_stream.is_some() {
         return Ok(None);
     }
     Ok(Some(turn.reply.clone().unwrap_or_default()))
+}
+
+/// `resp` with the turn's extra headers.
+fn with_headers(
+    mut resp: Response,
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Response {
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (
+            axum::http::HeaderName::from_bytes(k.as_bytes()),
+            axum::http::HeaderValue::from_str(v),
+        ) {
+            resp.headers_mut().insert(k, v);
+        }
+    }
+    resp
+}
+
+/// The first half of `body` (on a character boundary): a response cut off mid-way.
+fn half(body: &str) -> String {
+    body.chars().take(body.chars().count() / 2).collect()
+}
+
+/// A verbatim answer: `text`, `raw_stream` or `raw`.
+fn verbatim(turn: &Turn) -> Response {
+    let status = StatusCode::from_u16(turn.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
+    if let Some(t) = &turn.text {
+        return (status, [("content-type", "text/plain")], t.clone()).into_response();
+    }
+    if let Some(chunks) = &turn.raw_stream {
+        let mut body: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+        if !turn.cut_off {
+            body.push_str("data: [DONE]\n\n");
+        }
+        return (status, [("content-type", "text/event-stream")], body).into_response();
+    }
+    let raw = turn.raw.clone().unwrap_or_default();
+    if turn.cut_off {
+        let body = half(&raw.to_string());
+        return (status, [("content-type", "application/json")], body).into_response();
+    }
+    (status, Json(raw)).into_response()
 }
 
 /// A reply's text and its tool calls in the Chat Completions shape.
@@ -542,18 +619,20 @@ async fn answer(turn: &Turn, n: usize, req: &Value, body: &[u8], s: &Shared) -> 
     let reply = match prepare(turn, n, req, s).await {
         Err(msg) => return fail(msg),
         Ok(Some(r)) => r,
-        Ok(None) => {
-            let status = StatusCode::from_u16(turn.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
-            return (status, Json(turn.raw.clone().unwrap_or_default())).into_response();
-        }
+        Ok(None) => return with_headers(verbatim(turn), &turn.headers),
     };
+    with_headers(answer_reply(turn, &reply, n, req, body), &turn.headers)
+}
+
+/// A scripted reply in the Chat Completions shape, plain or streamed as the request asks.
+fn answer_reply(turn: &Turn, reply: &Reply, n: usize, req: &Value, body: &[u8]) -> Response {
     let model = req
         .get("model")
         .and_then(Value::as_str)
         .unwrap_or("scripted")
         .to_string();
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let (_, calls) = reply_parts(&reply, n);
+    let (_, calls) = reply_parts(reply, n);
     let finish = reply.finish_reason.clone().unwrap_or_else(|| {
         if calls.is_empty() {
             "stop"
@@ -572,13 +651,17 @@ async fn answer(turn: &Turn, n: usize, req: &Value, body: &[u8], s: &Shared) -> 
         if !calls.is_empty() {
             message["tool_calls"] = Value::Array(calls);
         }
-        return Json(json!({
+        let full = json!({
             "id": format!("chatcmpl-scripted-{}", n + 1), "object": "chat.completion",
             "created": 0, "model": model,
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": usage
-        }))
-        .into_response();
+        });
+        if turn.cut_off {
+            let body = half(&full.to_string());
+            return ([("content-type", "application/json")], body).into_response();
+        }
+        return Json(full).into_response();
     }
     // streamed: content in pieces, each call's arguments in two pieces, then usage and [DONE]
     let id = format!("chatcmpl-scripted-{}", n + 1);
@@ -614,6 +697,17 @@ async fn answer(turn: &Turn, n: usize, req: &Value, body: &[u8], s: &Shared) -> 
             json!({"tool_calls": [{"index": i, "function": {"arguments": &args[mid..]}}]}),
             None,
         ));
+    }
+    if turn.cut_off {
+        // stop in the middle of the first call (its first half of arguments sent), else half-way
+        // through the text; no finish_reason, no usage, no [DONE]
+        let keep = events
+            .iter()
+            .position(|e| e.pointer("/choices/0/delta/tool_calls").is_some())
+            .map_or((events.len() / 2).max(2), |i| i + 1);
+        events.truncate(keep);
+        let body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+        return ([("content-type", "text/event-stream")], body).into_response();
     }
     events.push(chunk(json!({}), Some(&finish)));
     let mut body = String::new();

@@ -14,7 +14,6 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 
 /// Default cap on model turns per task when the agent does not set `max_turns`.
@@ -67,6 +66,9 @@ pub enum Event {
     TurnComplete { turn: u32, usage: Usage },
     /// The task ended with a final answer.
     TaskComplete {
+        /// The runtime's verdict (not the model's).
+        status: TaskStatus,
+        verdict: String,
         answer: String,
         turns: u32,
         tool_calls: u32,
@@ -241,9 +243,37 @@ impl Runtime {
     }
 }
 
-/// How a task ended successfully.
+/// What the runtime — not the model — concludes about a task that ended with an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// The planner reached completion, every applied change passed its checks, nothing is
+    /// pending — or the task changed nothing and tried to change nothing (a question answered).
+    Success,
+    /// Verification failed, the task moved to `failed`, or it tried to change something and
+    /// ended anywhere but completion.
+    Failed,
+    /// A change was denied by policy or waits for a human approval.
+    NeedsApproval,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failed => "failed",
+            Self::NeedsApproval => "needs_approval",
+        }
+    }
+}
+
+/// How a task ended with an answer (which may still be a failure: see [`Outcome::status`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outcome {
+    /// The runtime's verdict.
+    pub status: TaskStatus,
+    /// Why the runtime decided `status` (one sentence).
+    pub verdict: String,
     pub answer: String,
     pub turns: u32,
     pub tool_calls: u32,
@@ -285,7 +315,7 @@ pub struct AppliedChange {
 pub enum SessionError {
     #[error(transparent)]
     Model(#[from] ModelError),
-    #[error("the model used all {0} turns without a final answer; raise max_turns in agent.md or split the task")]
+    #[error("the model used all {0} turns without a final answer; raise the limit (--max-turns, or max_turns in agent.md) or split the task")]
     MaxTurns(u32),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
@@ -407,6 +437,10 @@ pub struct Session {
     report: Option<String>,
     usage: Usage,
     events: EventSink,
+    /// The last run of the verification gate failed (and nothing has passed it since).
+    verification_failed: bool,
+    /// A change was attempted in this task (admitted, or refused for want of a dry-run).
+    change_attempted: bool,
 }
 
 impl Session {
@@ -460,6 +494,8 @@ impl Session {
             report: None,
             usage: Usage::default(),
             events,
+            verification_failed: false,
+            change_attempted: false,
         })
     }
 
@@ -511,6 +547,7 @@ impl Session {
         let file = crate::store::SessionFile::open(&dir, id)?;
         let guard = Arc::new(Guard::new(runtime.guard_config.clone()));
         let now = jiff::Timestamp::now();
+        // the file lists each dry-run not used up by an admitted apply (see store::load)
         for (fp, at) in &saved.dry_runs {
             let age = at
                 .parse::<jiff::Timestamp>()
@@ -550,6 +587,8 @@ impl Session {
             report: saved.report,
             usage: Usage::default(),
             events,
+            verification_failed: false,
+            change_attempted: false,
         };
         s.repair_after_interrupt();
         Ok(s)
@@ -637,6 +676,8 @@ impl Session {
             report: None,
             usage: Usage::default(),
             events: self.events.clone(),
+            verification_failed: false,
+            change_attempted: false,
         }
     }
 
@@ -717,6 +758,12 @@ impl Session {
         if self.pending.is_empty() {
             return Ok(Ok(()));
         }
+        let r = Box::pin(self.run_gate(rt)).await?;
+        self.verification_failed = r.is_err();
+        Ok(r)
+    }
+
+    async fn run_gate(&mut self, rt: &Runtime) -> Result<Result<(), String>, SessionError> {
         let pending = std::mem::take(&mut self.pending);
         let mut failed: Vec<(Pending, String)> = Vec::new();
         for p in &pending {
@@ -811,6 +858,55 @@ impl Session {
         Ok(Err(msg))
     }
 
+    /// The runtime's verdict on a task that ended with an answer: the model's words do not
+    /// count, only the planner state, the verification gate and what the guard saw.
+    fn verdict(&self) -> (TaskStatus, String) {
+        if !self.blocked.is_empty() {
+            return (
+                TaskStatus::NeedsApproval,
+                format!(
+                    "{} change(s) were denied by policy or wait for a human approval",
+                    self.blocked.len()
+                ),
+            );
+        }
+        if self.verification_failed {
+            return (
+                TaskStatus::Failed,
+                "the checks of an applied change failed (see the verification and rollback results)".into(),
+            );
+        }
+        if !self.pending.is_empty() {
+            return (
+                TaskStatus::Failed,
+                format!(
+                    "{} applied change(s) were never verified",
+                    self.pending.len()
+                ),
+            );
+        }
+        match self.state {
+            State::Failed => (
+                TaskStatus::Failed,
+                "the task moved to the failed state".into(),
+            ),
+            State::Completion => (
+                TaskStatus::Success,
+                "the task reached completion and every applied change passed its checks".into(),
+            ),
+            s if self.change_attempted || !self.applied.is_empty() => (
+                TaskStatus::Failed,
+                format!(
+                    "the task tried to change something but ended in the {s} state, not completion"
+                ),
+            ),
+            _ => (
+                TaskStatus::Success,
+                "the task answered without changing anything".into(),
+            ),
+        }
+    }
+
     /// The per-turn planner note appended to the last message of each request.
     fn state_note(&self) -> String {
         let allowed: Vec<&str> = [
@@ -862,6 +958,8 @@ impl Session {
         self.interrupt.take(); // an interrupt before the task started does not count
         self.applied.clear();
         self.blocked.clear();
+        self.change_attempted = false;
+        self.verification_failed = false;
         let result = self.drive(&rt).await;
         if matches!(result, Err(SessionError::Interrupted)) {
             self.repair_after_interrupt();
@@ -875,6 +973,8 @@ impl Session {
         }
         match &result {
             Ok(o) => self.emit(Event::TaskComplete {
+                status: o.status,
+                verdict: o.verdict.clone(),
                 answer: o.answer.clone(),
                 turns: o.turns,
                 tool_calls: o.tool_calls,
@@ -889,110 +989,45 @@ impl Session {
         result
     }
 
-    /// One tool call, start to finish: started event, the guard (in `state`), the audit record,
-    /// execution (or the session's own handling of transition and delegate), recording, the
-    /// redactor, the finished event. Returns (ok, what the model is told).
+    /// The one call path ([`crate::dispatch`]) with this session's guard, audit log, session
+    /// file and events.
+    fn env<'a>(&'a self, rt: &'a Runtime) -> crate::dispatch::CallEnv<'a> {
+        crate::dispatch::CallEnv {
+            registry: &rt.registry,
+            ctx: &rt.ctx,
+            guard: &self.guard,
+            audit: self.audit.as_deref(),
+            file: self.file.as_ref(),
+            events: Some(&self.events),
+        }
+    }
+
+    /// One tool call, start to finish, through [`crate::dispatch`]: admission (in `state`),
+    /// then the session's own verbs (`transition`, `delegate`) or the tool, then redaction,
+    /// budget, audit and events. Returns (ok, what the model is told).
     async fn run_call(
         &mut self,
         rt: &Runtime,
         call: &crate::model::ToolCall,
         state: State,
     ) -> Result<(bool, String), SessionError> {
-        let redactor = &rt.ctx.redactor;
-        self.emit(Event::ToolCallStarted {
-            call_id: call.id.clone(),
-            tool: call.name.clone(),
-            arguments: redactor.redact(&call.arguments),
-        });
-        let started = Instant::now();
-        let (decision, mut admitted) = self.guard.admit(&rt.registry, call, state).await;
-        let mut reason = decision.reason.clone();
-        let args = redactor.redact(&call.arguments);
-        if let Err(e) = self.audit(&crate::audit::Record::Decided {
-            decision: &decision,
-            arguments: &args,
-            state,
-        }) {
-            tracing::warn!("{e}");
-            // no record, no change
-            if admitted
-                .as_ref()
-                .is_some_and(|a| a.effect >= crate::effect::EffectClass::Mutating)
-            {
-                admitted = None;
-                reason = format!("the audit log could not be written ({e}); changes are not executed without an audit record");
-            }
+        let adm = self.env(rt).admit(call, state).await;
+        if adm.decision.refusal.is_some_and(|k| k.blocks_change()) {
+            self.blocked.push(adm.decision.clone());
         }
-        let refused = admitted.is_none();
-        if decision.refusal.is_some_and(|k| k.blocks_change()) {
-            self.blocked.push(decision.clone());
+        let changes = adm
+            .decision
+            .effect
+            .is_some_and(|e| e >= crate::effect::EffectClass::Mutating);
+        let no_dry_run = adm.decision.refusal == Some(crate::guard::RefusalKind::NoDryRun);
+        if (changes && adm.admitted.is_some()) || no_dry_run {
+            self.change_attempted = true;
         }
-        let approved_by = decision.approved_by.clone();
-        let target = decision.target.clone().unwrap_or_default();
-        self.emit(Event::GuardDecision(decision));
-        let (ok, output) = match admitted {
-            Some(a) if a.tool == tools::delegate::NAME => {
-                let parsed = rt
-                    .registry
-                    .get(tools::delegate::NAME)
-                    .ok_or_else(|| "this agent has no subagents".to_string())
-                    .and_then(|_| {
-                        let agent = a
-                            .args
-                            .get("agent")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or_default();
-                        let task = a
-                            .args
-                            .get("task")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or_default();
-                        rt.subagents
-                            .get(agent)
-                            .cloned()
-                            .map(|child| (child, task.to_string()))
-                            .ok_or_else(|| format!("no subagent `{agent}`"))
-                    });
-                match parsed {
-                    Ok((child_rt, task)) => {
-                        let mut child = self.child(child_rt);
-                        let name = child.runtime.agent.def.id.clone();
-                        self.emit(Event::SubagentStarted {
-                            agent: name.clone(),
-                            task: task.clone(),
-                        });
-                        let r = Box::pin(child.run_task(&task)).await;
-                        self.emit(Event::SubagentFinished {
-                            agent: name,
-                            ok: r.is_ok(),
-                        });
-                        match r {
-                            Ok(o) => {
-                                self.applied.extend(o.applied.iter().cloned());
-                                self.blocked.extend(o.blocked.iter().cloned());
-                                self.usage += o.usage;
-                                (
-                                    true,
-                                    format!(
-                                        "subagent {} finished in state {}:\n{}{}",
-                                        child.runtime.agent.def.id,
-                                        o.state,
-                                        o.answer,
-                                        o.report
-                                            .map(|r| format!("\n\nreport:\n{r}"))
-                                            .unwrap_or_default()
-                                    ),
-                                )
-                            }
-                            Err(SessionError::Interrupted) => {
-                                return Err(SessionError::Interrupted)
-                            }
-                            Err(e) => (false, format!("error: the subagent failed: {e}")),
-                        }
-                    }
-                    Err(e) => (false, format!("error: {e}")),
-                }
-            }
+        let approved_by = adm.decision.approved_by.clone();
+        let target = adm.decision.target.clone().unwrap_or_default();
+        let (ok, output) = match adm.admitted {
+            None => (false, adm.refusal.clone().unwrap_or_default()),
+            Some(a) if a.tool == tools::delegate::NAME => Box::pin(self.delegate(rt, &a)).await?,
             Some(a) if a.tool == transition::NAME => match TransitionArgs::parse(&a.args) {
                 Ok(t) => match Box::pin(self.transition(rt, &t)).await? {
                     Ok(msg) => (true, msg),
@@ -1001,86 +1036,114 @@ impl Session {
                 Err(e) => (false, format!("error: {e}")),
             },
             Some(a) => {
-                let r = match rt.registry.get(&a.tool) {
-                    Some(reg) => match reg.tool.execute(&a, &rt.ctx).await {
-                        Ok(out) => (true, out),
-                        Err(e) => (false, format!("error: {e}")),
-                    },
-                    None => (false, format!("error: unknown tool {}", a.tool)),
-                };
-                self.guard.record(&a, r.0);
-                if r.0 && a.effect >= crate::effect::EffectClass::Mutating {
-                    if let Some(reg) = rt.registry.get(&a.tool) {
-                        let follow = reg.tool.follow_ups(&a.args);
-                        if !follow.verify.is_empty() || follow.rollback.is_some() {
-                            self.pending.push(Pending {
-                                tool: a.tool.clone(),
-                                target: target.clone(),
-                                follow,
-                            });
-                        }
-                    }
-                }
-                let head = |t: &str| t.lines().take(20).collect::<Vec<_>>().join("\n");
-                if let (true, Some(fp)) = (r.0, &a.fingerprint) {
-                    if a.effect == crate::effect::EffectClass::DryRun {
-                        self.evidence
-                            .insert(fp.short(), redactor.redact(&head(&r.1)));
-                    } else if a.effect >= crate::effect::EffectClass::Mutating {
-                        self.applied.push(AppliedChange {
-                            tool: a.tool.clone(),
-                            operation: a.operation.clone(),
-                            target: target.clone(),
-                            fingerprint: fp.short(),
-                            approved_by: approved_by.clone(),
-                            dry_run_evidence: self
-                                .evidence
-                                .get(&fp.short())
-                                .cloned()
-                                .unwrap_or_else(|| {
-                                    "(dry-run recorded before this session was resumed)".into()
-                                }),
-                            result: redactor.redact(&head(&r.1)),
-                        });
-                    }
-                }
-                if r.0 && a.effect == crate::effect::EffectClass::DryRun {
-                    if let Some(fp) = &a.fingerprint {
-                        self.save(&crate::store::Entry::DryRun {
-                            fingerprint: fp.clone(),
-                            at: jiff::Timestamp::now().to_string(),
-                        });
-                    }
-                }
-                r
-            }
-            None => {
-                debug_assert!(refused);
-                (false, format!("refused by bosun's guard: {reason}"))
+                let ran = crate::dispatch::Ran::of(&a);
+                let ex = self.env(rt).execute(a).await;
+                self.bookkeep(rt, &ran, &ex, &target, approved_by);
+                (ex.ok, ex.output)
             }
         };
-        // the one redaction point for tool output: before the model, events and logs; then the
-        // per-result token budget
-        let output =
-            crate::compact::fit_budget(&redactor.redact(&output), rt.ctx.max_result_tokens);
-        let duration_ms = started.elapsed().as_millis() as u64;
-        if let Err(e) = self.audit(&crate::audit::Record::Finished {
-            call_id: &call.id,
-            tool: &call.name,
-            ok,
-            summary: output.lines().next().unwrap_or(""),
-            duration_ms,
-        }) {
-            tracing::warn!("{e}");
-        }
-        self.emit(Event::ToolCallFinished {
-            call_id: call.id.clone(),
-            tool: call.name.clone(),
-            ok,
-            output: output.clone(),
-            duration_ms,
-        });
+        let output = self.env(rt).finish(call, ok, &output, adm.started);
         Ok((ok, output))
+    }
+
+    /// After a tool ran: a dry-run's output is kept as evidence; a change is listed as applied
+    /// (with the evidence of its dry-run) and its checks wait for the verification gate.
+    fn bookkeep(
+        &mut self,
+        rt: &Runtime,
+        ran: &crate::dispatch::Ran,
+        ex: &crate::dispatch::Executed,
+        target: &str,
+        approved_by: Option<String>,
+    ) {
+        use crate::effect::EffectClass;
+        let redactor = &rt.ctx.redactor;
+        if ex.ok && ran.effect >= EffectClass::Mutating {
+            let follow = ex.follow_ups.clone();
+            if !follow.verify.is_empty() || follow.rollback.is_some() {
+                self.pending.push(Pending {
+                    tool: ran.tool.clone(),
+                    target: target.to_string(),
+                    follow,
+                });
+            }
+        }
+        let head = |t: &str| t.lines().take(20).collect::<Vec<_>>().join("\n");
+        let (true, Some(fp)) = (ex.ok, &ran.fingerprint) else {
+            return;
+        };
+        if ran.effect == EffectClass::DryRun {
+            self.evidence
+                .insert(fp.short(), redactor.redact(&head(&ex.output)));
+        } else if ran.effect >= EffectClass::Mutating {
+            self.applied.push(AppliedChange {
+                tool: ran.tool.clone(),
+                operation: ran.operation.clone(),
+                target: target.to_string(),
+                fingerprint: fp.short(),
+                approved_by,
+                dry_run_evidence: self
+                    .evidence
+                    .get(&fp.short())
+                    .cloned()
+                    .unwrap_or_else(|| "(dry-run recorded before this session was resumed)".into()),
+                result: redactor.redact(&head(&ex.output)),
+            });
+        }
+    }
+
+    /// The planner verb `delegate`: run a subagent's session on the task (sharing this
+    /// session's guard, audit log and events) and return its answer.
+    async fn delegate(
+        &mut self,
+        rt: &Runtime,
+        a: &crate::guard::Admitted,
+    ) -> Result<(bool, String), SessionError> {
+        let agent = a
+            .args
+            .get("agent")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let task = a
+            .args
+            .get("task")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let Some(child_rt) = rt.subagents.get(agent).cloned() else {
+            return Ok((false, format!("error: no subagent `{agent}`")));
+        };
+        let mut child = self.child(child_rt);
+        let name = child.runtime.agent.def.id.clone();
+        self.emit(Event::SubagentStarted {
+            agent: name.clone(),
+            task: task.clone(),
+        });
+        let r = Box::pin(child.run_task(&task)).await;
+        self.emit(Event::SubagentFinished {
+            agent: name.clone(),
+            ok: r.is_ok(),
+        });
+        match r {
+            Ok(o) => {
+                self.applied.extend(o.applied.iter().cloned());
+                self.blocked.extend(o.blocked.iter().cloned());
+                self.usage += o.usage;
+                Ok((
+                    true,
+                    format!(
+                        "subagent {name} finished in state {}:\n{}{}",
+                        o.state,
+                        o.answer,
+                        o.report
+                            .map(|r| format!("\n\nreport:\n{r}"))
+                            .unwrap_or_default()
+                    ),
+                ))
+            }
+            Err(SessionError::Interrupted) => Err(SessionError::Interrupted),
+            Err(e) => Ok((false, format!("error: the subagent failed: {e}"))),
+        }
     }
 
     async fn drive(&mut self, rt: &Runtime) -> Result<Outcome, SessionError> {
@@ -1090,6 +1153,7 @@ impl Session {
         let mut repeats: std::collections::HashMap<(String, String), u32> = Default::default();
         let mut state_turns = 0u32;
         let mut turn_state = self.state;
+        let (mut malformed_retried, mut malformed_note) = (false, None::<String>);
         for turn in 1..=rt.max_turns {
             if self.state == turn_state {
                 state_turns += 1;
@@ -1132,6 +1196,15 @@ impl Session {
             if self.interrupt.take() {
                 return Err(SessionError::Interrupted);
             }
+            // an unusable answer (cut-off stream, call without a function…) is told to the
+            // model once, on this request only; a second one fails the task
+            if let Some(why) = malformed_note.as_deref() {
+                if let Some(Message::User { content } | Message::Tool { content, .. }) =
+                    request.last_mut()
+                {
+                    content.push_str(why);
+                }
+            }
             let interrupt = self.interrupt.clone();
             let resp = tokio::select! {
                 r = rt.model.complete(
@@ -1140,7 +1213,18 @@ impl Session {
                         tools: &specs,
                     },
                     &on_delta,
-                ) => r?,
+                ) => match r {
+                    Err(ModelError::Malformed { detail }) if !malformed_retried => {
+                        malformed_retried = true;
+                        tracing::warn!("model sent an unusable response ({detail}); asking again once");
+                        malformed_note = Some(format!("\n[bosun] your last response could not be used: {detail}. Answer again: plain text, or tool calls each with a function name and JSON arguments."));
+                        continue;
+                    }
+                    r => {
+                        malformed_note = None;
+                        r?
+                    }
+                },
                 _ = interrupt.wait() => {
                     interrupt.take();
                     return Err(SessionError::Interrupted);
@@ -1196,7 +1280,10 @@ impl Session {
                 let mut usage = self.usage;
                 usage.prompt_tokens -= start_usage.prompt_tokens;
                 usage.completion_tokens -= start_usage.completion_tokens;
+                let (status, verdict) = self.verdict();
                 return Ok(Outcome {
+                    status,
+                    verdict,
                     answer,
                     turns: turn,
                     tool_calls: calls_made,

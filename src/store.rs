@@ -32,6 +32,11 @@ pub enum Entry {
         fingerprint: Fingerprint,
         at: String,
     },
+    /// An apply was admitted on this dry-run: it is used up, whatever happened to the apply
+    /// (written before the apply runs).
+    DryRunUsed {
+        fingerprint: Fingerprint,
+    },
     Report {
         report: String,
     },
@@ -172,6 +177,8 @@ pub fn load(dir: &Path, id: &str) -> Result<Saved, StoreError> {
             Entry::Message { message } => s.messages.push(message),
             Entry::State { state } => s.state = Some(state),
             Entry::DryRun { fingerprint, at } => s.dry_runs.push((fingerprint, at)),
+            // entries are in order: a use removes the dry-runs of that change recorded before it
+            Entry::DryRunUsed { fingerprint } => s.dry_runs.retain(|(f, _)| f != &fingerprint),
             Entry::Report { report } => s.report = Some(report),
         }
     }

@@ -234,6 +234,7 @@ async fn config_file_supplies_the_endpoint_and_model() {
     .expect("write config");
     let mut cmd = common::bosun_cmd(home.path());
     cmd.current_dir(home.path())
+        .env("KUBECONFIG", &common::sandbox().kubeconfig)
         .arg("--agent")
         .arg(common::repo_root())
         .args(["run", "hi"]);
@@ -283,5 +284,234 @@ async fn a_repeated_call_is_nudged_then_fails_the_task() {
         server.requests().len(),
         4,
         "the 4th repeat ends the task without another request"
+    );
+}
+
+// ---- model faults end to end: classified, told to the model once, then exit 1 — never an
+// empty success
+
+/// `bosun run` in `cwd` (for a bosun.toml) against `server`; exit code, stdout, stderr.
+async fn run_in(
+    cwd: &std::path::Path,
+    server: &ScriptedServer,
+    extra: &[&str],
+) -> (Option<i32>, String, String) {
+    let st = common::sandbox();
+    let mut cmd = common::bosun_cmd(cwd);
+    cmd.current_dir(cwd)
+        .env("OPENAI_BASE_URL", server.base_url())
+        .env("KUBECONFIG", &st.kubeconfig)
+        .arg("--agent")
+        .arg(common::repo_root())
+        .arg("run")
+        .args(extra)
+        .arg("list the pods");
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("running bosun");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+async fn fault_run(turn: &str, extra: &[&str]) -> (Option<i32>, String, String, ScriptedServer) {
+    let script = Script::from_yaml(&format!("turns:\n{turn}{turn}")).expect("script");
+    let server = ScriptedServer::start(script).await.expect("server");
+    let home = tempfile::tempdir().expect("tempdir");
+    let (code, out, err) = run_in(home.path(), &server, extra).await;
+    (code, out, err, server)
+}
+
+#[tokio::test]
+async fn a_stream_cut_mid_tool_call_is_fed_back_once_then_fails_the_task() {
+    let turn = "  - reply: {tool_calls: [{name: kubectl, arguments: {operation: get, kind: pods}}]}\n    cut_off: true\n";
+    let (code, out, err, server) = fault_run(turn, &["--stream"]).await;
+    assert_eq!(code, Some(1), "stdout: {out}\nstderr: {err}");
+    assert_eq!(out.trim(), "", "no answer on a failed task");
+    assert!(
+        err.contains("task failed") && err.contains("stream ended before"),
+        "{err}"
+    );
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2, "one retry turn, then the task fails");
+    let second = reqs[1].to_string();
+    assert!(
+        second.contains("your last response could not be used"),
+        "{second}"
+    );
+    assert!(!reqs[0].to_string().contains("could not be used"));
+}
+
+#[tokio::test]
+async fn invalid_shapes_end_in_exit_1_not_an_empty_answer() {
+    for turn in [
+        // a tool call without `function`
+        "  - raw: {\"choices\": [{\"message\": {\"tool_calls\": [{\"id\": \"c1\", \"type\": \"function\"}]}, \"finish_reason\": \"tool_calls\"}]}\n",
+        // numeric content
+        "  - raw: {\"choices\": [{\"message\": {\"content\": 42}, \"finish_reason\": \"stop\"}]}\n",
+        // nothing at all
+        "  - raw: {\"choices\": [{\"message\": {\"content\": null}, \"finish_reason\": \"stop\"}]}\n",
+    ] {
+        let (code, out, err, server) = fault_run(turn, &[]).await;
+        assert_eq!(code, Some(1), "{turn}\nstdout: {out}\nstderr: {err}");
+        assert_eq!(out.trim(), "", "{turn}");
+        assert!(err.contains("unusable response"), "{turn}: {err}");
+        assert_eq!(server.requests().len(), 2, "{turn}");
+    }
+}
+
+#[tokio::test]
+async fn one_unusable_response_then_a_good_one_succeeds() {
+    let script = Script::from_yaml(
+        "turns:\n  - raw: {\"choices\": [{\"message\": {\"content\": {\"x\": 1}}}]}\n  - expect: {last_user_contains: [\"could not be used\"]}\n    reply: {content: \"all good\"}\n",
+    )
+    .expect("script");
+    let server = ScriptedServer::start(script).await.expect("server");
+    let home = tempfile::tempdir().expect("tempdir");
+    let (code, out, err) = run_in(home.path(), &server, &[]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "all good");
+    assert_eq!(server.failures(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn endpoint_errors_exit_1_after_retries_within_the_cap() {
+    // a plain-text 429 asking for an hour: not waited for
+    let turn =
+        "  - text: \"Too Many Requests\"\n    status: 429\n    headers: {Retry-After: \"3600\"}\n";
+    let t = std::time::Instant::now();
+    let (code, out, err, server) = fault_run(turn, &[]).await;
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        err.contains("HTTP 429") && err.contains("at most 60 s"),
+        "{err}"
+    );
+    assert_eq!(server.requests().len(), 1);
+    assert!(t.elapsed() < std::time::Duration::from_secs(20));
+    // a plain-text 429 asking for a second, then an answer: retried, success
+    let script = Script::from_yaml(
+        "turns:\n  - text: \"Too Many Requests\"\n    status: 429\n    headers: {Retry-After: \"1\"}\n  - reply: {content: \"after the wait\"}\n",
+    )
+    .expect("script");
+    let server = ScriptedServer::start(script).await.expect("server");
+    let home = tempfile::tempdir().expect("tempdir");
+    let (code, out, err) = run_in(home.path(), &server, &[]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "after the wait");
+    // 503 on every try: given up after 4
+    let turn = "  - {raw: {\"error\": \"overloaded\"}, status: 503}\n";
+    let (code, _, err, server) = fault_run(&turn.repeat(2), &[]).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("HTTP 503") && err.contains("gave up after 4 tries"),
+        "{err}"
+    );
+    assert_eq!(server.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn a_hang_past_the_timeout_exits_1() {
+    let script = Script::from_yaml("turns:\n  - {delay_ms: 5000, reply: {content: too late}}\n")
+        .expect("script");
+    let server = ScriptedServer::start(script).await.expect("server");
+    let home = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        home.path().join("bosun.toml"),
+        "[model]\ntimeout_secs = 1\n",
+    )
+    .expect("config");
+    let (code, out, err) = run_in(home.path(), &server, &[]).await;
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(err.contains("timed out"), "{err}");
+    assert_eq!(out.trim(), "");
+}
+
+#[tokio::test]
+async fn control_bytes_from_the_model_are_escaped_on_the_terminal() {
+    let script = Script::from_yaml(
+        &"  - reply: {content: \"done \\e[2J\\e]0;title\\a\\0 end\"}\n"
+            .repeat(2)
+            .replacen("  - ", "turns:\n  - ", 1),
+    )
+    .expect("script");
+    let server = ScriptedServer::start(script).await.expect("server");
+    let home = tempfile::tempdir().expect("tempdir");
+    for extra in [&[][..], &["--stream"][..]] {
+        let (code, out, err) = run_in(home.path(), &server, extra).await;
+        assert_eq!(code, Some(0), "{err}");
+        assert!(!out.contains(['\x1b', '\x07', '\0']), "{out:?}");
+        assert!(!err.contains(['\x1b', '\x07', '\0']), "{err:?}");
+        assert!(
+            out.contains("done \\x1b[2J\\x1b]0;title\\x07\\x00 end"),
+            "{out}"
+        );
+    }
+}
+
+// ---- preflight: the cluster is checked before the first model call (exit 2)
+
+#[tokio::test]
+async fn preflight_stops_a_run_without_a_usable_cluster_before_any_model_call() {
+    let script = Script::from_yaml("turns:\n  - reply: {content: never}\n").expect("script");
+    let server = ScriptedServer::start(script).await.expect("server");
+    let home = tempfile::tempdir().expect("tempdir");
+    // a kubeconfig pointing at a port where nothing listens
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let dead = home.path().join("dead-kubeconfig");
+    std::fs::write(
+        &dead,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"https://127.0.0.1:{port}\"}}\nusers:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: gone\n  context: {{cluster: c, user: u}}\ncurrent-context: gone\n"),
+    )
+    .expect("write kubeconfig");
+    let missing = home.path().join("no-such-kubeconfig");
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (
+            vec!["--kubeconfig".into(), missing.display().to_string()],
+            format!("cannot load kubeconfig {}: No such file", missing.display()),
+        ),
+        (
+            vec!["--context".into(), "nope".into()],
+            "no context `nope` in the kubeconfig; it has: bosun-sandbox".into(),
+        ),
+        (
+            vec!["--kubeconfig".into(), dead.display().to_string()],
+            format!("https://127.0.0.1:{port} (context gone) did not answer"),
+        ),
+    ];
+    for (flags, want) in cases {
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let (code, out, err) = run_in(home.path(), &server, &flags).await;
+        assert_eq!(code, Some(2), "{flags:?}\nstdout: {out}\nstderr: {err}");
+        assert!(err.contains(&want), "{flags:?}: wanted {want:?} in {err}");
+        assert!(!err.contains("'\""), "double quoting: {err}");
+        assert!(err.contains("because the agent offers `"), "{err}");
+    }
+    assert!(
+        server.requests().is_empty(),
+        "the model was asked before the preflight"
+    );
+
+    // validate warns about the same, and does not fail
+    let out = common::bosun_cmd(home.path())
+        .env("KUBECONFIG", &missing)
+        .arg("--agent")
+        .arg(common::repo_root())
+        .arg("validate")
+        .output()
+        .expect("validate");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning:")
+            && err.contains("cluster is not usable")
+            && err.contains("cannot load kubeconfig"),
+        "{err}"
     );
 }

@@ -50,6 +50,7 @@ impl Tool for AppTool {
             return Ok(Invocation::read("check", format!("item {item}")));
         }
         Ok(Invocation {
+            min_effect: None,
             operation: op.into(),
             target: format!("item {item}"),
             change: Some(Change {

@@ -78,6 +78,7 @@ impl Tool for Recorder {
             context: Some(ctx.clone()),
             namespace: Some(ns.clone()),
             kinds: vec!["ConfigMap".into()],
+            objects: vec![],
         };
         let change = Change {
             target: format!("context={ctx} namespace={ns}"),
@@ -92,6 +93,7 @@ impl Tool for Recorder {
         Ok(match op.as_str() {
             "read" => Invocation::read("read", ns).with_scope(scope),
             "apply_dry_run" | "apply" | "delete" => Invocation {
+                min_effect: None,
                 operation: op.clone(),
                 target: change.target.clone(),
                 change: Some(change),
@@ -319,7 +321,7 @@ fn run_sequence(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 };
                 let before = seen.lock().map(|s| s.len()).unwrap_or(0);
                 let asked_before = approver.asked.load(Ordering::SeqCst);
-                let (decision, admitted) = rt.block_on(guard.admit(&reg, &call, state));
+                let (decision, admitted) = rt.block_on(guard.admit(&reg, &call, state, &ctx));
                 let Some(a) = admitted else {
                     if matches!(op, "apply" | "delete") && !dry_flag {
                         MUTATIONS_REFUSED.fetch_add(1, Ordering::Relaxed);

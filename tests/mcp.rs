@@ -423,6 +423,12 @@ turns:
   - expect:
       last_tool_result_contains: ["offers no dry-run"]
     reply:
+      tool_calls:
+        - {name: transition, arguments: {to: verification, justification: "the note is written"}}
+        - {name: transition, arguments: {to: completion, justification: "nothing to verify", report: "runbook note written"}}
+  - expect:
+      last_tool_result_contains: ["completion"]
+    reply:
       content: "FINAL: looked it up and wrote the runbook note; touching was refused."
 "#;
 
@@ -480,7 +486,12 @@ async fn remote_tools_behind_the_guard(server_entry: String, calls_log: &Path) {
         .expect("join")
         .expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    assert!(
+        out.status.success(),
+        "{:?} {stderr}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(model.failures(), Vec::<String>::new(), "{stderr}");
     let v: Value = serde_json::from_slice(&out.stdout).expect("json output");
     assert_eq!(v["status"], "success", "{v:#}");

@@ -262,6 +262,60 @@ fn a_commit_is_pushed_to_a_bare_remote() {
         .is_ok());
 }
 
+/// Create a Deployment in a fresh namespace of the sandbox at `kubeconfig` and wait until it is
+/// available (the stand-in kubelet binds its pod and reports it Ready).
+fn deployment_becomes_ready(kubeconfig: &Path) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Namespace;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = bosun::kube_client::connect(&bosun::kube_client::KubeTarget {
+            kubeconfig: Some(kubeconfig.to_path_buf()),
+            context: None,
+        })
+        .await
+        .expect("connect")
+        .client;
+        let ns: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "web"}})).expect("ns");
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create namespace");
+        let d: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "nginx:1.27.2"}]}}}}))
+        .expect("deployment");
+        let api: Api<Deployment> = Api::namespaced(client, "web");
+        api.create(&PostParams::default(), &d)
+            .await
+            .expect("create deployment");
+        let started = std::time::Instant::now();
+        loop {
+            let d = api.get("web").await.expect("get deployment");
+            let available = d
+                .status
+                .as_ref()
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0);
+            if available == 2 {
+                break;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "the Deployment did not become available: {:?}",
+                d.status
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    });
+}
+
 /// Stops a CLI-started sandbox even if the test fails.
 struct Down<'a>(&'a Path);
 impl Drop for Down<'_> {
@@ -306,6 +360,14 @@ fn sandbox_cli_up_status_env_down() {
     let st = sandbox::load_state(&dir).expect("state").expect("running");
     eprintln!("sandbox ready in {} ms", st.ready_ms);
     assert!(st.all_alive());
+    // the stand-in kubelet runs by default: a Deployment created on `sandbox up` becomes Ready
+    assert!(err.contains(sandbox::KUBELET), "{err}");
+    assert!(
+        st.processes.iter().any(|p| p.name == sandbox::KUBELET),
+        "{:?}",
+        st.processes
+    );
+    deployment_becomes_ready(&st.kubeconfig);
 
     let (code, out, _) = bosun(&["status"]);
     assert_eq!(code, 0, "{out}");

@@ -224,7 +224,9 @@ struct Run {
     events: Vec<Value>,
 }
 
-async fn run_bosun(server: &ScriptedServer, extra: &[&str], task: &str, cluster: bool) -> Run {
+/// `bosun run` on the scripted model, with the sandbox's kubeconfig: the agent offers kubectl, so
+/// bosun checks the cluster before the first model call.
+async fn run_bosun(server: &ScriptedServer, extra: &[&str], task: &str) -> Run {
     let home = tempfile::tempdir().expect("tempdir");
     let mut cmd = common::bosun_cmd(home.path());
     cmd.current_dir(home.path())
@@ -234,10 +236,8 @@ async fn run_bosun(server: &ScriptedServer, extra: &[&str], task: &str, cluster:
         .args(["run", "--output", "jsonl", "--audit-dir"])
         .arg(home.path().join("audit"))
         .args(extra)
-        .arg(task);
-    if cluster {
-        cmd.env("KUBECONFIG", &common::sandbox().kubeconfig);
-    }
+        .arg(task)
+        .env("KUBECONFIG", &common::sandbox().kubeconfig);
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .expect("join")
@@ -283,7 +283,7 @@ async fn text_calls_run_through_the_guard_against_the_real_cluster() {
     })
     .await
     .expect("server");
-    let r = run_bosun(&server, &[], "List the pods.", true).await;
+    let r = run_bosun(&server, &[], "List the pods.").await;
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
     assert_eq!(server.failures(), Vec::<String>::new());
     let decisions = of_type(&r.events, "guard_decision");
@@ -332,7 +332,7 @@ async fn a_truncated_call_is_dropped_and_the_model_asked_to_retry_shorter() {
     })
     .await
     .expect("server");
-    let r = run_bosun(&server, &[], "List the pods in namespace shop.", false).await;
+    let r = run_bosun(&server, &[], "List the pods in namespace shop.").await;
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
     assert_eq!(server.failures(), Vec::<String>::new());
     // the truncated call never ran and never went back to the server
@@ -369,7 +369,7 @@ async fn a_truncated_text_call_is_dropped_and_a_complete_one_before_the_cut_is_k
     })
     .await
     .expect("server");
-    let r = run_bosun(&server, &[], "List the pods in namespace shop.", false).await;
+    let r = run_bosun(&server, &[], "List the pods in namespace shop.").await;
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
     assert_eq!(server.failures(), Vec::<String>::new());
     let started = of_type(&r.events, "tool_call_started");
@@ -400,7 +400,7 @@ async fn calls_without_ids_are_not_refused_as_replays() {
     })
     .await
     .expect("server");
-    let r = run_bosun(&server, &[], "load two skills", false).await;
+    let r = run_bosun(&server, &[], "load two skills").await;
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
     assert_eq!(server.failures(), Vec::<String>::new());
     let ids: Vec<&str> = of_type(&r.events, "tool_call_started")
@@ -420,13 +420,7 @@ async fn shim_flag_off_turns_a_text_call_into_the_answer() {
     })
     .await
     .expect("server");
-    let r = run_bosun(
-        &server,
-        &["--shim", "off"],
-        "Is the MinIO block ready?",
-        false,
-    )
-    .await;
+    let r = run_bosun(&server, &["--shim", "off"], "Is the MinIO block ready?").await;
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
     assert!(of_type(&r.events, "tool_call_started").is_empty());
     let done = of_type(&r.events, "task_complete");

@@ -413,6 +413,12 @@ turns:
   - expect:
       last_tool_result_contains: ["{reference}"]
     reply:
+      tool_calls:
+        - {{name: transition, arguments: {{to: verification, justification: "deployed"}}}}
+        - {{name: transition, arguments: {{to: completion, justification: "verified", report: "Credentials: {reference}"}}}}
+  - expect:
+      last_tool_result_contains: ["completion"]
+    reply:
       content: "Status: Success. Credentials: {reference}"
 "#
     ))

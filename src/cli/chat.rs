@@ -3,10 +3,12 @@
 //! interrupt the running turn (the session stays), Ctrl-D to leave.
 
 use super::exit;
+use super::render::one_line;
 use super::run::{self, RunArgs};
 use bosun::guard::Verdict;
 use bosun::planner::State;
 use bosun::session::{Event, Op, Runtime, SessionHandle};
+use bosun::term::printable;
 use indicatif::{ProgressBar, ProgressStyle};
 use rustyline::error::ReadlineError;
 use rustyline::DefaultEditor;
@@ -86,18 +88,6 @@ fn spinner(msg: String) -> ProgressBar {
     pb
 }
 
-fn one_line(s: &str, max: usize) -> String {
-    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() > max {
-        format!(
-            "{}…",
-            flat.chars().take(max.saturating_sub(1)).collect::<String>()
-        )
-    } else {
-        flat
-    }
-}
-
 pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
     args.stream = true;
     let mut rt: Arc<Runtime> = match run::build_runtime(dir, &args).await {
@@ -107,6 +97,10 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(exit::USAGE));
         }
     };
+    if let Err(e) = run::preflight(&rt, &args).await {
+        eprintln!("bosun: {e:#}");
+        return Ok(ExitCode::from(exit::USAGE));
+    }
     let interactive = args.approve.is_empty() && !args.yes && !args.skip_permissions;
     let approver = if interactive {
         None
@@ -265,7 +259,7 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
             match ev {
                 Event::AssistantDelta { text } => {
                     ui.streamed = true;
-                    print!("{text}");
+                    print!("{}", printable(&text));
                     let _ = std::io::stdout().flush();
                 }
                 Event::AssistantMessage { text } => {
@@ -273,7 +267,7 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
                         println!();
                         ui.streamed = false;
                     } else {
-                        println!("{text}");
+                        println!("{}", printable(&text));
                     }
                 }
                 Event::ToolCallStarted {
@@ -352,7 +346,7 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
                     break;
                 }
                 Event::TaskFailed { error } => {
-                    eprintln!("✗ {error}");
+                    eprintln!("✗ {}", printable(&error));
                     break;
                 }
                 Event::TaskInterrupted => {

@@ -8,7 +8,7 @@ use bosun::agent::Agent;
 use bosun::config::ModelConfig;
 use bosun::kube_client::KubeTarget;
 use bosun::model::OpenAiClient;
-use bosun::sandbox::{self, UpOptions};
+use bosun::sandbox;
 use bosun::scripted::{Script, ScriptedServer};
 use bosun::session::{Runtime, RuntimeOptions};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -40,7 +40,9 @@ async fn seed(kubeconfig: &Path) -> anyhow::Result<()> {
         ),
     ] {
         let nss: Api<Namespace> = Api::all(c.clone());
-        let n: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}}))?;
+        // the demo plays the kubelet for its pods: the sandbox's stand-in leaves them alone
+        let n: Namespace = serde_json::from_value(json!({"metadata": {"name": ns,
+            "labels": {(bosun::sandbox::kubelet::OPT_OUT_LABEL): "off"}}}))?;
         match nss.create(&PostParams::default(), &n).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 409 => {}
@@ -153,7 +155,7 @@ pub async fn demo(
         }
         _ => {
             eprintln!("starting a sandbox in {} …", dir.display());
-            let st = sandbox_cmd::up_with_progress(&dir, UpOptions::default()).await?;
+            let st = sandbox_cmd::up_with_kubelet(&dir).await?;
             eprintln!("sandbox ready in {:.2} s", st.ready_ms as f64 / 1000.0);
             (st, true)
         }

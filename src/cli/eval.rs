@@ -2,7 +2,7 @@
 
 use super::{exit, sandbox_cmd};
 use bosun::eval::{self, score, EvalOptions, ModelChoice, Progress};
-use bosun::sandbox::{self, UpOptions};
+use bosun::sandbox;
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -146,7 +146,7 @@ pub async fn eval(agent_dir: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> 
         Some(st) if st.all_alive() => (st, false),
         _ => {
             eprintln!("starting a sandbox in {} …", dir.display());
-            let st = sandbox_cmd::up_with_progress(&dir, UpOptions::default()).await?;
+            let st = sandbox_cmd::up_with_kubelet(&dir).await?;
             (st, true)
         }
     };

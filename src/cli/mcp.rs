@@ -50,6 +50,10 @@ pub async fn mcp(dir: &Path, args: McpArgs) -> anyhow::Result<ExitCode> {
     let tool = bosun::mcp::run_tool_name(&rt.agent.def.id);
     match &args.listen {
         None => {
+            if let Err(e) = run::preflight(&rt, &args.run).await {
+                eprintln!("bosun: {e:#}");
+                return Ok(ExitCode::from(exit::USAGE));
+            }
             eprintln!(
                 "bosun mcp: serving agent `{}` on stdio (tool {tool}{})",
                 rt.agent.def.id,
@@ -79,6 +83,10 @@ pub async fn mcp(dir: &Path, args: McpArgs) -> anyhow::Result<ExitCode> {
                 });
             if !loopback && token.is_none() {
                 eprintln!("bosun: refusing to serve MCP on {addr} without authentication: anyone who reaches it could drive the agent. Set BOSUN_MCP_TOKEN or pass --token-file FILE (callers send `Authorization: Bearer <token>`), or listen on 127.0.0.1");
+                return Ok(ExitCode::from(exit::USAGE));
+            }
+            if let Err(e) = run::preflight(&rt, &args.run).await {
+                eprintln!("bosun: {e:#}");
                 return Ok(ExitCode::from(exit::USAGE));
             }
             let s = server::serve_http(rt.clone(), opts, addr, token).await?;

@@ -133,7 +133,7 @@ pub fn init_tracing(verbose: u8) {
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
-        Cmd::Validate => validate::validate(&cli.agent),
+        Cmd::Validate => validate::validate(&cli.agent).await,
         Cmd::Tools { json } => validate::tools(&cli.agent, json).await,
         Cmd::Run(args) => run::run(&cli.agent, *args).await,
         Cmd::Chat(args) => chat::chat(&cli.agent, *args).await,

@@ -3,11 +3,16 @@
 use super::OutputFormat;
 use bosun::guard::Verdict;
 use bosun::session::Event;
+use bosun::term::printable;
 use std::io::{IsTerminal, Write};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-fn one_line(s: &str, max: usize) -> String {
-    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+/// `s` on one line of at most `max` characters, control characters escaped.
+pub fn one_line(s: &str, max: usize) -> String {
+    let flat: String = printable(s)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     if flat.chars().count() > max {
         let mut t: String = flat.chars().take(max.saturating_sub(1)).collect();
         t.push('…');
@@ -57,7 +62,7 @@ pub async fn render(
             }
             Event::AssistantDelta { text } if !quiet => {
                 streamed = true;
-                eprint!("{dim}{text}{reset}");
+                eprint!("{dim}{}{reset}", printable(&text));
             }
             Event::AssistantMessage { text } if !quiet => {
                 if streamed {
@@ -111,7 +116,8 @@ pub async fn render(
                         usage.prompt_tokens, usage.completion_tokens
                     );
                 }
-                println!("{answer}");
+                // the model's words, from the endpoint: shown, never interpreted by the terminal
+                println!("{}", printable(&answer));
             }
             _ => {}
         }

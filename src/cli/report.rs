@@ -8,7 +8,10 @@ use std::path::Path;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// The runtime's verdict (`success`, `failed`, `needs_approval`), never the model's.
     pub status: &'static str,
+    /// Why the runtime decided `status`.
+    pub verdict: String,
     pub task: String,
     pub session: String,
     pub agent: String,
@@ -18,6 +21,12 @@ pub struct Report {
     pub report: Option<String>,
     pub error: Option<String>,
     pub changes_applied: Vec<AppliedChange>,
+    /// Every change the audit log shows admitted — what reached a cluster, repository, vault
+    /// or state file — with its result, dry-run evidence and whether it was a rollback; on
+    /// success and failure alike (after a limit, an error or Ctrl-C too).
+    pub changes: Vec<bosun::audit::ChangeRecord>,
+    /// The checks the runtime ran on applied changes.
+    pub verification: Vec<bosun::audit::CheckRecord>,
     /// Changes the policy denied or that wait for approval.
     pub blocked: Vec<Blocked>,
     pub access_points: Vec<String>,
@@ -57,8 +66,14 @@ impl Report {
         audit: Option<&str>,
         result: &Result<Outcome, SessionError>,
     ) -> Self {
+        let (changes, verification) = audit
+            .map(|a| bosun::audit::read_changes(Path::new(a)))
+            .unwrap_or_default();
         let mut r = Report {
-            status: "fail",
+            status: "failed",
+            verdict: String::new(),
+            changes,
+            verification,
             task: task.into(),
             session: session.into(),
             agent: agent.into(),
@@ -78,8 +93,8 @@ impl Report {
         };
         match result {
             Ok(o) => {
-                let failed = o.state == bosun::planner::State::Failed || !o.blocked.is_empty();
-                r.status = if failed { "fail" } else { "success" };
+                r.status = o.status.as_str();
+                r.verdict = o.verdict.clone();
                 r.state = Some(o.state.to_string());
                 r.answer = Some(o.answer.clone());
                 r.report = o.report.clone();
@@ -112,15 +127,42 @@ impl Report {
                     .map(|v| v.to_string())
                     .collect();
             }
-            Err(e) => r.error = Some(e.to_string()),
+            Err(e) => {
+                r.error = Some(e.to_string());
+                r.verdict = format!("the task did not finish: {e}");
+                // what reached the world before it stopped, from the audit log
+                r.changes_applied = r
+                    .changes
+                    .iter()
+                    .filter(|c| c.ok != Some(false))
+                    .map(|c| AppliedChange {
+                        tool: c.tool.clone(),
+                        operation: c.operation.clone(),
+                        target: c.target.clone(),
+                        fingerprint: c.fingerprint.clone(),
+                        approved_by: c.approved_by.clone(),
+                        dry_run_evidence: c.dry_run_evidence.clone().unwrap_or_default(),
+                        result: if c.ok.is_none() {
+                            "(cut off while running: it may have changed something)".into()
+                        } else {
+                            c.result.clone()
+                        },
+                    })
+                    .collect();
+            }
         }
         r
     }
 
     fn markdown(&self) -> String {
         let mut m = format!(
-            "# bosun report: {}\n\n- task: {}\n- session: `{}` (agent `{}`, model `{}`)\n- final state: {}\n",
-            if self.status == "success" { "Success" } else { "Fail" },
+            "# bosun report: {}\n\n- verdict (bosun's, not the model's): {}\n- task: {}\n- session: `{}` (agent `{}`, model `{}`)\n- final state: {}\n",
+            match self.status {
+                "success" => "Success",
+                "needs_approval" => "Needs approval",
+                _ => "Fail",
+            },
+            self.verdict,
             self.task.lines().next().unwrap_or(""),
             self.session,
             self.agent,
@@ -132,6 +174,9 @@ impl Report {
         }
         if let Some(e) = &self.error {
             m.push_str(&format!("\n## Error\n\n{e}\n"));
+        }
+        if self.status != "success" && self.model_claims_success() {
+            m.push_str("\n> **The model's answer claims success; bosun's verdict is not success** — see the verdict above and the audit log. Trust the audit log.\n");
         }
         m.push_str("\n## Changes applied\n\n");
         if self.changes_applied.is_empty() {
@@ -148,6 +193,32 @@ impl Report {
                 c.dry_run_evidence,
                 c.result
             ));
+        }
+        let rolled_back: Vec<_> = self.changes.iter().filter(|c| c.rollback).collect();
+        if !self.verification.is_empty() || !rolled_back.is_empty() {
+            m.push_str("\n## Verification\n\n");
+            for c in &self.verification {
+                m.push_str(&format!(
+                    "- {} {} {}: {}\n",
+                    if c.ok { "passed" } else { "FAILED" },
+                    c.tool,
+                    c.target,
+                    c.result
+                ));
+            }
+            for c in rolled_back {
+                m.push_str(&format!(
+                    "- rolled back by bosun: {}.{} {} — {}\n",
+                    c.tool,
+                    c.operation,
+                    c.target,
+                    match c.ok {
+                        Some(true) => c.result.clone(),
+                        Some(false) => format!("FAILED: {}", c.result),
+                        None => "cut off".into(),
+                    }
+                ));
+            }
         }
         if !self.blocked.is_empty() {
             m.push_str("\n## Stopped by the guard or waiting for approval\n\n");
@@ -182,6 +253,26 @@ impl Report {
             m.push_str(&format!("\n## Agent's report\n\n{r}\n"));
         }
         m
+    }
+
+    /// Whether the model's own words say it succeeded.
+    fn model_claims_success(&self) -> bool {
+        let text = format!(
+            "{} {}",
+            self.answer.as_deref().unwrap_or(""),
+            self.report.as_deref().unwrap_or("")
+        )
+        .to_ascii_lowercase();
+        [
+            "success",
+            "succeeded",
+            "completed",
+            "deployed",
+            "all good",
+            "done",
+        ]
+        .iter()
+        .any(|w| text.contains(w))
     }
 
     /// Write as Markdown (`.md`) or JSON (`.json`).

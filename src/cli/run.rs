@@ -257,6 +257,39 @@ pub async fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Run
     Ok(Arc::new(rt))
 }
 
+/// Tools that talk to a Kubernetes cluster.
+pub const KUBE_TOOLS: &[&str] = &["kubectl", "flux", "blocks", "helm"];
+
+/// Before the first model call: when the agent offers a Kubernetes tool, the kubeconfig must be
+/// readable, the context must exist and the API server must answer — else a usage error (exit 2)
+/// instead of a run whose every tool call fails.
+pub async fn preflight(rt: &Runtime, args: &RunArgs) -> anyhow::Result<()> {
+    preflight_tools(rt.specs.iter().map(|s| s.name.as_str()), args).await
+}
+
+/// [`preflight`] for an agent offering the tools `offered`.
+async fn preflight_tools<'a>(
+    mut offered: impl Iterator<Item = &'a str>,
+    args: &RunArgs,
+) -> anyhow::Result<()> {
+    let Some(tool) = offered.find(|t| KUBE_TOOLS.contains(t)) else {
+        return Ok(());
+    };
+    let target = KubeTarget {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+    };
+    match bosun::kube_client::preflight(&target, Duration::from_secs(10)).await {
+        Ok(context) => {
+            tracing::info!(%context, "preflight: the cluster answers");
+            Ok(())
+        }
+        Err(e) => anyhow::bail!(
+            "{e}\n(checked before asking the model, because the agent offers `{tool}`)"
+        ),
+    }
+}
+
 pub async fn run(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
     let task = match (&args.resume, read_task(&args)) {
         (_, Ok(t)) => t,
@@ -269,7 +302,13 @@ pub async fn run(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let Some(model) = args.local.clone() else {
         let rt = match build_runtime(dir, &args).await {
-            Ok(rt) => rt,
+            Ok(rt) => match preflight(&rt, &args).await {
+                Ok(()) => rt,
+                Err(e) => {
+                    eprintln!("bosun: {e:#}");
+                    return Ok(ExitCode::from(exit::USAGE));
+                }
+            },
             Err(e) => {
                 eprintln!("bosun: {e:#}");
                 return Ok(ExitCode::from(exit::USAGE));
@@ -285,6 +324,17 @@ pub async fn run(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
         )
         .await;
     };
+    // --local: the cluster is checked before a model server is started for nothing
+    let checked = match Agent::load(dir) {
+        Ok(l) => preflight_tools(l.agent.def.tools.iter().map(String::as_str), &args).await,
+        Err(d) => Err(anyhow::anyhow!(
+            "{d}\nfix the agent definition (see `bosun validate`)"
+        )),
+    };
+    if let Err(e) = checked {
+        eprintln!("bosun: {e:#}");
+        return Ok(ExitCode::from(exit::USAGE));
+    }
     // --local: the server lives exactly as long as this function; Drop stops it on every path
     let opts = ServerOpts {
         threads: args.local_threads,
@@ -404,7 +454,7 @@ pub async fn run_task(
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     match result {
-        Ok(outcome) if !outcome.blocked.is_empty() => {
+        Ok(outcome) if outcome.status == bosun::session::TaskStatus::NeedsApproval => {
             if format == OutputFormat::Text {
                 eprintln!(
                     "bosun: {} change(s) were stopped by the guard or are waiting for approval (exit 3)",
@@ -413,13 +463,19 @@ pub async fn run_task(
             }
             Ok(ExitCode::from(exit::STOPPED))
         }
-        Ok(outcome) if outcome.state == bosun::planner::State::Failed => {
+        Ok(outcome) if outcome.status == bosun::session::TaskStatus::Failed => {
+            if format == OutputFormat::Text {
+                eprintln!("bosun: the task failed: {} (exit 1)", outcome.verdict);
+            }
             Ok(ExitCode::from(exit::TASK_FAILED))
         }
         Ok(_) => Ok(ExitCode::from(exit::SUCCESS)),
         Err(e) => {
             if format == OutputFormat::Text {
-                eprintln!("bosun: task failed: {e}");
+                eprintln!(
+                    "bosun: task failed: {}",
+                    bosun::term::printable(&e.to_string())
+                );
             }
             Ok(ExitCode::from(exit::TASK_FAILED))
         }

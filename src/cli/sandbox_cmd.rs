@@ -16,6 +16,17 @@ pub enum SandboxCmd {
         /// Skip kube-controller-manager (faster, less memory; no namespace deletion or GC).
         #[arg(long)]
         no_controller_manager: bool,
+        /// Do not run the stand-in kubelet: pods then stay Pending unless you set their status.
+        #[arg(long)]
+        no_kubelet: bool,
+    },
+    /// The stand-in kubelet `up` starts (binds pods, reports them Ready, finishes deletions; runs
+    /// no containers). Runs until stopped.
+    #[command(hide = true)]
+    Kubelet {
+        /// The sandbox's kubeconfig.
+        #[arg(long)]
+        kubeconfig: PathBuf,
     },
     /// Stop exactly the processes `up` started and remove the state directory.
     Down,
@@ -23,6 +34,24 @@ pub enum SandboxCmd {
     Status,
     /// Print shell exports: eval "$(bosun sandbox env)".
     Env,
+}
+
+/// This `bosun` executable, to run as the sandbox's stand-in kubelet.
+fn kubelet_exe() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().map_err(|e| {
+        anyhow::anyhow!(
+            "cannot find the bosun executable to run the stand-in kubelet ({e}); pass --no-kubelet"
+        )
+    })
+}
+
+/// Start a sandbox with the stand-in kubelet (as `bosun sandbox up` does), with progress.
+pub async fn up_with_kubelet(dir: &Path) -> anyhow::Result<sandbox::SandboxState> {
+    let opts = UpOptions {
+        kubelet: Some(kubelet_exe()?),
+        ..Default::default()
+    };
+    up_with_progress(dir, opts).await
 }
 
 /// Start a sandbox with a progress display on stderr.
@@ -64,11 +93,30 @@ pub async fn up_with_progress(
 pub async fn sandbox(cmd: SandboxCmd, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let dir = dir.unwrap_or_else(sandbox::default_dir);
     match cmd {
+        SandboxCmd::Kubelet { kubeconfig } => {
+            let cluster = bosun::kube_client::connect(&bosun::kube_client::KubeTarget {
+                kubeconfig: Some(kubeconfig),
+                context: None,
+            })
+            .await?;
+            eprintln!(
+                "stand-in kubelet: serving every namespace not labelled {}=off",
+                sandbox::kubelet::OPT_OUT_LABEL
+            );
+            sandbox::kubelet::serve_all(cluster.client, Default::default()).await;
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
         SandboxCmd::Up {
             no_controller_manager,
+            no_kubelet,
         } => {
             let opts = UpOptions {
                 controller_manager: !no_controller_manager,
+                kubelet: if no_kubelet {
+                    None
+                } else {
+                    Some(kubelet_exe()?)
+                },
                 ..Default::default()
             };
             match up_with_progress(&dir, opts).await {

@@ -54,8 +54,30 @@ fn check(dir: &Path) -> (Option<(Agent, Registry, String)>, Vec<Diagnostic>) {
     }
 }
 
-pub fn validate(dir: &Path) -> anyhow::Result<ExitCode> {
-    let (ok, diags) = check(dir);
+pub async fn validate(dir: &Path) -> anyhow::Result<ExitCode> {
+    let (ok, mut diags) = check(dir);
+    // the cluster the Kubernetes tools would use: a warning, not an error (validate checks the
+    // definition; `bosun run` refuses to start without a usable cluster)
+    if let Some((agent, registry, _)) = &ok {
+        if let Some(tool) = registry
+            .names()
+            .find(|n| super::run::KUBE_TOOLS.contains(n))
+        {
+            if let Err(e) = bosun::kube_client::preflight(
+                &KubeTarget::default(),
+                std::time::Duration::from_secs(5),
+            )
+            .await
+            {
+                diags.push(Diagnostic::warning(
+                    &agent.dir.join("agent.md"),
+                    1,
+                    1,
+                    format!("the agent offers `{tool}`, but its cluster is not usable: {e}; `bosun run` would stop with exit 2"),
+                ));
+            }
+        }
+    }
     let errors = diags.iter().filter(|d| d.is_error()).count();
     for d in &diags {
         eprintln!("{d}");

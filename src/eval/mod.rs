@@ -426,8 +426,11 @@ async fn create_namespace(client: &kube::Client, ns: &str, task: &str) -> Result
     use k8s_openapi::api::core::v1::Namespace;
     use kube::api::{Api, PostParams};
     let api: Api<Namespace> = Api::all(client.clone());
+    // a task namespace gets its own stand-in kubelet (with the task's unpullable images) or none;
+    // the sandbox-wide one leaves it alone
     let obj: Namespace = serde_json::from_value(serde_json::json!({"metadata": {
-        "name": ns, "labels": {"bosun.dev/eval": task.chars().take(63).collect::<String>()}}}))
+        "name": ns, "labels": {"bosun.dev/eval": task.chars().take(63).collect::<String>(),
+            (crate::sandbox::kubelet::OPT_OUT_LABEL): "off"}}}))
     .map_err(|e| e.to_string())?;
     api.create(&PostParams::default(), &obj)
         .await

@@ -477,6 +477,7 @@ impl Tool for McpTool {
             }
         });
         Ok(Invocation {
+            min_effect: None,
             operation: OPERATION.into(),
             target: format!(
                 "tool `{}` of MCP server `{}`",

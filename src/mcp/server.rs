@@ -25,7 +25,7 @@
 //! only and accepts only loopback `Host` headers.
 
 use super::{run_tool_name, McpError};
-use crate::audit::{AuditLog, Record};
+use crate::audit::AuditLog;
 use crate::effect::EffectClass;
 use crate::guard::Guard;
 use crate::model::ToolCall;
@@ -43,7 +43,6 @@ use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
 /// What `bosun mcp` offers.
 #[derive(Debug, Clone, Copy, Default)]
@@ -68,6 +67,9 @@ struct Conn {
     guard: Guard,
     id: String,
     audit: OnceLock<Option<Result<AuditLog, String>>>,
+    /// An empty registry: names this connection does not expose are judged against it (the
+    /// guard refuses them as unknown tools, and the refusal is audited).
+    nothing: crate::tools::Registry,
 }
 
 impl BosunMcp {
@@ -88,6 +90,7 @@ impl BosunMcp {
                 guard,
                 id: format!("mcp-{}", crate::audit::new_session_id()),
                 audit: OnceLock::new(),
+                nothing: crate::tools::Registry::default(),
             }),
         }
     }
@@ -161,6 +164,8 @@ impl BosunMcp {
             };
             match event {
                 Event::TaskComplete {
+                    status,
+                    verdict,
                     answer,
                     turns,
                     tool_calls,
@@ -169,16 +174,25 @@ impl BosunMcp {
                     ..
                 } => {
                     let mut text = answer.clone();
-                    text.push_str(&format!("\n\n---\nstate: {state}"));
+                    text.push_str(&format!(
+                        "\n\n---\nstatus: {} ({verdict})\nstate: {state}",
+                        status.as_str()
+                    ));
                     if let Some(r) = &report {
                         text.push_str(&format!("\nreport: {r}"));
                     }
                     text.push_str(&format!(
                         "\nsession: {id} ({turns} turns, {tool_calls} tool calls)"
                     ));
-                    let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
+                    let content = vec![ContentBlock::text(text)];
+                    // the runtime's verdict decides: a failed task is an error to the caller
+                    let mut r = if status == crate::session::TaskStatus::Success {
+                        CallToolResult::success(content)
+                    } else {
+                        CallToolResult::error(content)
+                    };
                     r.structured_content = Some(json!({
-                        "status": "success", "answer": answer, "state": state,
+                        "status": status.as_str(), "verdict": verdict, "answer": answer, "state": state,
                         "report": report, "session": id, "turns": turns,
                         "tool_calls": tool_calls, "error": null}));
                     break r;
@@ -212,79 +226,45 @@ impl BosunMcp {
         result
     }
 
-    /// A direct call of a registry tool: the guard decides, exactly as for a model's call.
+    /// A direct call of a tool: the guard decides, exactly as for a model's call — through the
+    /// one call path ([`crate::dispatch`]): admission, audit, execution, record, redaction and
+    /// the per-result budget. A name this connection does not expose is refused by the same
+    /// path (and audited) as an unknown tool.
     async fn call_direct(&self, name: &str, args: Option<Map<String, Value>>) -> CallToolResult {
         let c = &self.conn;
         let rt = &c.rt;
-        let redactor = &rt.ctx.redactor;
         let call = ToolCall {
             id: format!("{}-{}", c.id, random_suffix()),
             name: name.to_string(),
             arguments: Value::Object(args.unwrap_or_default()).to_string(),
         };
-        let started = Instant::now();
-        let state = State::Deployment;
-        let (decision, mut admitted) = c.guard.admit(&rt.registry, &call, state).await;
-        let mut reason = decision.reason.clone();
-        let arguments = redactor.redact(&call.arguments);
-        let audit = self.audit();
-        let written = match &audit {
-            Some(Ok(log)) => log
-                .write(
-                    redactor,
-                    &Record::Decided {
-                        decision: &decision,
-                        arguments: &arguments,
-                        state,
-                    },
-                )
-                .map_err(|e| e.to_string()),
-            Some(Err(e)) => Err(e.clone()),
-            None => Ok(()),
-        };
-        if let Err(e) = written {
-            tracing::warn!("{e}");
-            // no record, no change
-            if admitted
-                .as_ref()
-                .is_some_and(|a| a.effect >= EffectClass::Mutating)
-            {
-                admitted = None;
-                reason = format!("the audit log could not be written ({e}); changes are not executed without an audit record");
+        let audit = match self.audit() {
+            Some(Ok(log)) => Some(log),
+            Some(Err(e)) => {
+                // no record, no call
+                return CallToolResult::error(vec![ContentBlock::text(format!(
+                    "refused by bosun's guard: the audit log could not be opened ({e}); no call runs without an audit record"
+                ))]);
             }
-        }
-        let (ok, output) = match admitted {
-            None => (false, format!("refused by bosun's guard: {reason}")),
-            Some(a) => match rt.registry.get(&a.tool) {
-                Some(reg) => {
-                    let r = match reg.tool.execute(&a, &rt.ctx).await {
-                        Ok(out) => (true, out),
-                        Err(e) => (false, format!("error: {e}")),
-                    };
-                    c.guard.record(&a, r.0);
-                    r
-                }
-                None => (false, format!("error: unknown tool {}", a.tool)),
-            },
+            None => None,
         };
-        // the same redaction point as the session's
-        let output = redactor.redact(&output);
-        if let Some(Ok(log)) = &audit {
-            if let Err(e) = log.write(
-                redactor,
-                &Record::Finished {
-                    call_id: &call.id,
-                    tool: &call.name,
-                    ok,
-                    summary: output.lines().next().unwrap_or(""),
-                    duration_ms: started.elapsed().as_millis() as u64,
-                },
-            ) {
-                tracing::warn!("{e}");
-            }
-        }
-        let content = vec![ContentBlock::text(output)];
-        if ok {
+        let exposed_here = c.opts.expose_tools && exposed(rt).any(|n| n == name);
+        let registry = if exposed_here {
+            &rt.registry
+        } else {
+            &c.nothing
+        };
+        let env = crate::dispatch::CallEnv {
+            registry,
+            ctx: &rt.ctx,
+            guard: &c.guard,
+            audit,
+            file: None,
+            events: None,
+        };
+        let d = env.call(&call, State::Deployment).await;
+        let content = vec![ContentBlock::text(d.output)];
+        if d.ok {
             CallToolResult::success(content)
         } else {
             CallToolResult::error(content)
@@ -307,7 +287,10 @@ fn failure(message: &str, session: Option<&str>) -> CallToolResult {
 
 /// The registry tools offered directly (everything but the planner's `transition`).
 fn exposed(rt: &Runtime) -> impl Iterator<Item = &str> {
-    rt.registry.names().filter(|n| *n != transition::NAME)
+    // the planner verbs are the session's, not tools a caller can use on its own
+    rt.registry
+        .names()
+        .filter(|n| *n != transition::NAME && *n != crate::tools::delegate::NAME)
 }
 
 /// MCP annotations from effect classes: all read-only (a dry-run changes nothing either) →
@@ -421,18 +404,9 @@ impl ServerHandler for BosunMcp {
             };
             return Ok(self.run_agent(task, &context).await.into());
         }
-        if self.conn.opts.expose_tools && exposed(&self.conn.rt).any(|n| n == name) {
-            return Ok(self.call_direct(&name, request.arguments).await.into());
-        }
-        Ok(CallToolResult::error(vec![ContentBlock::text(format!(
-            "unknown tool `{name}`; the tools offered are: {}",
-            self.tools()
-                .iter()
-                .map(|t| t.name.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))])
-        .into())
+        // every other name — exposed tool, unknown, malformed — takes the one call path, so it
+        // is judged and audited the same way
+        Ok(self.call_direct(&name, request.arguments).await.into())
     }
 }
 

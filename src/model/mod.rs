@@ -118,6 +118,20 @@ pub enum ModelError {
     Api(String),
     #[error("could not understand the model's response ({detail}); body starts with: {excerpt}")]
     Decode { detail: String, excerpt: String },
+    /// The endpoint answered, but not with a usable answer: a stream cut off before it finished,
+    /// a tool call without `function` or name, `content` that is a number or an object, a
+    /// response with neither text nor calls. The session tells the model once and asks again;
+    /// a second one fails the task.
+    #[error("the model sent an unusable response: {detail} (if this repeats, the server or model is at fault: try another model, or turn streaming off)")]
+    Malformed { detail: String },
+}
+
+impl ModelError {
+    /// Whether the model may get another chance: the endpoint answered, but its answer could
+    /// not be used (see [`ModelError::Malformed`]).
+    pub fn is_malformed(&self) -> bool {
+        matches!(self, Self::Malformed { .. })
+    }
 }
 
 /// Anything that answers chat-completion requests. The runtime only talks to models through this

@@ -4,6 +4,11 @@
 //! responses require: missing `object`/`created`/`index`/`type`, `finish_reason` "" or "eos",
 //! `arguments` as an object, usage without `completion_tokens`, stream tool-call chunks with
 //! `index: null`, `{"error": "..."}` bodies. We parse a `serde_json::Value` by hand instead.
+//!
+//! Lenient is not credulous: a shape that cannot be read as an answer — `content` that is a number
+//! or an object, a tool call without `function`/`name`, a stream that ends before its
+//! `finish_reason` or `[DONE]`, a response with neither text nor calls — is
+//! [`ModelError::Malformed`], never an empty success.
 
 use super::{ChatResponse, FinishReason, ModelError, ToolCall, Usage};
 use serde_json::Value;
@@ -20,7 +25,7 @@ pub fn error_of(body: &Value) -> Option<String> {
     if e.is_null() {
         return None;
     }
-    Some(match e {
+    let msg = match e {
         Value::String(s) => s.clone(),
         Value::Object(o) => o
             .get("message")
@@ -28,21 +33,58 @@ pub fn error_of(body: &Value) -> Option<String> {
             .map(str::to_string)
             .unwrap_or_else(|| e.to_string()),
         other => other.to_string(),
-    })
+    };
+    // the endpoint's words end up on a terminal: no escape sequences
+    Some(crate::term::printable(&msg).into_owned())
 }
 
-fn text_of(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s.clone()),
-        // content parts: [{"type":"text","text":"..."}]
-        Value::Array(parts) => {
-            let t: String = parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect();
-            Some(t)
+fn malformed(detail: impl Into<String>) -> ModelError {
+    ModelError::Malformed {
+        detail: detail.into(),
+    }
+}
+
+/// What kind of JSON value `v` is, for error messages.
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The text of a `content` field: a string, or content parts `[{"type":"text","text":"..."}]`.
+/// Absent or null is no text; anything else (a number, an object, parts without text) is
+/// malformed.
+fn text_of(v: Option<&Value>) -> Result<Option<String>, ModelError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Array(parts)) => {
+            let mut t = String::new();
+            for (i, p) in parts.iter().enumerate() {
+                match p.get("text") {
+                    Some(Value::String(s)) => t.push_str(s),
+                    // non-text parts (images, refusals with their own field) carry no text
+                    None if p.is_object() => {}
+                    other => {
+                        return Err(malformed(format!(
+                            "content part {i} is {}, not a text part",
+                            other.map_or(kind(p), kind)
+                        )))
+                    }
+                }
+            }
+            Ok(Some(t))
         }
-        _ => None,
+        Some(other) => Err(malformed(format!(
+            "`content` is {} ({}), not text",
+            kind(other),
+            excerpt(other)
+        ))),
     }
 }
 
@@ -79,45 +121,89 @@ pub fn parse_response(body: &Value) -> Result<ChatResponse, ModelError> {
         .get("choices")
         .and_then(Value::as_array)
         .and_then(|c| c.first())
-        .ok_or_else(|| ModelError::Decode {
-            detail: "no choices[0] in the response".into(),
-            excerpt: excerpt(body),
-        })?;
+        .ok_or_else(|| malformed(format!("no choices[0] in the response: {}", excerpt(body))))?;
     let msg = choice
         .get("message")
         .or_else(|| choice.get("delta"))
-        .ok_or_else(|| ModelError::Decode {
-            detail: "choices[0] has no message".into(),
-            excerpt: excerpt(body),
-        })?;
-    let content = text_of(msg.get("content")).filter(|s| !s.is_empty());
+        .ok_or_else(|| malformed(format!("choices[0] has no message: {}", excerpt(body))))?;
+    let content = text_of(msg.get("content"))?.filter(|s| !s.is_empty());
     let mut tool_calls = Vec::new();
-    if let Some(calls) = msg.get("tool_calls").and_then(Value::as_array) {
-        for c in calls {
-            let f = c.get("function").unwrap_or(c);
-            let Some(name) = f.get("name").and_then(Value::as_str) else {
-                continue;
-            };
-            // empty when the server sent none; the client gives it an id unique across turns
-            let id = c
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            tool_calls.push(ToolCall {
-                id,
-                name: name.to_string(),
-                arguments: arguments_of(f.get("arguments")),
-            });
-        }
+    let calls = calls_of(msg)?;
+    for (i, c) in calls.iter().enumerate() {
+        let name = call_name(i, c)?;
+        let f = c.get("function").unwrap_or(c);
+        // empty when the server sent none; the client gives it an id unique across turns
+        let id = c
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        tool_calls.push(ToolCall {
+            id,
+            name,
+            arguments: arguments_of(f.get("arguments")),
+        });
     }
     let finish_reason = FinishReason::parse(choice.get("finish_reason").and_then(Value::as_str));
-    Ok(ChatResponse {
+    nonempty(ChatResponse {
         content,
         tool_calls,
         finish_reason,
         usage: usage_of(body),
     })
+}
+
+/// The `tool_calls` of a message or stream delta: absent or null is none; not a list is malformed.
+fn calls_of(msg: &Value) -> Result<&[Value], ModelError> {
+    match msg.get("tool_calls") {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(calls)) => Ok(calls.as_slice()),
+        Some(other) => Err(malformed(format!(
+            "`tool_calls` is {}, not a list",
+            kind(other)
+        ))),
+    }
+}
+
+/// The function name of tool call `i`: `function.name`, or a top-level `name` (some servers
+/// send calls flat). A call with neither is malformed.
+fn call_name(i: usize, c: &Value) -> Result<String, ModelError> {
+    let f = match (c.get("function"), c.get("name")) {
+        (Some(f @ Value::Object(_)), _) => f,
+        (None, Some(_)) => c,
+        (Some(other), _) => {
+            return Err(malformed(format!(
+                "tool call {i} has `function` {}, not an object",
+                kind(other)
+            )))
+        }
+        (None, None) => {
+            return Err(malformed(format!(
+                "tool call {i} has no `function`: {}",
+                excerpt(c)
+            )))
+        }
+    };
+    match f.get("name") {
+        Some(Value::String(n)) if !n.trim().is_empty() => Ok(n.clone()),
+        other => Err(malformed(format!(
+            "tool call {i} has no function name ({})",
+            other.map_or("missing", kind)
+        ))),
+    }
+}
+
+/// A response with neither text nor tool calls answers nothing: malformed, unless it was cut by
+/// the token limit (the session asks for a shorter answer then).
+fn nonempty(r: ChatResponse) -> Result<ChatResponse, ModelError> {
+    let blank = r.content.as_deref().is_none_or(|t| t.trim().is_empty());
+    if blank && r.tool_calls.is_empty() && r.finish_reason != FinishReason::Length {
+        return Err(malformed(format!(
+            "the response has neither text nor tool calls (finish_reason {:?})",
+            r.finish_reason
+        )));
+    }
+    Ok(r)
 }
 
 /// Accumulates a streamed response chunk by chunk.
@@ -127,6 +213,7 @@ pub struct StreamAccumulator {
     calls: Vec<PartialCall>,
     finish: Option<String>,
     usage: Usage,
+    done: bool,
 }
 
 #[derive(Debug, Default)]
@@ -161,64 +248,100 @@ impl StreamAccumulator {
         let Some(delta) = choice.get("delta").or_else(|| choice.get("message")) else {
             return Ok(None);
         };
-        if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
-            for c in calls {
-                let index = c.get("index").and_then(Value::as_u64);
-                let id = c
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty());
-                let f = c.get("function");
-                let name = f.and_then(|f| f.get("name")).and_then(Value::as_str);
-                let args = f.and_then(|f| f.get("arguments"));
-                // which call does this fragment belong to? by index, else by id, else: a fragment
-                // with a name starts a new call, one without continues the last.
-                let pos = match (index, id) {
-                    (Some(i), _) => self.calls.iter().position(|p| p.index == Some(i)),
-                    (None, Some(id)) => self.calls.iter().position(|p| p.id == id),
-                    (None, None) if name.is_none() => self.calls.len().checked_sub(1),
-                    _ => None,
-                };
-                let pos = match pos {
-                    Some(p) => p,
-                    None => {
-                        self.calls.push(PartialCall {
-                            index,
-                            ..Default::default()
-                        });
-                        self.calls.len() - 1
-                    }
-                };
-                let Some(p) = self.calls.get_mut(pos) else {
-                    continue;
-                };
-                if let Some(id) = id {
-                    p.id = id.to_string();
+        let calls = calls_of(delta)?;
+        for c in calls {
+            let index = c.get("index").and_then(Value::as_u64);
+            let id = c
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty());
+            let f = match c.get("function") {
+                None | Some(Value::Null) => None,
+                Some(f @ Value::Object(_)) => Some(f),
+                Some(other) => {
+                    return Err(malformed(format!(
+                        "a streamed tool call has `function` {}, not an object",
+                        kind(other)
+                    )))
                 }
-                if let Some(n) = name {
-                    p.name.push_str(n);
+            };
+            let name = match f.and_then(|f| f.get("name")) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(n)) => Some(n.as_str()),
+                Some(other) => {
+                    return Err(malformed(format!(
+                        "a streamed tool call's name is {}, not text",
+                        kind(other)
+                    )))
                 }
-                match args {
-                    Some(Value::String(s)) => p.arguments.push_str(s),
-                    Some(Value::Null) | None => {}
-                    Some(other) => p.arguments.push_str(&other.to_string()),
+            };
+            let args = f.and_then(|f| f.get("arguments"));
+            // which call does this fragment belong to? by index, else by id, else: a fragment
+            // with a name starts a new call, one without continues the last.
+            let pos = match (index, id) {
+                (Some(i), _) => self.calls.iter().position(|p| p.index == Some(i)),
+                (None, Some(id)) => self.calls.iter().position(|p| p.id == id),
+                (None, None) if name.is_none() => self.calls.len().checked_sub(1),
+                _ => None,
+            };
+            let pos = match pos {
+                Some(p) => p,
+                None => {
+                    self.calls.push(PartialCall {
+                        index,
+                        ..Default::default()
+                    });
+                    self.calls.len() - 1
                 }
+            };
+            let Some(p) = self.calls.get_mut(pos) else {
+                continue;
+            };
+            if let Some(id) = id {
+                p.id = id.to_string();
+            }
+            if let Some(n) = name {
+                p.name.push_str(n);
+            }
+            match args {
+                Some(Value::String(s)) => p.arguments.push_str(s),
+                Some(Value::Null) | None => {}
+                Some(other) => p.arguments.push_str(&other.to_string()),
             }
         }
-        let text = text_of(delta.get("content")).filter(|s| !s.is_empty());
+        let text = text_of(delta.get("content"))?.filter(|s| !s.is_empty());
         if let Some(t) = &text {
             self.content.push_str(t);
         }
         Ok(text)
     }
 
-    /// The complete response.
-    pub fn finish(self) -> ChatResponse {
-        let tool_calls = self
-            .calls
-            .into_iter()
-            .filter(|p| !p.name.is_empty())
-            .map(|p| ToolCall {
+    /// The stream's `data: [DONE]` arrived.
+    pub fn done(&mut self) {
+        self.done = true;
+    }
+
+    /// The complete response. A stream that ended with neither a `finish_reason` nor `[DONE]`
+    /// was cut off (its last call may be half written): malformed, as is a call fragment that
+    /// never got a name.
+    pub fn finish(self) -> Result<ChatResponse, ModelError> {
+        if self.finish.is_none() && !self.done {
+            return Err(malformed(format!(
+                "the stream ended before the response was complete (no finish_reason, no [DONE]){}",
+                match self.calls.len() {
+                    0 => String::new(),
+                    n => format!("; {n} tool call(s) were cut off"),
+                }
+            )));
+        }
+        let mut tool_calls = Vec::new();
+        for (i, p) in self.calls.into_iter().enumerate() {
+            if p.name.trim().is_empty() {
+                return Err(malformed(format!(
+                    "streamed tool call {i} has no function name"
+                )));
+            }
+            tool_calls.push(ToolCall {
                 // empty when the server sent none (see `parse_response`)
                 id: p.id,
                 name: p.name,
@@ -227,14 +350,14 @@ impl StreamAccumulator {
                 } else {
                     p.arguments
                 },
-            })
-            .collect();
-        ChatResponse {
+            });
+        }
+        nonempty(ChatResponse {
             content: (!self.content.is_empty()).then_some(self.content),
             tool_calls,
             finish_reason: FinishReason::parse(self.finish.as_deref()),
             usage: self.usage,
-        }
+        })
     }
 }
 
@@ -290,7 +413,7 @@ mod tests {
             }
         }
         assert_eq!(text, "Looking");
-        let r = acc.finish();
+        let r = acc.finish().expect("complete stream");
         assert_eq!(r.tool_calls.len(), 1);
         assert_eq!(r.tool_calls[0].arguments, "{\"operation\":\"get\"}");
         assert_eq!(r.finish_reason, FinishReason::ToolCalls);

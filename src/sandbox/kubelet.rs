@@ -1,10 +1,15 @@
 //! A stand-in for the kubelet the sandbox does not have. The sandbox runs the real control plane
 //! (kube-apiserver, kube-controller-manager) but no nodes: pods are created by the real
-//! controllers and then stay Pending forever. For evals and tests that need workloads to come up,
-//! this loop does the kubelet's and scheduler's bookkeeping in one namespace, through the real
-//! API: it binds unscheduled pods to a node, reports them Running and Ready (with a pod IP, so
-//! the Endpoints controller fills Services), reports `ImagePullBackOff` for images listed as
-//! unpullable, and finishes the graceful deletion of terminating pods.
+//! controllers and then stay Pending forever. This loop does the kubelet's and scheduler's
+//! bookkeeping through the real API: it binds unscheduled pods to a node, reports them Running
+//! and Ready (with a pod IP, so the Endpoints controller fills Services), reports
+//! `ImagePullBackOff` for images listed as unpullable, and finishes the graceful deletion of
+//! terminating pods.
+//!
+//! `bosun sandbox up` runs it for every namespace as its own process (`bosun sandbox kubelet`,
+//! [`serve_all`]); a namespace labelled [`OPT_OUT_LABEL`]`=off` is left alone — for pods whose
+//! status a test, the demo or an eval task sets itself. Evals run one per task namespace
+//! ([`Kubelet::spawn`]) with the task's unpullable images.
 //!
 //! It never runs a container. What it decides is only the image name: a pod whose images are all
 //! pullable becomes Ready. That is the one honest shortcut; everything else the agent sees —
@@ -18,6 +23,9 @@ use std::time::Duration;
 
 /// The node pods are bound to.
 pub const NODE: &str = "bosun-sandbox-node";
+
+/// A namespace with this label set to `off` is not served by the sandbox-wide stand-in kubelet.
+pub const OPT_OUT_LABEL: &str = "bosun.dev/stand-in-kubelet";
 
 /// What the stand-in kubelet does.
 #[derive(Debug, Clone, Default)]
@@ -62,6 +70,52 @@ impl Kubelet {
     }
 }
 
+/// Reconcile the pods of every namespace but the opted-out ones every 250 ms, forever: what the
+/// sandbox's `bosun sandbox kubelet` process runs. Errors are logged and retried.
+pub async fn serve_all(client: Client, opts: KubeletOptions) {
+    // the node first: `sandbox up` waits for it as the sign this loop runs
+    let mut node = false;
+    loop {
+        if !node {
+            match ensure_node(&client).await {
+                Ok(()) => node = true,
+                Err(e) => tracing::warn!("stand-in kubelet: creating node {NODE}: {e}"),
+            }
+        }
+        if let Err(e) = reconcile_all(&client, &opts).await {
+            tracing::warn!("stand-in kubelet: {e}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// One pass over the pods of every namespace not labelled [`OPT_OUT_LABEL`]`=off`.
+pub async fn reconcile_all(client: &Client, opts: &KubeletOptions) -> Result<usize, kube::Error> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let off: std::collections::HashSet<String> = nss
+        .list(&ListParams::default().labels(&format!("{OPT_OUT_LABEL}=off")))
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    let pods: Api<Pod> = Api::all(client.clone());
+    let served: Vec<Pod> = pods
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.metadata
+                .namespace
+                .as_ref()
+                .is_some_and(|ns| !off.contains(ns))
+        })
+        .collect();
+    reconcile_pods(client, &served, opts).await
+}
+
 async fn ensure_node(client: &Client) -> Result<(), kube::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
     if nodes.get_opt(NODE).await?.is_some() {
@@ -100,15 +154,26 @@ pub async fn reconcile_selected(
         lp = lp.labels(s);
     }
     let pods = api.list(&lp).await?;
-    if pods.items.is_empty() {
+    reconcile_pods(client, &pods.items, opts).await
+}
+
+/// Do the kubelet's part for `pods` (of any namespaces). Returns how many it changed.
+async fn reconcile_pods(
+    client: &Client,
+    pods: &[Pod],
+    opts: &KubeletOptions,
+) -> Result<usize, kube::Error> {
+    if pods.is_empty() {
         return Ok(0);
     }
     ensure_node(client).await?;
     let mut changed = 0;
-    for (i, p) in pods.items.iter().enumerate() {
-        let Some(name) = p.metadata.name.clone() else {
+    for (i, p) in pods.iter().enumerate() {
+        let (Some(name), Some(ns)) = (p.metadata.name.clone(), p.metadata.namespace.as_deref())
+        else {
             continue;
         };
+        let api: Api<Pod> = Api::namespaced(client.clone(), ns);
         if p.metadata.deletion_timestamp.is_some() {
             // the kubelet stopped the containers: finish the graceful deletion
             let dp = DeleteParams {

@@ -142,11 +142,15 @@ pub enum Progress {
 }
 
 /// Options for [`up`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct UpOptions {
     pub lifetime: Lifetime,
     /// Also run kube-controller-manager (namespace deletion, garbage collection, ReplicaSets).
     pub controller_manager: bool,
+    /// Run the stand-in kubelet ([`kubelet`]) for every namespace as a process of the sandbox:
+    /// this `bosun` executable with `sandbox kubelet --kubeconfig …`. `None`: pods stay Pending
+    /// unless someone sets their status.
+    pub kubelet: Option<PathBuf>,
 }
 
 impl Default for UpOptions {
@@ -154,9 +158,13 @@ impl Default for UpOptions {
         Self {
             lifetime: Lifetime::Detached,
             controller_manager: true,
+            kubelet: None,
         }
     }
 }
+
+/// The name of the stand-in kubelet in [`SandboxState::processes`].
+pub const KUBELET: &str = "stand-in-kubelet";
 
 /// The default state directory: `$BOSUN_SANDBOX_DIR`, else `$XDG_STATE_HOME/bosun/sandbox`,
 /// else `~/.local/state/bosun/sandbox`.
@@ -472,6 +480,40 @@ pub async fn up(
             });
         }
 
+        if let Some(bosun) = &opts.kubelet {
+            progress(Progress::Started(KUBELET));
+            let t_kubelet = Instant::now();
+            let log = dir.join("stand-in-kubelet.log");
+            let pid = process::spawn(
+                bosun,
+                &[
+                    "sandbox".into(),
+                    "kubelet".into(),
+                    "--kubeconfig".into(),
+                    kubeconfig.display().to_string(),
+                ],
+                &log,
+                opts.lifetime,
+            )
+            .map_err(io(format!("starting {} sandbox kubelet", bosun.display())))?;
+            let exe = bosun
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_else(|| "bosun".into());
+            procs.push(Proc {
+                name: KUBELET.into(),
+                pid,
+                exe,
+                log,
+            });
+            // it is up once it has connected and made its first pass: the node exists
+            wait_node(&client, &procs[procs.len() - 1], 30).await?;
+            progress(Progress::Ready {
+                step: KUBELET,
+                ms: t_kubelet.elapsed().as_millis() as u64,
+            });
+        }
+
         let env_file = dir.join("env");
         let mut state = SandboxState {
             dir: dir.to_path_buf(),
@@ -591,15 +633,29 @@ async fn wait_apiserver(
 async fn wait_controllers(client: &kube::Client, p: &Proc, secs: u64) -> Result<(), SandboxError> {
     use k8s_openapi::api::core::v1::ServiceAccount;
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    wait_exists(&api, "default", "kube-controller-manager", p, secs).await
+}
+
+/// Wait until the object `name` exists — the sign that the process `p` (`component`) acts.
+async fn wait_exists<K>(
+    api: &Api<K>,
+    name: &str,
+    component: &str,
+    p: &Proc,
+    secs: u64,
+) -> Result<(), SandboxError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        if let Ok(Some(_)) = api.get_opt("default").await {
+        if let Ok(Some(_)) = api.get_opt(name).await {
             return Ok(());
         }
-        check_alive("kube-controller-manager", p)?;
+        check_alive(component, p)?;
         if Instant::now() > deadline {
             return Err(SandboxError::Timeout {
-                component: "kube-controller-manager".into(),
+                component: component.into(),
                 secs,
                 log: p.log.clone(),
                 tail: process::log_tail(&p.log, 15),
@@ -607,6 +663,12 @@ async fn wait_controllers(client: &kube::Client, p: &Proc, secs: u64) -> Result<
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+async fn wait_node(client: &kube::Client, p: &Proc, secs: u64) -> Result<(), SandboxError> {
+    use k8s_openapi::api::core::v1::Node;
+    let api: Api<Node> = Api::all(client.clone());
+    wait_exists(&api, kubelet::NODE, KUBELET, p, secs).await
 }
 
 fn crd_resource() -> ApiResource {

@@ -964,6 +964,7 @@ impl Tool for Blocks {
                 .or_else(|| self.access.default_context.clone()),
             namespace: a.namespace.clone(),
             kinds: vec![],
+            objects: vec![],
         }))
     }
 

@@ -906,6 +906,7 @@ impl Tool for Flux {
                 ns.clone()
             },
             kinds: kind.clone().into_iter().collect(),
+            objects: Vec::new(),
         };
         let op = a.operation;
         match op {
@@ -952,6 +953,7 @@ impl Tool for Flux {
                     }
                 );
                 Ok(Invocation {
+                    min_effect: None,
                     operation: op.as_str().into(),
                     target: if dry_run {
                         format!("dry-run: {human}")

@@ -1393,6 +1393,7 @@ impl Tool for Git {
             ),
         };
         Ok(Invocation {
+            min_effect: None,
             operation: c.op.as_str().to_string(),
             target,
             change: Self::change(&c),
@@ -1401,6 +1402,7 @@ impl Tool for Git {
                 context: c.push.as_ref().and_then(|p| p.context.clone()),
                 namespace: c.a.namespace.clone(),
                 kinds: Vec::new(),
+                objects: Vec::new(),
             },
         })
     }

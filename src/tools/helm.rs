@@ -1133,6 +1133,7 @@ impl Tool for Helm {
             _ => false,
         };
         Ok(Invocation {
+            min_effect: None,
             operation: c.op.as_str().to_string(),
             target,
             change: Self::change(&c),
@@ -1141,6 +1142,7 @@ impl Tool for Helm {
                 context: c.context.clone(),
                 namespace: (!c.namespace.is_empty()).then(|| c.namespace.clone()),
                 kinds: Vec::new(),
+                objects: Vec::new(),
             },
         })
     }

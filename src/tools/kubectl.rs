@@ -12,6 +12,7 @@
 //! with `dry_run: true`) and for the real call, so the guard can match them. Output goes through
 //! [`crate::compact`]: tables, counts by status, unhealthy objects first, "… N more" markers.
 
+mod effect;
 mod read;
 mod write;
 
@@ -404,6 +405,7 @@ impl Tool for Kubectl {
                 ns.clone()
             },
             kinds: kind.clone().into_iter().collect(),
+            objects: Vec::new(),
         };
         let ctx_s = ctx.as_deref().unwrap_or("(current)");
         let ns_s = ns.as_deref().unwrap_or("(default)");
@@ -446,6 +448,7 @@ impl Tool for Kubectl {
                 );
                 if op == Diff {
                     return Ok(Invocation {
+                        min_effect: None,
                         operation: op.as_str().into(),
                         target: human,
                         change: None,
@@ -520,6 +523,7 @@ impl Tool for Kubectl {
         };
         let dry_run = op == ApplyDryRun || a.dry_run == Some(true);
         Ok(Invocation {
+            min_effect: None,
             operation: op.as_str().into(),
             target: if dry_run {
                 format!("dry-run: {human}")
@@ -533,6 +537,23 @@ impl Tool for Kubectl {
             }),
             dry_run,
             scope,
+        })
+    }
+
+    fn resolve<'a>(
+        &'a self,
+        inv: Invocation,
+        args: &'a Value,
+        _ctx: &'a ToolCtx,
+    ) -> BoxFuture<'a, Result<Invocation, ToolError>> {
+        Box::pin(async move {
+            // reads need no resolution; changes, their dry-runs and diffs are judged per object
+            if inv.change.is_none() && !inv.dry_run {
+                return Ok(inv);
+            }
+            let a = Self::parse(args)?;
+            let cluster = self.cluster(&a).await?;
+            effect::resolve(&cluster, &a, inv).await
         })
     }
 

@@ -53,6 +53,9 @@ pub struct Invocation {
     pub dry_run: bool,
     /// Where the call acts, for policy rules (kube context, namespace, kinds).
     pub scope: Scope,
+    /// Raises the operation's effect class when what the call will really do is worse than its
+    /// name says (a terraform plan that deletes is `destructive`). Never lowers it.
+    pub min_effect: Option<EffectClass>,
 }
 
 /// Where a call acts. Tools fill in what applies to them.
@@ -63,6 +66,28 @@ pub struct Scope {
     pub namespace: Option<String>,
     /// Kubernetes kinds touched (e.g. `Deployment`, `Secret`).
     pub kinds: Vec<String>,
+    /// Every object the call touches, once [`Tool::resolve`] has normalised it (kind through
+    /// discovery, namespace per object, rendered charts, terraform's plan). Policy is decided
+    /// per object: the strictest action over all of them wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<ObjectRef>,
+}
+
+/// One Kubernetes object a call really touches, resolved by the tool's code: the kind as the
+/// API server names it (never as the model spelled it), the namespace it will land in (`None`
+/// for cluster-scoped objects).
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct ObjectRef {
+    /// API group (`""` for the core group).
+    pub group: String,
+    /// The kind, e.g. `ClusterRole`.
+    pub kind: String,
+    /// The namespace; `None` when the kind is cluster-scoped.
+    pub namespace: Option<String>,
+    /// The object's name (may be empty for a selector or a generated name).
+    pub name: String,
 }
 
 impl Invocation {
@@ -74,6 +99,7 @@ impl Invocation {
             change: None,
             dry_run: false,
             scope: Scope::default(),
+            min_effect: None,
         }
     }
 
@@ -220,6 +246,20 @@ pub trait Tool: Send + Sync {
     /// change it makes or dry-runs. No network or cluster I/O (reading a local file the call
     /// names, such as a terraform planfile, is allowed).
     fn plan(&self, args: &Value) -> Result<Invocation, ToolError>;
+    /// Turn the parsed call into the effect it will really have, with whatever I/O that takes
+    /// (API discovery to resolve kinds and scopes, rendering a chart, reading a terraform plan
+    /// as JSON, looking at the files a write touches). The guard calls this after [`Tool::plan`]
+    /// and before any decision: policy, fingerprint and approval are computed from what it
+    /// returns — never from how the model spelled the arguments. An error refuses the call.
+    /// The default keeps the plan as it is (tools whose arguments already are the effect).
+    fn resolve<'a>(
+        &'a self,
+        inv: Invocation,
+        _args: &'a Value,
+        _ctx: &'a ToolCtx,
+    ) -> BoxFuture<'a, Result<Invocation, ToolError>> {
+        Box::pin(async move { Ok(inv) })
+    }
     /// For a change that was applied with these arguments: how to verify it and how to undo it.
     /// Called by the session after a successful `mutating`/`destructive` call (no I/O).
     fn follow_ups(&self, _args: &Value) -> FollowUps {

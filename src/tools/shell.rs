@@ -154,6 +154,7 @@ impl Tool for Shell {
             Operation::Run => "run",
         };
         Ok(Invocation {
+            min_effect: None,
             operation: operation.into(),
             target: format!("{} (in {})", shown.join(" "), c.cwd.display()),
             change: Some(change(&c)),

@@ -797,13 +797,25 @@ impl Terraform {
         Ok(text)
     }
 
-    async fn apply_plan(
+    /// The saved plan `rec` as terraform's `show -json` reads it: exactly the bytes plan wrote,
+    /// made from the configuration as it is now, nothing bosun refuses in it. Returns how many
+    /// resources it deletes or replaces.
+    async fn judge_saved_plan(
         &self,
-        c: Call,
         ctx: &ToolCtx,
-        effect: EffectClass,
-    ) -> Result<String, ToolError> {
-        let rec = self.record(&c)?;
+        c: &Call,
+        rec: &PlanRecord,
+    ) -> Result<usize, ToolError> {
+        Self::intact(c, rec)?;
+        let v = self.show_json(ctx, c, Some(&rec.path)).await?;
+        if let Some(why) = check::check_plan(&v).refusal(&self.providers) {
+            return Err(ToolError::Failed(why));
+        }
+        Ok(summarise_plan(&v, ctx, !rec.secret_inputs).deletes)
+    }
+
+    /// The planfile holds exactly the bytes plan wrote, from the configuration as it is now.
+    fn intact(c: &Call, rec: &PlanRecord) -> Result<(), ToolError> {
         let bytes = std::fs::read(&rec.path).map_err(|e| {
             ToolError::Failed(format!(
                 "the planfile {} is gone ({e}); run plan again",
@@ -821,12 +833,18 @@ impl Terraform {
                 "the configuration changed after the plan; run plan again and apply the new planfile".into(),
             ));
         }
+        Ok(())
+    }
+
+    async fn apply_plan(
+        &self,
+        c: Call,
+        ctx: &ToolCtx,
+        effect: EffectClass,
+    ) -> Result<String, ToolError> {
+        let rec = self.record(&c)?;
         // judged again from the planfile itself, just before it runs
-        let v = self.show_json(ctx, &c, Some(&rec.path)).await?;
-        if let Some(why) = check::check_plan(&v).refusal(&self.providers) {
-            return Err(ToolError::Failed(why));
-        }
-        let deletes = summarise_plan(&v, ctx, !rec.secret_inputs).deletes;
+        let deletes = self.judge_saved_plan(ctx, &c, &rec).await?;
         if deletes > 0 && effect != EffectClass::Destructive {
             return Err(ToolError::Failed(format!(
                 "the plan {} deletes or replaces {deletes} resource(s), but it was admitted as a non-destructive change; run plan again and apply it with approval",
@@ -1320,7 +1338,8 @@ impl Tool for Terraform {
 
     fn plan(&self, args: &Value) -> Result<Invocation, ToolError> {
         let c = self.parse(args)?;
-        let mut operation = c.op.as_str().to_string();
+        let operation = c.op.as_str().to_string();
+        let mut min_effect = None;
         let mut target = format!("dir={}", c.dir.display());
         if c.op.kind().is_some() || c.a.planfile.is_some() {
             target.push_str(&format!(" planfile={}", c.planfile));
@@ -1342,7 +1361,8 @@ impl Tool for Terraform {
                     }
                     (Operation::Apply, PlanKind::Plan) if rec.deletes > 0 => {
                         // a plan that deletes or replaces is as dangerous as a destroy
-                        operation = "destroy".into();
+                        // (`resolve` confirms it from the planfile itself)
+                        min_effect = Some(EffectClass::Destructive);
                         target.push_str(&format!(
                             " (deletes or replaces {} resource(s))",
                             rec.deletes
@@ -1353,11 +1373,46 @@ impl Tool for Terraform {
             }
         }
         Ok(Invocation {
+            min_effect,
             operation,
             target,
             change: Self::change(&c),
             dry_run: matches!(c.op, Operation::Plan | Operation::DestroyPlan),
             scope: Default::default(),
+        })
+    }
+
+    /// What an apply really does, from terraform's own reading of the saved plan (`show -json`):
+    /// refused when it holds provisioners, the `external` data source or a provider the policy
+    /// does not allow, or when the planfile's bytes or the configuration moved since the plan;
+    /// `destructive` when it deletes or replaces anything. (The configuration itself was checked
+    /// by `plan`, before anything ran.)
+    fn resolve<'a>(
+        &'a self,
+        mut inv: Invocation,
+        args: &'a Value,
+        ctx: &'a ToolCtx,
+    ) -> BoxFuture<'a, Result<Invocation, ToolError>> {
+        Box::pin(async move {
+            let c = self.parse(args)?;
+            if !matches!(c.op, Operation::Apply | Operation::Destroy) {
+                return Ok(inv);
+            }
+            let rec = self
+                .plans()
+                .get(&(c.dir.clone(), c.planfile.clone()))
+                .cloned();
+            // no saved plan: nothing to read; the guard refuses the apply for want of a dry-run
+            let Some(rec) = rec else { return Ok(inv) };
+            // a moved planfile or configuration: `execute` refuses it and says why
+            if Self::intact(&c, &rec).is_err() {
+                return Ok(inv);
+            }
+            let deletes = self.judge_saved_plan(ctx, &c, &rec).await?;
+            if deletes > 0 {
+                inv.min_effect = Some(EffectClass::Destructive);
+            }
+            Ok(inv)
         })
     }
 

@@ -52,9 +52,12 @@ fn start() -> Result<SandboxState, String> {
                     return;
                 }
             };
+            // no stand-in kubelet: tests set pod status themselves (`pod_with_status`,
+            // `mark_pods_ready`)
             let opts = UpOptions {
                 lifetime: Lifetime::TiedToParent,
                 controller_manager: true,
+                kubelet: None,
             };
             let r = rt.block_on(sandbox::up(&dir, opts, &|_| {}));
             let _ = tx.send(r.map_err(|e| e.to_string()));
@@ -111,8 +114,11 @@ pub async fn namespace(prefix: &str) -> String {
     use kube::api::{Api, PostParams};
     let name = format!("{prefix}-{}", suffix());
     let api: Api<Namespace> = Api::all(kube().await);
-    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
-        .expect("namespace object");
+    // tests play the kubelet themselves: a reused `bosun sandbox up` sandbox's stand-in kubelet
+    // leaves their namespaces alone
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name,
+        "labels": {(bosun::sandbox::kubelet::OPT_OUT_LABEL): "off"}}}))
+    .expect("namespace object");
     api.create(&PostParams::default(), &ns)
         .await
         .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
@@ -312,14 +318,20 @@ impl Driver {
             Ok(r) => r,
             Err(d) => panic!("registry: {d:?}"),
         };
-        let mut cfg = bosun::guard::GuardConfig::default();
+        // the agent's own policy, as the runtime uses it
+        let mut cfg = bosun::guard::GuardConfig {
+            policy: std::sync::Arc::new(loaded.agent.policy.clone()),
+            ..Default::default()
+        };
         if let Some(a) = approver {
             cfg.approver = a;
         }
+        let mut ctx = bosun::tools::ToolCtx::new(workspace);
+        ctx.environments = std::sync::Arc::new(cfg.policy.environments.clone());
         Self {
             registry,
             guard: bosun::guard::Guard::new(cfg),
-            ctx: bosun::tools::ToolCtx::new(workspace),
+            ctx,
             transcript: std::sync::Mutex::new(Vec::new()),
             raw: std::sync::Mutex::new(Vec::new()),
             next: std::sync::atomic::AtomicU32::new(0),
@@ -349,23 +361,22 @@ impl Driver {
             name: tool.to_string(),
             arguments: args.to_string(),
         };
-        let (decision, admitted) = self.guard.admit(&self.registry, &call, state).await;
-        let outcome = match admitted {
-            None => Outcome::Refused(decision.reason),
+        // the production call path (bosun::dispatch), step by step to keep the raw output
+        let env = self.env();
+        let adm = env.admit(&call, state).await;
+        let outcome = match adm.admitted {
+            None => {
+                let out = env.finish(&call, false, &adm.refusal.unwrap_or_default(), adm.started);
+                Outcome::Refused(out)
+            }
             Some(a) => {
-                let reg = self
-                    .registry
-                    .get(tool)
-                    .expect("admitted tool is registered");
-                let r = reg.tool.execute(&a, &self.ctx).await;
-                self.guard.record(&a, r.is_ok());
-                self.raw.lock().expect("raw").push(match &r {
-                    Ok(s) => s.clone(),
-                    Err(e) => e.to_string(),
-                });
-                match r {
-                    Ok(s) => Outcome::Ok(self.ctx.redactor.redact(&s)),
-                    Err(e) => Outcome::Failed(self.ctx.redactor.redact(&e.to_string())),
+                let ex = env.execute(a).await;
+                self.raw.lock().expect("raw").push(ex.output.clone());
+                let out = env.finish(&call, ex.ok, &ex.output, adm.started);
+                if ex.ok {
+                    Outcome::Ok(out)
+                } else {
+                    Outcome::Failed(out)
                 }
             }
         };
@@ -378,6 +389,18 @@ impl Driver {
             .expect("transcript")
             .push((format!("{tool} {args}"), text));
         outcome
+    }
+
+    /// The one call path with this driver's registry, guard and context.
+    pub fn env(&self) -> bosun::dispatch::CallEnv<'_> {
+        bosun::dispatch::CallEnv {
+            registry: &self.registry,
+            ctx: &self.ctx,
+            guard: &self.guard,
+            audit: None,
+            file: None,
+            events: None,
+        }
     }
 
     /// Every output and refusal so far.
@@ -460,17 +483,21 @@ impl Harness {
             name: tool.to_string(),
             arguments: args.to_string(),
         };
-        let (decision, admitted) = self.guard.admit(&self.registry, &call, state).await;
-        let Some(admitted) = admitted else {
-            return Err(format!("refused: {}", decision.reason));
+        // the production call path (bosun::dispatch)
+        let env = bosun::dispatch::CallEnv {
+            registry: &self.registry,
+            ctx: &self.ctx,
+            guard: &self.guard,
+            audit: None,
+            file: None,
+            events: None,
         };
-        let reg = self
-            .registry
-            .get(tool)
-            .expect("an admitted tool is registered");
-        let r = reg.tool.execute(&admitted, &self.ctx).await;
-        self.guard.record(&admitted, r.is_ok());
-        r.map_err(|e| format!("error: {e}"))
+        let d = env.call(&call, state).await;
+        match (d.ok, d.ran.is_some()) {
+            (true, _) => Ok(d.output),
+            (false, true) => Err(d.output),
+            (false, false) => Err(format!("refused: {}", d.decision.reason)),
+        }
     }
 }
 

@@ -195,9 +195,11 @@ pub(super) async fn apply(
                 continue;
             }
         };
+        // the same rule as the guard's view of this call (kubectl::effect)
         let obj_ns = d
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
             .unwrap_or(ns)
             .to_string();
         let id = if namespaced {
