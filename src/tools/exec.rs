@@ -4,7 +4,8 @@
 //! long output into something a model can afford to read.
 //!
 //! Every child runs under bubblewrap (`bwrap`): new PID, mount, IPC and UTS namespaces, a fresh
-//! `/proc` (the bosun process and its `/proc/<pid>/environ` are not there), `--die-with-parent`,
+//! `/proc` (the bosun process and its `/proc/<pid>/environ` are not there), no capabilities
+//! (`--cap-drop ALL`, also when bosun runs as root), `--die-with-parent`,
 //! an environment built from nothing (an allow-list plus what the tool sets), a tmpfs HOME and
 //! `/tmp`, the system directories read-only, and only the paths the call needs: read-write the
 //! directories it works in ([`Cmd::rw`]), read-only its inputs ([`Cmd::ro`]) and the credential
@@ -439,6 +440,10 @@ fn sandbox_argv(cmd: &Cmd) -> Result<(Vec<OsString>, Env), ToolError> {
         "--unshare-uts".as_ref(),
         "--unshare-cgroup-try".as_ref(),
         "--die-with-parent".as_ref(),
+        // bosun may run as root, and bwrap keeps root's capabilities unless told: with
+        // CAP_DAC_READ_SEARCH a child could open host files by handle past its mount view
+        "--cap-drop".as_ref(),
+        "ALL".as_ref(),
         "--proc".as_ref(),
         "/proc".as_ref(),
         "--dev".as_ref(),
@@ -733,7 +738,7 @@ mod tests {
         let script = format!(
             "echo pids=$(ls /proc | grep -c '^[0-9]'); cat /proc/1/cmdline | tr '\\0' ' '; echo; \
              echo ok > {shown}/w && echo wrote; cat {hidden}/secret || echo hidden-gone; \
-             ls $HOME | wc -l; touch /usr/x 2>/dev/null || echo usr-ro; env",
+             ls $HOME | wc -l; touch /usr/x 2>/dev/null || echo usr-ro; grep CapEff /proc/self/status; env",
             shown = shown.path().display(),
             hidden = hidden.path().display()
         );
@@ -752,6 +757,10 @@ mod tests {
             "{o}"
         );
         assert!(!o.contains("top"), "{o}");
+        assert!(
+            o.contains("CapEff:\t0000000000000000"),
+            "capabilities kept: {o}"
+        );
         assert!(!o.contains("CARGO"), "bosun's environment leaked: {o}");
         // bosun's state and anything holding it cannot be bound
         for p in [
