@@ -191,6 +191,10 @@ else missing+=("terraform aws provider mirror: not in any reachable registry; pu
 say "git"
 if command -v git >/dev/null; then ok "$(git --version)"
 else missing+=("git: apt-get install git"); fi
+say "bubblewrap (every helm/terraform/git/shell child process runs in a bwrap sandbox)"
+if command -v bwrap >/dev/null; then ok "$(bwrap --version)"
+elif [ $CHECK_ONLY = 1 ]; then missing+=("bubblewrap: apt-get install bubblewrap")
+else apt_install bubblewrap; ok "$(bwrap --version)"; fi
 say "tmux (the REPL test drives bosun chat in a real terminal)"
 if command -v tmux >/dev/null; then ok "$(tmux -V)"
 elif [ $CHECK_ONLY = 1 ]; then missing+=("tmux: apt-get install tmux")

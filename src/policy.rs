@@ -177,9 +177,104 @@ pub struct Verification {
     pub rollback: bool,
 }
 
+/// The terraform section: which providers a terraform configuration may use.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerraformPolicy {
+    /// Provider source addresses (`registry.terraform.io/hashicorp/null`, short `hashicorp/null`,
+    /// or every provider of a namespace: `hashicorp/*`). Absent: [`DEFAULT_PROVIDERS`]. Terraform's
+    /// built-in provider (`terraform_data`) is always allowed.
+    #[serde(default)]
+    pub providers: Option<Vec<String>>,
+}
+
+/// The providers allowed when the policy names none: HashiCorp's own (from the Terraform or the
+/// OpenTofu registry), except `hashicorp/external`, whose one data source runs a program at plan.
+pub const DEFAULT_PROVIDERS: &[&str] = &[
+    "registry.terraform.io/hashicorp/*",
+    "registry.opentofu.org/hashicorp/*",
+];
+
+/// Providers never allowed, whatever the list says: they exist to run programs.
+pub const REFUSED_PROVIDERS: &[&str] = &[
+    "registry.terraform.io/hashicorp/external",
+    "registry.opentofu.org/hashicorp/external",
+];
+
+/// Terraform itself (`terraform_data`, `terraform_remote_state`).
+pub const BUILTIN_PROVIDER: &str = "terraform.io/builtin/terraform";
+
+/// A provider source address in its full form `host/namespace/type` (lower case): `ns/type` is on
+/// registry.terraform.io; `*` as the type stands for every provider of the namespace.
+pub fn provider_address(s: &str) -> Result<String, String> {
+    let s = s.trim().to_ascii_lowercase();
+    let parts: Vec<&str> = s.split('/').collect();
+    let (host, ns, ty) = match parts.as_slice() {
+        [ns, ty] => ("registry.terraform.io", *ns, *ty),
+        [h, ns, ty] => (*h, *ns, *ty),
+        _ => {
+            return Err(format!(
+                "`{s}` is not a provider source address: write namespace/type (hashicorp/null) or host/namespace/type"
+            ))
+        }
+    };
+    let name = |x: &str| {
+        !x.is_empty()
+            && x.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.:".contains(c));
+    if !host_ok || !name(ns) || !(name(ty) || ty == "*") {
+        return Err(format!(
+            "`{s}` is not a provider source address: write namespace/type (hashicorp/null), host/namespace/type, or namespace/* for a whole namespace"
+        ));
+    }
+    Ok(format!("{host}/{ns}/{ty}"))
+}
+
+impl TerraformPolicy {
+    /// Whether a provider (full address, as terraform writes it) may be used.
+    pub fn allows(&self, provider: &str) -> bool {
+        let p = provider.to_ascii_lowercase();
+        if p == BUILTIN_PROVIDER {
+            return true;
+        }
+        if REFUSED_PROVIDERS.contains(&p.as_str()) {
+            return false;
+        }
+        let listed = |pat: &str| match pat.strip_suffix("/*") {
+            Some(ns) => p
+                .strip_prefix(ns)
+                .is_some_and(|rest| rest.starts_with('/') && !rest[1..].contains('/')),
+            None => pat == p,
+        };
+        match &self.providers {
+            Some(list) => list
+                .iter()
+                .filter_map(|x| provider_address(x).ok())
+                .any(|x| listed(&x)),
+            None => DEFAULT_PROVIDERS.iter().any(|x| listed(x)),
+        }
+    }
+
+    /// What the policy allows, for messages.
+    pub fn describe(&self) -> String {
+        match &self.providers {
+            Some(l) if l.is_empty() => "none but terraform's built-in provider".into(),
+            Some(l) => l.join(", "),
+            None => format!("{} (the default)", DEFAULT_PROVIDERS.join(", ")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PolicyFile {
+    #[serde(default)]
+    terraform: TerraformPolicy,
     #[serde(default)]
     environments: BTreeMap<Environment, Vec<String>>,
     #[serde(default)]
@@ -199,6 +294,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// The verification gate's behaviour on failure.
     pub verification: Verification,
+    /// Which terraform providers are allowed.
+    pub terraform: TerraformPolicy,
 }
 
 /// Rules every policy ends with.
@@ -221,6 +318,7 @@ impl Default for Policy {
             environments: BTreeMap::new(),
             rules: builtin_rules(),
             verification: Verification::default(),
+            terraform: TerraformPolicy::default(),
         }
     }
 }
@@ -242,8 +340,25 @@ impl Policy {
             &path,
             &text,
             0,
-            &["environments", "rules", "examples", "verification"],
+            &[
+                "environments",
+                "rules",
+                "examples",
+                "verification",
+                "terraform",
+            ],
         )?;
+        for p in file.terraform.providers.iter().flatten() {
+            if let Err(e) = provider_address(p) {
+                let (l, col) = crate::diag::find_key_line(&text, "providers").unwrap_or((1, 1));
+                return Err(Diagnostic::error(
+                    &path,
+                    l,
+                    col,
+                    format!("terraform.providers: {e}"),
+                ));
+            }
+        }
         let mut environments = BTreeMap::new();
         for (env, contexts) in file.environments {
             for c in contexts {
@@ -265,6 +380,7 @@ impl Policy {
             environments,
             rules,
             verification: file.verification,
+            terraform: file.terraform,
         };
         // examples are checked when the policy loads, as Codex does for its exec policy
         let lines: Vec<usize> = text
@@ -362,6 +478,44 @@ mod tests {
             p.decide(&facts("shop", EffectClass::Destructive)).0,
             Action::Allow
         );
+    }
+
+    #[test]
+    fn terraform_providers_are_allow_listed_strictly() {
+        let d = TerraformPolicy::default();
+        assert!(d.allows("registry.terraform.io/hashicorp/null"));
+        assert!(d.allows(BUILTIN_PROVIDER));
+        assert!(!d.allows("registry.terraform.io/hashicorp/external"));
+        assert!(!d.allows("registry.terraform.io/evil/null"));
+        assert!(!d.allows("registry.terraform.io/hashicorp/x/y"));
+        let p = TerraformPolicy {
+            providers: Some(vec!["hashicorp/null".into(), "example.com/acme/*".into()]),
+        };
+        assert!(p.allows("registry.terraform.io/hashicorp/null"));
+        assert!(!p.allows("registry.terraform.io/hashicorp/aws"));
+        assert!(p.allows("example.com/acme/thing"));
+        assert!(!p.allows("example.com/acmex/thing"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join(POLICY_FILE),
+            "terraform:\n  providers: [hashicorp/null, \"not an address\"]\n",
+        )
+        .expect("write");
+        let e = Policy::load(dir.path()).expect_err("bad address");
+        assert!(e.message.contains("not a provider source address"), "{e}");
+        std::fs::write(
+            dir.path().join(POLICY_FILE),
+            "terraform:\n  provider: [hashicorp/null]\n",
+        )
+        .expect("write");
+        assert!(Policy::load(dir.path()).is_err(), "unknown keys are errors");
+        std::fs::write(
+            dir.path().join(POLICY_FILE),
+            "terraform:\n  providers: [hashicorp/null]\n",
+        )
+        .expect("write");
+        let p = Policy::load(dir.path()).expect("loads");
+        assert!(!p.terraform.allows("registry.terraform.io/hashicorp/aws"));
     }
 
     #[test]

@@ -114,8 +114,10 @@ async fn every_run_needs_a_dry_run_and_an_approval_and_gets_no_shell_and_no_cred
         .skip(1)
         .filter_map(|l| l.split_once('=').map(|(k, _)| k))
         .collect();
+    // (bubblewrap sets PWD, the working directory, itself)
     assert!(
-        keys.iter().all(|k| ["PATH", "HOME", "LANG"].contains(k)),
+        keys.iter()
+            .all(|k| ["PATH", "HOME", "LANG", "PWD"].contains(k)),
         "{out}"
     );
     assert!(keys.contains(&"PATH"), "{out}");

@@ -2,6 +2,21 @@
 //! (never `sh -c`), a timeout that stops the whole process group (interrupt first, then kill),
 //! bounded output capture, an environment without bosun's own credentials, and compaction of
 //! long output into something a model can afford to read.
+//!
+//! Every child runs under bubblewrap (`bwrap`): new PID, mount, IPC and UTS namespaces, a fresh
+//! `/proc` (the bosun process and its `/proc/<pid>/environ` are not there), no capabilities
+//! (`--cap-drop ALL`, also when bosun runs as root), `--die-with-parent`,
+//! an environment built from nothing (an allow-list plus what the tool sets), a tmpfs HOME and
+//! `/tmp`, the system directories read-only, and only the paths the call needs: read-write the
+//! directories it works in ([`Cmd::rw`]), read-only its inputs ([`Cmd::ro`]) and the credential
+//! files the tool needs ([`Cmd::credential`]). bosun's own state (sessions, audit logs, the
+//! sandbox state with its vault token, its config) is never bound. The network is shared: helm,
+//! kubectl and terraform providers reach the API server and vault as before. Without `bwrap`
+//! nothing runs (no unsandboxed fallback).
+//!
+//! Why bubblewrap and not hand-written namespace code: it is the Debian-packaged, audited tool
+//! Flatpak uses for exactly this; Landlock + seccomp would need a crate stack and still no fresh
+//! `/proc`.
 
 use super::ToolError;
 use std::ffi::{OsStr, OsString};
@@ -32,6 +47,8 @@ pub struct Cmd {
     pub env: Vec<(OsString, OsString)>,
     pub env_remove: Vec<OsString>,
     pub timeout: Duration,
+    /// What the sandboxed child sees of the file system besides the system directories.
+    pub mounts: Mounts,
     /// After the timeout: SIGINT (terraform releases its state lock on it), then SIGKILL after
     /// this grace period.
     pub grace: Duration,
@@ -54,6 +71,7 @@ impl Cmd {
             ],
             env_remove,
             timeout: Duration::from_secs(60),
+            mounts: Mounts::default(),
             grace: Duration::from_secs(5),
             stdin: None,
         }
@@ -87,6 +105,26 @@ impl Cmd {
 
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
+        self
+    }
+
+    /// Let the child read and write `p` (a directory the call works in).
+    pub fn rw(mut self, p: impl Into<PathBuf>) -> Self {
+        self.mounts.rw.push(p.into());
+        self
+    }
+
+    /// Let the child read `p` (an input of the call: a chart, a plugin mirror).
+    pub fn ro(mut self, p: impl Into<PathBuf>) -> Self {
+        self.mounts.ro.push(p.into());
+        self
+    }
+
+    /// Let the child read the credential file `p` the tool needs (a kubeconfig and the files it
+    /// names). Unlike [`Cmd::ro`], this may lie inside bosun's state (the sandbox's CA), so only
+    /// tools pass it, from their configuration — never a path from the model's arguments.
+    pub fn credential(mut self, p: impl Into<PathBuf>) -> Self {
+        self.mounts.credentials.push(p.into());
         self
     }
 
@@ -153,7 +191,7 @@ async fn capture<R: AsyncRead + Unpin>(mut r: R) -> Vec<u8> {
 fn signal_group(pid: Option<u32>, sig: libc::c_int) {
     if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
         if pid > 0 {
-            // the child leads its own process group (process_group(0)): signal the group, so
+            // the child leads its own session and process group (setsid): signal the group, so
             // grandchildren (terraform providers, helm plugins) stop too
             unsafe {
                 libc::kill(-pid, sig);
@@ -162,23 +200,27 @@ fn signal_group(pid: Option<u32>, sig: libc::c_int) {
     }
 }
 
-/// Run `cmd` to completion or until its timeout. A non-zero exit is not an error here (the
-/// caller reads `Output::code`); failing to start is, and so is the timeout (after the process
-/// group was stopped).
+/// Run `cmd` in the sandbox to completion or until its timeout. A non-zero exit is not an error
+/// here (the caller reads `Output::code`); failing to start is, and so is the timeout (after the
+/// process group was stopped).
 pub async fn run(cmd: &Cmd) -> Result<Output, ToolError> {
-    let mut c = tokio::process::Command::new(&cmd.program);
-    c.args(&cmd.args);
-    if cmd.clear_env {
-        c.env_clear();
-    }
-    for k in &cmd.env_remove {
-        c.env_remove(k);
-    }
-    for (k, v) in &cmd.env {
-        c.env(k, v);
-    }
-    if let Some(d) = &cmd.cwd {
-        c.current_dir(d);
+    let bwrap = bwrap()?;
+    let (argv, env) = sandbox_argv(cmd)?;
+    let mut c = tokio::process::Command::new(bwrap);
+    c.args(&argv);
+    // the environment reaches the child through bwrap's own (not its argv, which `ps` shows)
+    c.env_clear();
+    c.envs(env);
+    c.current_dir("/");
+    // a session of its own: no controlling terminal to inject input into (TIOCSTI), and a
+    // process group for the timeout to stop (it crosses the PID namespace)
+    unsafe {
+        c.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
     c.stdin(if cmd.stdin.is_some() {
         Stdio::piped()
@@ -187,7 +229,6 @@ pub async fn run(cmd: &Cmd) -> Result<Output, ToolError> {
     })
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
-    .process_group(0)
     .kill_on_drop(true);
     let mut child = c
         .spawn()
@@ -238,6 +279,319 @@ pub async fn run(cmd: &Cmd) -> Result<Output, ToolError> {
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     })
+}
+
+/// Paths the child may see besides the read-only system directories.
+#[derive(Debug, Clone, Default)]
+pub struct Mounts {
+    pub rw: Vec<PathBuf>,
+    pub ro: Vec<PathBuf>,
+    pub credentials: Vec<PathBuf>,
+}
+
+/// Variables a child inherits from bosun when set (locale, time zone, proxies, CA bundles);
+/// everything else it gets is set by the tool. `Cmd::clear_env` inherits none of these.
+pub const INHERITED_VARS: &[&str] = &[
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "TZ",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
+
+/// The bwrap binary (`BOSUN_BWRAP`, else `/usr/bin/bwrap`, else PATH), or the error that says
+/// how to install it.
+pub fn bwrap() -> Result<PathBuf, ToolError> {
+    static FOUND: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            std::env::var_os("BOSUN_BWRAP")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| {
+                    ["/usr/bin/bwrap", "/usr/local/bin/bwrap"]
+                        .iter()
+                        .map(PathBuf::from)
+                        .find(|p| p.is_file())
+                })
+                .or_else(|| crate::sandbox::find_binary("bwrap"))
+        })
+        .clone()
+        .ok_or_else(|| {
+            ToolError::Failed(
+                "bubblewrap (bwrap) is not installed: bosun runs every helm, terraform, git and shell process in a bwrap sandbox and runs none without it; install it with `apt-get install bubblewrap` (or scripts/install-deps.sh)".into(),
+            )
+        })
+}
+
+/// Directories holding bosun's own state, which no child may see: the sandbox state (CA key,
+/// vault token), sessions and audit logs, bosun's config.
+pub fn protected_dirs() -> Vec<PathBuf> {
+    let home = real_home();
+    let xdg = |var: &str, rel: &str| -> Option<PathBuf> {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(rel)))
+            .map(|d| d.join("bosun"))
+    };
+    let mut out = vec![
+        crate::sandbox::default_dir(),
+        crate::sandbox::cache_dir().join("sandbox"),
+    ];
+    out.extend(xdg("XDG_STATE_HOME", ".local/state"));
+    out.extend(xdg("XDG_CONFIG_HOME", ".config"));
+    for v in ["BOSUN_TEST_SANDBOX_DIR", "BOSUN_SANDBOX_DIR"] {
+        if let Some(d) = std::env::var_os(v).filter(|v| !v.is_empty()) {
+            out.push(PathBuf::from(d));
+        }
+    }
+    out.into_iter()
+        .map(|d| std::fs::canonicalize(&d).unwrap_or(d))
+        .collect()
+}
+
+/// `p` is `q` or inside it (by components).
+fn within(p: &Path, q: &Path) -> bool {
+    p.starts_with(q)
+}
+
+/// Refuse to show a directory that is, holds or lies inside bosun's state.
+fn check_bind(p: &Path, protected: &[PathBuf], program: &str) -> Result<(), ToolError> {
+    for q in protected {
+        if within(p, q) || within(q, p) {
+            return Err(ToolError::Failed(format!(
+                "refusing to show {} to {program}: it is or contains bosun's own state ({}); use a directory in the workspace",
+                p.display(),
+                q.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The system directories every child sees read-only.
+const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+];
+
+/// Files under `/etc` that are nobody's business (masked with an empty file).
+const MASKED: &[&str] = &[
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/shadow-",
+    "/etc/gshadow-",
+];
+
+/// Environment variables, in order.
+type Env = Vec<(OsString, OsString)>;
+
+/// The bwrap arguments and the environment for `cmd`.
+fn sandbox_argv(cmd: &Cmd) -> Result<(Vec<OsString>, Env), ToolError> {
+    let program = cmd
+        .program
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let protected = protected_dirs();
+    // the environment: an allow-list from bosun's own, then the tool's; removals last
+    let mut env: Env = Vec::new();
+    let set = |k: &OsStr, v: &OsStr, env: &mut Env| {
+        env.retain(|(x, _)| x != k);
+        env.push((k.to_os_string(), v.to_os_string()));
+    };
+    if !cmd.clear_env {
+        for k in INHERITED_VARS {
+            if let Some(v) = std::env::var_os(k) {
+                set(OsStr::new(k), &v, &mut env);
+            }
+        }
+    }
+    for (k, v) in &cmd.env {
+        set(k, v, &mut env);
+    }
+    let explicit: Vec<&OsString> = cmd.env.iter().map(|(k, _)| k).collect();
+    env.retain(|(k, _)| !cmd.env_remove.contains(k) || explicit.contains(&k));
+    let home = env
+        .iter()
+        .find(|(k, _)| k == "HOME")
+        .map(|(_, v)| PathBuf::from(v))
+        .filter(|h| h.is_absolute())
+        .unwrap_or_else(|| PathBuf::from("/home/tool"));
+    if !env.iter().any(|(k, _)| k == "HOME") {
+        env.push(("HOME".into(), home.clone().into_os_string()));
+    }
+
+    let mut a: Vec<OsString> = Vec::new();
+    let mut push = |xs: &[&OsStr]| a.extend(xs.iter().map(|x| x.to_os_string()));
+    push(&[
+        "--unshare-pid".as_ref(),
+        "--unshare-ipc".as_ref(),
+        "--unshare-uts".as_ref(),
+        "--unshare-cgroup-try".as_ref(),
+        "--die-with-parent".as_ref(),
+        // bosun may run as root, and bwrap keeps root's capabilities unless told: with
+        // CAP_DAC_READ_SEARCH a child could open host files by handle past its mount view
+        "--cap-drop".as_ref(),
+        "ALL".as_ref(),
+        "--proc".as_ref(),
+        "/proc".as_ref(),
+        "--dev".as_ref(),
+        "/dev".as_ref(),
+        "--tmpfs".as_ref(),
+        "/tmp".as_ref(),
+        "--tmpfs".as_ref(),
+        "/var/tmp".as_ref(),
+    ]);
+    for d in SYSTEM_DIRS {
+        let p = Path::new(d);
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if let Ok(t) = std::fs::read_link(p) {
+                    push(&["--symlink".as_ref(), t.as_os_str(), p.as_os_str()]);
+                }
+            }
+            Ok(m) if m.is_dir() => push(&["--ro-bind".as_ref(), p.as_os_str(), p.as_os_str()]),
+            _ => {}
+        }
+    }
+    for m in MASKED {
+        if Path::new(m).exists() {
+            push(&["--ro-bind".as_ref(), "/dev/null".as_ref(), m.as_ref()]);
+        }
+    }
+    // /etc/resolv.conf may point into /run (systemd-resolved)
+    if let Ok(r) = std::fs::canonicalize("/etc/resolv.conf") {
+        if !r.starts_with("/etc") {
+            push(&["--ro-bind".as_ref(), r.as_os_str(), r.as_os_str()]);
+        }
+    }
+
+    // (dest, source, kind): kind 0 = ro, 1 = rw, 2 = tmpfs
+    type Binds = Vec<(PathBuf, PathBuf, u8)>;
+    let mut binds: Binds = Vec::new();
+    fn add(
+        binds: &mut Binds,
+        dest: &Path,
+        kind: u8,
+        protected: Option<(&[PathBuf], &str)>,
+    ) -> Result<(), ToolError> {
+        if !dest.is_absolute() {
+            return Ok(());
+        }
+        let Ok(src) = std::fs::canonicalize(dest) else {
+            return Ok(()); // absent: nothing to show
+        };
+        if let Some((dirs, program)) = protected {
+            check_bind(&src, dirs, program)?;
+        }
+        // already visible, read-only, through the system directories and their symlinks
+        if kind == 0 && ["/usr", "/etc"].iter().any(|d| src.starts_with(d)) {
+            return Ok(());
+        }
+        binds.push((dest.to_path_buf(), src, kind));
+        Ok(())
+    }
+    let checked = Some((protected.as_slice(), program.as_str()));
+    // the program itself and the PATH directories it may run (plugins, credential helpers);
+    // a PATH entry that would show bosun's state (`/`, HOME, …) is left out
+    add(&mut binds, &cmd.program, 0, None)?;
+    if let Some(path) = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+    {
+        for d in std::env::split_paths(&path) {
+            let _ = add(&mut binds, &d, 0, checked);
+        }
+    }
+    for p in &cmd.mounts.ro {
+        add(&mut binds, p, 0, checked)?;
+    }
+    for p in &cmd.mounts.rw {
+        add(&mut binds, p, 1, checked)?;
+    }
+    if let Some(d) = &cmd.cwd {
+        add(&mut binds, d, 1, checked)?;
+    }
+    for p in &cmd.mounts.credentials {
+        add(&mut binds, p, 0, None)?;
+    }
+    binds.push((home.clone(), home.clone(), 2));
+    // parents before children, so a later mount is not hidden by an earlier one; at equal depth
+    // tmpfs (HOME) first, then what is bound into it
+    binds.sort_by_key(|(d, _, k)| (d.components().count(), u8::from(*k != 2)));
+    binds.dedup_by(|x, y| x.0 == y.0 && x.2 == y.2);
+    for (dest, src, kind) in &binds {
+        let flag = match kind {
+            0 => "--ro-bind",
+            1 => "--bind",
+            _ => "--tmpfs",
+        };
+        if *kind == 2 {
+            push(&[flag.as_ref(), dest.as_os_str()]);
+        } else {
+            push(&[flag.as_ref(), src.as_os_str(), dest.as_os_str()]);
+        }
+    }
+    // the working directory must exist inside; HOME is a tmpfs
+    if let Some(d) = &cmd.cwd {
+        push(&["--chdir".as_ref(), d.as_os_str()]);
+    }
+    push(&["--".as_ref(), cmd.program.as_os_str()]);
+    a.extend(cmd.args.iter().cloned());
+    Ok((a, env))
+}
+
+/// The files a kubeconfig names (CA, client certificate and key, token file, an absolute exec
+/// plugin): the credentials a Kubernetes tool needs read-only, besides the kubeconfig itself.
+/// `kubeconfig` may be a `:`-separated list, as in `KUBECONFIG`.
+pub fn kubeconfig_files(kubeconfig: &OsStr) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for kc in std::env::split_paths(kubeconfig) {
+        let Ok(text) = std::fs::read_to_string(&kc) else {
+            continue;
+        };
+        out.push(kc.clone());
+        let Ok(v) = serde_saphyr::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let base = kc.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut stack = vec![&v];
+        while let Some(x) = stack.pop() {
+            match x {
+                serde_json::Value::Object(m) => {
+                    for (k, y) in m {
+                        let file_key = matches!(
+                            k.as_str(),
+                            "certificate-authority"
+                                | "client-certificate"
+                                | "client-key"
+                                | "tokenFile"
+                        ) || (k == "command"
+                            && y.as_str().is_some_and(|c| c.starts_with('/')));
+                        match (file_key, y.as_str()) {
+                            (true, Some(f)) => out.push(base.join(f)),
+                            _ => stack.push(y),
+                        }
+                    }
+                }
+                serde_json::Value::Array(xs) => stack.extend(xs),
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 fn looks_important(line: &str) -> bool {
@@ -293,8 +647,8 @@ fn real_home() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// Give a command its own HOME (under bosun's workspace, so it never writes to the user's home)
-/// while keeping the user's cloud credentials usable by kubeconfig exec plugins and providers:
+/// Give a command its own HOME (a tmpfs in the sandbox, at a path under bosun's workspace, so it
+/// never writes to the user's home) while keeping the user's cloud credentials usable by kubeconfig exec plugins and providers:
 /// the credential file locations are passed explicitly when they exist and are not set.
 pub fn private_home(mut cmd: Cmd, home: &Path) -> Cmd {
     let _ = std::fs::create_dir_all(home);
@@ -310,7 +664,7 @@ pub fn private_home(mut cmd: Cmd, home: &Path) -> Cmd {
         for (var, rel) in forward {
             let p = h.join(rel);
             if std::env::var_os(var).is_none() && p.exists() {
-                cmd = cmd.env(var, p);
+                cmd = cmd.env(var, &p).credential(p);
             }
         }
     }
@@ -334,32 +688,98 @@ mod tests {
         assert_eq!(compact("a\nb", 5, 3), "a\nb");
     }
 
+    /// Host pids whose command line is exactly `argv`.
+    fn host_pids_running(argv: &[&str]) -> Vec<i32> {
+        let want: Vec<u8> = argv
+            .iter()
+            .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+            .collect();
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want)
+                    && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .is_ok_and(|s| !s.contains(") Z "))
+            })
+            .collect()
+    }
+
     #[tokio::test]
     async fn timeout_stops_the_process_group() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let marker = dir.path().join("pid");
-        // a grandchild that would outlive a plain kill of the direct child
+        // a grandchild that would outlive a plain kill of the direct child (a unique duration
+        // finds it on the host: inside the sandbox it has another pid)
+        let secs = format!("3{}.5", std::process::id() % 1000);
         let cmd = Cmd::new("/bin/sh")
             .arg("-c")
-            .arg(format!("sleep 30 & echo $! > {}; wait", marker.display()))
-            .timeout(Duration::from_millis(500));
+            .arg(format!("sleep {secs} & wait"))
+            .timeout(Duration::from_millis(800));
         let r = run(&Cmd {
             grace: Duration::from_millis(200),
             ..cmd
         })
         .await;
         assert!(matches!(r, Err(ToolError::Timeout(_))), "{r:?}");
-        let pid: i32 = std::fs::read_to_string(&marker)
-            .expect("pid")
-            .trim()
-            .parse()
-            .expect("number");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let alive = unsafe { libc::kill(pid, 0) } == 0
-            && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| !s.contains(") Z "))
-                .unwrap_or(false);
-        assert!(!alive, "grandchild {pid} survived the timeout");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let alive = host_pids_running(&["sleep", &secs]);
+        assert!(
+            alive.is_empty(),
+            "grandchild {alive:?} survived the timeout"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_sandbox_shows_no_bosun_process_state_or_unbound_paths() {
+        let shown = tempfile::tempdir().expect("tempdir");
+        let hidden = tempfile::tempdir().expect("tempdir");
+        std::fs::write(hidden.path().join("secret"), "top").expect("write");
+        let script = format!(
+            "echo pids=$(ls /proc | grep -c '^[0-9]'); cat /proc/1/cmdline | tr '\\0' ' '; echo; \
+             echo ok > {shown}/w && echo wrote; cat {hidden}/secret || echo hidden-gone; \
+             ls $HOME | wc -l; touch /usr/x 2>/dev/null || echo usr-ro; grep CapEff /proc/self/status; env",
+            shown = shown.path().display(),
+            hidden = hidden.path().display()
+        );
+        let out = run(&Cmd::new("/bin/sh").arg("-c").arg(&script).rw(shown.path()))
+            .await
+            .expect("runs");
+        let o = out.stdout;
+        let pids: usize = o
+            .lines()
+            .find_map(|l| l.strip_prefix("pids="))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("pid count");
+        assert!(pids <= 6, "{o}");
+        assert!(
+            o.contains("wrote") && o.contains("hidden-gone") && o.contains("usr-ro"),
+            "{o}"
+        );
+        assert!(!o.contains("top"), "{o}");
+        assert!(
+            o.contains("CapEff:\t0000000000000000"),
+            "capabilities kept: {o}"
+        );
+        assert!(!o.contains("CARGO"), "bosun's environment leaked: {o}");
+        // bosun's state and anything holding it cannot be bound
+        for p in [
+            crate::sandbox::cache_dir().join("sandbox"),
+            crate::sandbox::default_dir(),
+            PathBuf::from("/"),
+        ] {
+            let _ = std::fs::create_dir_all(&p);
+            let e = run(&Cmd::new("/bin/true").ro(&p))
+                .await
+                .expect_err("refused");
+            assert!(e.to_string().contains("bosun's own state"), "{e}");
+        }
+        // a credential file the tool names is shown, read-only
+        let cred = hidden.path().join("secret");
+        let out = run(&Cmd::new("/bin/cat").arg(&cred).credential(&cred))
+            .await
+            .expect("runs");
+        assert_eq!(out.stdout, "top");
     }
 
     #[tokio::test]

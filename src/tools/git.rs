@@ -1106,13 +1106,43 @@ fn revert(dir: &Path, sha: &str) -> Result<String, ToolError> {
     ))
 }
 
-async fn git_cli(args: Vec<String>, cwd: Option<&Path>, secs: u64) -> Result<(), ToolError> {
+/// Run the git CLI in bosun's sandbox. `remote`: the URL the command talks to, and whether it
+/// writes there (push); a `file://` remote is shown to git (read-only unless it is pushed to).
+async fn git_cli(
+    args: Vec<String>,
+    cwd: Option<&Path>,
+    secs: u64,
+    remote: (&str, bool),
+) -> Result<(), ToolError> {
     let bin = crate::sandbox::find_binary("git").ok_or_else(|| {
         ToolError::Failed("the git binary is needed for network remotes; install git".into())
     })?;
     let mut cmd = Cmd::new(bin).args(&args).timeout(Duration::from_secs(secs));
     if let Some(d) = cwd {
         cmd = cmd.cwd(d);
+    }
+    // clone: the destination's parent is written
+    if args.first().map(String::as_str) == Some("clone") {
+        if let Some(dest) = args.last().map(Path::new) {
+            if let Some(parent) = dest.parent() {
+                cmd = cmd.rw(parent);
+            }
+        }
+    }
+    if let Some(p) = remote.0.strip_prefix("file://") {
+        cmd = if remote.1 { cmd.rw(p) } else { cmd.ro(p) };
+    }
+    // the user's git and ssh credentials, read-only, at their usual place in a tmpfs HOME
+    if let Some(home) = std::env::var_os("HOME").map(std::path::PathBuf::from) {
+        for rel in [".gitconfig", ".config/git", ".git-credentials", ".ssh"] {
+            cmd = cmd.credential(home.join(rel));
+        }
+        cmd = cmd.env("HOME", home);
+    }
+    if let Some(sock) = std::env::var_os("SSH_AUTH_SOCK") {
+        cmd = cmd
+            .credential(std::path::PathBuf::from(&sock))
+            .env("SSH_AUTH_SOCK", sock);
     }
     let out = exec::run(&cmd).await?;
     if out.success() {
@@ -1150,7 +1180,7 @@ async fn clone(remote: &str, dest: &Path, branch: Option<&str>) -> Result<(), To
         remote.to_string(),
         dest.display().to_string(),
     ]);
-    git_cli(args, None, 300).await
+    git_cli(args, None, 300, (remote, false)).await
 }
 
 async fn fetch(dir: &Path, remote: &str) -> Result<(), ToolError> {
@@ -1164,7 +1194,13 @@ async fn fetch(dir: &Path, remote: &str) -> Result<(), ToolError> {
         .await
         .map_err(|e| ToolError::Failed(e.to_string()))?;
     }
-    git_cli(vec!["fetch".into(), "origin".into()], Some(dir), 300).await
+    git_cli(
+        vec!["fetch".into(), "origin".into()],
+        Some(dir),
+        300,
+        (remote, false),
+    )
+    .await
 }
 
 async fn push(dir: &Path, remote: &str, branch: &str) -> Result<(), ToolError> {
@@ -1201,6 +1237,7 @@ async fn push(dir: &Path, remote: &str, branch: &str) -> Result<(), ToolError> {
         vec!["push".into(), "origin".into(), refspec],
         Some(dir),
         300,
+        (remote, true),
     )
     .await
 }

@@ -580,7 +580,13 @@ impl Helm {
             .env("HELM_CACHE_HOME", base.join("cache"))
             .env("HELM_CONFIG_HOME", base.join("config"))
             .env("HELM_DATA_HOME", base.join("data"));
+        let _ = std::fs::create_dir_all(&base);
+        cmd = cmd.rw(&base);
         if let Some(k) = kubeconfig_path(self.kube.kubeconfig.as_deref()) {
+            // the sandbox shows helm its kubeconfig and the files that names, read-only
+            for f in exec::kubeconfig_files(&k) {
+                cmd = cmd.credential(f);
+            }
             cmd = cmd.env("KUBECONFIG", k);
         }
         exec::private_home(cmd, &base.join("home"))
@@ -604,7 +610,13 @@ impl Helm {
         timeout: Duration,
     ) -> Result<exec::Output, ToolError> {
         let bin = self.binary()?;
-        let cmd = self.cmd(bin, ctx, timeout).args(&args);
+        let mut cmd = self.cmd(bin, ctx, timeout).args(&args);
+        // local charts and values files named on the command line: readable in the sandbox
+        for a in &args {
+            if a.starts_with('/') {
+                cmd = cmd.ro(a);
+            }
+        }
         tracing::debug!(command = %cmd.display(), "running helm");
         exec::run(&cmd).await
     }

@@ -517,7 +517,7 @@ pub fn implementations(agent: &Agent, kube: &crate::kube_client::KubeTarget) -> 
         )),
         Arc::new(helm::Helm::new(kube)),
         Arc::new(git::Git::new(kube)),
-        Arc::new(terraform::Terraform::from_env()),
+        Arc::new(terraform::Terraform::from_env().with_policy(&agent.policy.terraform)),
         Arc::new(vault::VaultTool::from_env()),
         // offered only when the agent lists `shell` in its tools (the opt-in)
         Arc::new(shell::Shell),

@@ -14,10 +14,20 @@
 //!   stale plan. `apply` of a plan that deletes or replaces anything is classified `destroy`
 //!   (destructive: it needs approval).
 //!
+//! What terraform may run is judged before it runs ([`check`]): a configuration with
+//! provisioners, the `external` data source or a provider the policy does not allow
+//! (`terraform: {providers: […]}` in policy.yaml) is refused before init/validate/plan, again
+//! after init (lock file, fetched modules), on the saved plan's `show -json`, and once more just
+//! before apply. terraform itself runs in bosun's bwrap sandbox ([`exec`]): it sees the root
+//! directory, its working files in the workspace, the plugin cache and mirror — not bosun's
+//! process, environment or state.
+//!
 //! Variables (`vars`, or a `var_file` in the root) may hold `vault:` references; they are resolved
 //! inside the runtime into a var file (mode 0600 in the workspace, deleted after the plan), never
 //! onto a command line. In an HCL `.tfvars` a reference must be a whole quoted string; the value
 //! is written escaped.
+
+mod check;
 
 use super::exec::{self, Cmd};
 use super::{Change, Invocation, Tool, ToolCtx, ToolError};
@@ -154,9 +164,15 @@ impl TerraformSettings {
     }
 }
 
+/// Variables a terraform provider may need from bosun's environment (cloud credentials the
+/// user set for terraform). Never `VAULT_*`: bosun's vault token is not terraform's.
+const FORWARDED_PREFIXES: &[&str] = &["TF_VAR_", "AWS_", "ARM_", "AZURE_", "GOOGLE_", "CLOUDSDK_"];
+
 /// The terraform tool.
 pub struct Terraform {
     settings: TerraformSettings,
+    /// Which providers a configuration may use (policy.yaml `terraform:`).
+    providers: crate::policy::TerraformPolicy,
     plans: Mutex<HashMap<(PathBuf, String), PlanRecord>>,
 }
 
@@ -176,44 +192,6 @@ fn valid_planfile(n: &str) -> bool {
         && !n.starts_with('.')
         && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-}
-
-/// Files under `dir` (terraform's own and hidden directories skipped) that declare an
-/// `external` data source. A static check of the local configuration; remote modules are not
-/// inspected.
-fn external_data_sources(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            let p = e.path();
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                if !name.starts_with('.') {
-                    stack.push(p);
-                }
-                continue;
-            }
-            let Ok(text) = std::fs::read_to_string(&p) else {
-                continue;
-            };
-            let hit = if name.ends_with(".tf") {
-                let squashed: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-                squashed.contains("data\"external\"")
-            } else if name.ends_with(".tf.json") {
-                serde_json::from_str::<Value>(&text)
-                    .ok()
-                    .is_some_and(|v| v.pointer("/data/external").is_some())
-            } else {
-                false
-            };
-            if hit {
-                out.push(p.strip_prefix(dir).unwrap_or(&p).display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Hash the configuration in `dir`: every regular file (recursively), except terraform's own
@@ -275,8 +253,16 @@ impl Terraform {
     pub fn new(settings: TerraformSettings) -> Self {
         Self {
             settings,
+            providers: Default::default(),
             plans: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// This tool with the provider allow-list of the agent's policy (`terraform:` in
+    /// policy.yaml); without it, [`crate::policy::DEFAULT_PROVIDERS`].
+    pub fn with_policy(mut self, policy: &crate::policy::TerraformPolicy) -> Self {
+        self.providers = policy.clone();
+        self
     }
 
     pub fn from_env() -> Self {
@@ -330,16 +316,11 @@ impl Terraform {
         } else {
             String::new()
         };
-        if matches!(
-            op,
-            Operation::Plan | Operation::DestroyPlan | Operation::Validate
-        ) {
-            let found = external_data_sources(&dir);
-            if !found.is_empty() {
-                return bad(format!(
-                    "{} use the `external` data source, which runs programs during plan; a plan is a dry-run and must not run code, so bosun refuses it (use a resource with a reviewed provisioner, or a script run through the approval-gated shell tool)",
-                    found.join(", ")
-                ));
+        // nothing that runs code at plan (or apply) gets to terraform: checked from the files
+        // before init, validate or plan, and before an apply too (its plan was made from them)
+        if matches!(op, Operation::Validate) || op.kind().is_some() {
+            if let Some(why) = check::check_config(&dir).refusal(&self.providers) {
+                return bad(why);
             }
         }
         // the plan's other inputs: for plan, the variables given now; for apply, those of the
@@ -463,6 +444,31 @@ impl Terraform {
         if !dir.join(".terraform").exists() {
             cmd = cmd.env("TF_DATA_DIR", work.join("data"));
         }
+        // the sandbox: the root (cwd) and bosun's working files for it read-write, the plugin
+        // cache read-write, the CLI config and the mirror read-only
+        std::fs::create_dir_all(&work)
+            .map_err(|e| ToolError::Failed(format!("creating {}: {e}", work.display())))?;
+        cmd = cmd.rw(&work).ro(self.cli_config(ctx)?);
+        let cache = crate::sandbox::cache_dir().join("terraform/plugin-cache");
+        if cache.is_dir() {
+            cmd = cmd.rw(cache);
+        }
+        if let Some(m) = &self.settings.plugin_mirror {
+            cmd = cmd.ro(m);
+        }
+        for (k, v) in std::env::vars_os() {
+            let name = k.to_string_lossy();
+            if FORWARDED_PREFIXES.iter().any(|p| name.starts_with(p)) {
+                cmd = cmd.env(&k, v);
+            }
+        }
+        if let Some(kc) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+            // for the kubernetes and helm providers
+            for f in exec::kubeconfig_files(&kc) {
+                cmd = cmd.credential(f);
+            }
+            cmd = cmd.env("KUBECONFIG", kc);
+        }
         cmd.grace = Duration::from_secs(30);
         Ok(exec::private_home(cmd, &work.join("home")))
     }
@@ -483,20 +489,34 @@ impl Terraform {
         Duration::from_secs(c.a.timeout_seconds.unwrap_or(default).clamp(10, 7200))
     }
 
+    /// Where terraform keeps its working files for `dir` (see [`Terraform::cmd`]).
+    fn data_dir(ctx: &ToolCtx, dir: &Path) -> PathBuf {
+        if dir.join(".terraform").exists() {
+            dir.join(".terraform")
+        } else {
+            Self::work(ctx, dir).join("data")
+        }
+    }
+
+    /// `terraform init`, then the check of what it resolved and fetched (providers in the lock
+    /// file, remote modules): before any command that starts providers or evaluates data sources.
     async fn init(&self, ctx: &ToolCtx, c: &Call, backend: bool) -> Result<(), ToolError> {
+        let data_dir = Self::data_dir(ctx, &c.dir);
         let mut args = vec!["init", "-input=false", "-no-color"];
         if !backend {
             args.push("-backend=false");
         }
         let out = self.tf(ctx, &c.dir, &args, Self::timeout(c, 600)).await?;
-        if out.success() {
-            Ok(())
-        } else {
-            Err(fail("terraform init", &out))
+        if !out.success() {
+            return Err(fail("terraform init", &out));
+        }
+        match check::check_after_init(&c.dir, &data_dir).refusal(&self.providers) {
+            Some(why) => Err(ToolError::Failed(why)),
+            None => Ok(()),
         }
     }
 
-    async fn run(&self, c: Call, ctx: &ToolCtx) -> Result<String, ToolError> {
+    async fn run(&self, c: Call, ctx: &ToolCtx, effect: EffectClass) -> Result<String, ToolError> {
         match c.op {
             Operation::FmtCheck => {
                 let out = self
@@ -604,7 +624,7 @@ impl Terraform {
                 Ok(summarise_state(&v, ctx))
             }
             Operation::Plan | Operation::DestroyPlan => self.make_plan(c, ctx).await,
-            Operation::Apply | Operation::Destroy => self.apply_plan(c, ctx).await,
+            Operation::Apply | Operation::Destroy => self.apply_plan(c, ctx, effect).await,
         }
     }
 
@@ -725,6 +745,11 @@ impl Terraform {
         let bytes = std::fs::read(&planpath)
             .map_err(|e| ToolError::Failed(format!("terraform wrote no planfile: {e}")))?;
         let v = self.show_json(ctx, &c, Some(&planpath)).await?;
+        // terraform's own account of the plan is the authority: refuse what it shows
+        if let Some(why) = check::check_plan(&v).refusal(&self.providers) {
+            let _ = std::fs::remove_file(&planpath);
+            return Err(ToolError::Failed(why));
+        }
         let s = summarise_plan(&v, ctx, !secret_inputs);
         self.plans().insert(
             (c.dir.clone(), c.planfile.clone()),
@@ -772,8 +797,25 @@ impl Terraform {
         Ok(text)
     }
 
-    async fn apply_plan(&self, c: Call, ctx: &ToolCtx) -> Result<String, ToolError> {
-        let rec = self.record(&c)?;
+    /// The saved plan `rec` as terraform's `show -json` reads it: exactly the bytes plan wrote,
+    /// made from the configuration as it is now, nothing bosun refuses in it. Returns how many
+    /// resources it deletes or replaces.
+    async fn judge_saved_plan(
+        &self,
+        ctx: &ToolCtx,
+        c: &Call,
+        rec: &PlanRecord,
+    ) -> Result<usize, ToolError> {
+        Self::intact(c, rec)?;
+        let v = self.show_json(ctx, c, Some(&rec.path)).await?;
+        if let Some(why) = check::check_plan(&v).refusal(&self.providers) {
+            return Err(ToolError::Failed(why));
+        }
+        Ok(summarise_plan(&v, ctx, !rec.secret_inputs).deletes)
+    }
+
+    /// The planfile holds exactly the bytes plan wrote, from the configuration as it is now.
+    fn intact(c: &Call, rec: &PlanRecord) -> Result<(), ToolError> {
         let bytes = std::fs::read(&rec.path).map_err(|e| {
             ToolError::Failed(format!(
                 "the planfile {} is gone ({e}); run plan again",
@@ -790,6 +832,24 @@ impl Terraform {
             return Err(ToolError::Failed(
                 "the configuration changed after the plan; run plan again and apply the new planfile".into(),
             ));
+        }
+        Ok(())
+    }
+
+    async fn apply_plan(
+        &self,
+        c: Call,
+        ctx: &ToolCtx,
+        effect: EffectClass,
+    ) -> Result<String, ToolError> {
+        let rec = self.record(&c)?;
+        // judged again from the planfile itself, just before it runs
+        let deletes = self.judge_saved_plan(ctx, &c, &rec).await?;
+        if deletes > 0 && effect != EffectClass::Destructive {
+            return Err(ToolError::Failed(format!(
+                "the plan {} deletes or replaces {deletes} resource(s), but it was admitted as a non-destructive change; run plan again and apply it with approval",
+                c.planfile
+            )));
         }
         let path = rec.path.display().to_string();
         let out = self
@@ -1159,46 +1219,6 @@ fn summarise_plan(v: &Value, ctx: &ToolCtx, values: bool) -> PlanSummary {
             outputs_changed.join(", ")
         ));
     }
-    // commands that run on this machine at apply: a reviewer must see them
-    let mut execs = Vec::new();
-    let mut stack: Vec<(String, &Value)> = v
-        .pointer("/configuration/root_module")
-        .map(|m| (String::new(), m))
-        .into_iter()
-        .collect();
-    while let Some((prefix, m)) = stack.pop() {
-        for r in m
-            .get("resources")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            for p in r
-                .get("provisioners")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if p.get("type").and_then(Value::as_str) == Some("local-exec") {
-                    let addr = r.get("address").and_then(Value::as_str).unwrap_or("?");
-                    execs.push(format!("{prefix}{addr}"));
-                }
-            }
-        }
-        if let Some(calls) = m.get("module_calls").and_then(Value::as_object) {
-            for (name, call) in calls {
-                if let Some(child) = call.get("module") {
-                    stack.push((format!("{prefix}module.{name}."), child));
-                }
-            }
-        }
-    }
-    if !execs.is_empty() {
-        text.push_str(&format!(
-            "warning: local-exec provisioners run commands on this machine at apply: {}\n",
-            execs.join(", ")
-        ));
-    }
     PlanSummary {
         text,
         changes: add + change + destroy + replace,
@@ -1318,7 +1338,8 @@ impl Tool for Terraform {
 
     fn plan(&self, args: &Value) -> Result<Invocation, ToolError> {
         let c = self.parse(args)?;
-        let mut operation = c.op.as_str().to_string();
+        let operation = c.op.as_str().to_string();
+        let mut min_effect = None;
         let mut target = format!("dir={}", c.dir.display());
         if c.op.kind().is_some() || c.a.planfile.is_some() {
             target.push_str(&format!(" planfile={}", c.planfile));
@@ -1340,7 +1361,8 @@ impl Tool for Terraform {
                     }
                     (Operation::Apply, PlanKind::Plan) if rec.deletes > 0 => {
                         // a plan that deletes or replaces is as dangerous as a destroy
-                        operation = "destroy".into();
+                        // (`resolve` confirms it from the planfile itself)
+                        min_effect = Some(EffectClass::Destructive);
                         target.push_str(&format!(
                             " (deletes or replaces {} resource(s))",
                             rec.deletes
@@ -1351,12 +1373,46 @@ impl Tool for Terraform {
             }
         }
         Ok(Invocation {
-            min_effect: None,
+            min_effect,
             operation,
             target,
             change: Self::change(&c),
             dry_run: matches!(c.op, Operation::Plan | Operation::DestroyPlan),
             scope: Default::default(),
+        })
+    }
+
+    /// What an apply really does, from terraform's own reading of the saved plan (`show -json`):
+    /// refused when it holds provisioners, the `external` data source or a provider the policy
+    /// does not allow, or when the planfile's bytes or the configuration moved since the plan;
+    /// `destructive` when it deletes or replaces anything. (The configuration itself was checked
+    /// by `plan`, before anything ran.)
+    fn resolve<'a>(
+        &'a self,
+        mut inv: Invocation,
+        args: &'a Value,
+        ctx: &'a ToolCtx,
+    ) -> BoxFuture<'a, Result<Invocation, ToolError>> {
+        Box::pin(async move {
+            let c = self.parse(args)?;
+            if !matches!(c.op, Operation::Apply | Operation::Destroy) {
+                return Ok(inv);
+            }
+            let rec = self
+                .plans()
+                .get(&(c.dir.clone(), c.planfile.clone()))
+                .cloned();
+            // no saved plan: nothing to read; the guard refuses the apply for want of a dry-run
+            let Some(rec) = rec else { return Ok(inv) };
+            // a moved planfile or configuration: `execute` refuses it and says why
+            if Self::intact(&c, &rec).is_err() {
+                return Ok(inv);
+            }
+            let deletes = self.judge_saved_plan(ctx, &c, &rec).await?;
+            if deletes > 0 {
+                inv.min_effect = Some(EffectClass::Destructive);
+            }
+            Ok(inv)
         })
     }
 
@@ -1368,7 +1424,7 @@ impl Tool for Terraform {
         Box::pin(async move {
             let c = self.parse(&call.args)?;
             call.still_the_same(Self::change(&c).as_ref(), "configuration", "plan again")?;
-            self.run(c, ctx).await
+            self.run(c, ctx, call.effect).await
         })
     }
 }
@@ -1466,23 +1522,39 @@ mod tests {
     }
 
     #[test]
-    fn the_external_data_source_is_refused_before_any_plan() {
+    fn the_external_data_source_and_provisioners_are_refused_before_any_plan() {
         let d = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(d.path().join("modules/x")).expect("mkdir");
+        std::fs::write(
+            d.path().join("main.tf"),
+            "module \"x\" {\n  source = \"./modules/x\"\n}\n",
+        )
+        .expect("write");
         std::fs::write(
             d.path().join("modules/x/main.tf"),
             "data   \"external\" \"e\" {\n  program = [\"sh\", \"-c\", \"id\"]\n}\n",
         )
         .expect("write");
         let t = Terraform::new(TerraformSettings::default());
+        for op in ["plan", "validate", "destroy_plan", "apply"] {
+            let e = t
+                .plan(&json!({"operation": op, "dir": d.path()}))
+                .expect_err("refused");
+            assert!(
+                e.to_string()
+                    .contains("the `external` data source, which runs a program during plan: modules/x/main.tf: data.external.e"),
+                "{e}"
+            );
+        }
+        std::fs::write(
+            d.path().join("modules/x/main.tf"),
+            "resource \"terraform_data\" \"a\" {\n  provisioner \"local-exec\" {\n    command = \"id\"\n  }\n}\n",
+        )
+        .expect("write");
         let e = t
             .plan(&json!({"operation": "plan", "dir": d.path()}))
             .expect_err("refused");
-        assert!(
-            e.to_string()
-                .contains("modules/x/main.tf use the `external` data source"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("provisioner \"local-exec\""), "{e}");
     }
 
     #[test]
