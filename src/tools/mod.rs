@@ -288,7 +288,9 @@ pub struct Registered {
     /// Offered operations and their effective (strictest) effect class.
     pub operations: BTreeMap<String, EffectClass>,
     /// What each offered operation does (the manifest's, else the built-in default's; may be
-    /// empty), as the model reads it in the schema of the `operation` argument.
+    /// empty): in `bosun tools` and the prompt template's `op.description`. Descriptions an
+    /// agent's own manifest writes (different from the default's) are also put into the schema
+    /// of the `operation` argument, where the model reads them.
     pub descriptions: BTreeMap<String, String>,
     pub spec: ToolSpec,
 }
@@ -299,6 +301,8 @@ struct Joined {
     description: String,
     operations: BTreeMap<String, EffectClass>,
     descriptions: BTreeMap<String, String>,
+    /// The descriptions the agent's own manifest wrote (not the defaults'): put into the schema.
+    for_model: BTreeMap<String, String>,
 }
 
 impl Joined {
@@ -308,6 +312,7 @@ impl Joined {
             description,
             operations,
             descriptions: BTreeMap::new(),
+            for_model: BTreeMap::new(),
         }
     }
 }
@@ -331,6 +336,7 @@ fn join_manifest(
     };
     let mut ops = BTreeMap::new();
     let mut descriptions = BTreeMap::new();
+    let mut for_model = BTreeMap::new();
     let mut missing = Vec::new();
     for (op, spec) in &m.operations {
         let Some(&code) = code_ops.get(op.as_str()) else {
@@ -353,11 +359,17 @@ fn join_manifest(
             continue;
         }
         ops.insert(op.clone(), spec.effect);
+        let default_text = default_spec.map_or("", |d| d.description.trim());
         let description = match spec.description.trim() {
-            "" => default_spec
-                .map(|d| d.description.clone())
-                .unwrap_or_default(),
-            own => own.to_string(),
+            "" => default_text.to_string(),
+            own => {
+                // the agent author's own words reach the model (the defaults' would cost the
+                // prompt budget ~1,400 tokens; they stay in `bosun tools` and the prompt context)
+                if own != default_text {
+                    for_model.insert(op.clone(), own.to_string());
+                }
+                own.to_string()
+            }
         };
         descriptions.insert(op.clone(), description);
     }
@@ -438,6 +450,7 @@ fn join_manifest(
         description,
         operations: ops,
         descriptions,
+        for_model,
     })
 }
 
@@ -562,6 +575,7 @@ impl Registry {
             description,
             operations: ops,
             descriptions,
+            for_model,
         } = joined;
         let offered: Vec<&str> = ops.keys().map(String::as_str).collect();
         let raw = tool.parameters();
@@ -580,7 +594,7 @@ impl Registry {
         };
         let own: Vec<&str> = own.iter().map(String::as_str).collect();
         let mut parameters = schema::strict(raw, &own);
-        describe_operations(&mut parameters, &descriptions);
+        describe_operations(&mut parameters, &for_model);
         let spec = ToolSpec {
             name: tool.name().to_string(),
             description: description.clone(),
