@@ -26,6 +26,7 @@ pub mod blocks;
 pub mod checks;
 pub mod compact;
 pub mod config;
+pub mod defaults;
 pub mod diag;
 pub mod dispatch;
 pub mod effect;

@@ -32,12 +32,14 @@ impl State {
 
     /// Whether an operation of `effect` may run in this state.
     ///
-    /// - Intake, Coding, Verification, Completion, Failed: reads only (writing files in the
-    ///   workspace is a read-class operation of the tools that do it).
-    /// - Validation: reads and dry-runs.
-    /// - Deployment: reads, dry-runs (to re-validate) and changes.
+    /// - Intake, Coding: reads and workspace writes.
+    /// - Validation: reads, workspace writes (an edit after a dry-run, to dry-run again) and
+    ///   dry-runs.
+    /// - Deployment: reads, workspace writes, dry-runs (to re-validate) and changes.
+    /// - Verification, Completion, Failed: reads only.
     pub fn allows(self, effect: EffectClass) -> bool {
         match self {
+            State::Intake | State::Coding => effect <= EffectClass::WorkspaceWrite,
             State::Validation => effect <= EffectClass::DryRun,
             State::Deployment => true,
             _ => effect == EffectClass::ReadOnly,
@@ -48,6 +50,7 @@ impl State {
     pub fn needed_for(effect: EffectClass) -> State {
         match effect {
             EffectClass::ReadOnly => State::Intake,
+            EffectClass::WorkspaceWrite => State::Coding,
             EffectClass::DryRun => State::Validation,
             EffectClass::Mutating | EffectClass::Destructive => State::Deployment,
         }

@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 pub struct PromptOperation {
     pub name: String,
     pub effect: String,
+    /// What it does, from the tool's manifest (may be empty).
+    pub description: String,
 }
 
 /// One tool as shown in the prompt.

@@ -377,7 +377,7 @@ fn run_sequence(steps: Vec<Step>) -> Result<(), TestCaseError> {
                             validated.insert(key.clone());
                         }
                     }
-                    EffectClass::ReadOnly => {}
+                    EffectClass::ReadOnly | EffectClass::WorkspaceWrite => {}
                 }
                 if approver.asked.load(Ordering::SeqCst) > asked_before
                     && approver.on.load(Ordering::SeqCst)

@@ -78,7 +78,8 @@ const AGENT_KEYS: &[&str] = &[
     "mcp_servers",
 ];
 
-/// The prompt templates of an agent (`prompts/*.j2`), by file name.
+/// The prompt templates of an agent (`prompts/*.j2`), by file name; `system.md.j2` is the
+/// compiled-in default when the agent has none.
 #[derive(Debug, Clone, Default)]
 pub struct Prompts {
     pub templates: BTreeMap<String, String>,
@@ -327,20 +328,35 @@ fn parse_agent_md(
     Ok((def, doc.body.trim().to_string()))
 }
 
+/// The agent's `prompts/*.j2`; without `prompts/system.md.j2` (or without `prompts/`), the
+/// compiled-in default system prompt.
 fn load_prompts(dir: &Path) -> Result<Prompts, Diagnostic> {
     let system = dir.join(SYSTEM_TEMPLATE);
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        Diagnostic::error(
-            &system,
-            0,
-            0,
-            format!(
-                "cannot read the prompts directory {}: {e}; it must contain {SYSTEM_TEMPLATE}",
-                dir.display()
-            ),
-        )
-    })?;
     let mut templates = BTreeMap::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            templates.insert(
+                SYSTEM_TEMPLATE.to_string(),
+                crate::defaults::SYSTEM_PROMPT.to_string(),
+            );
+            return Ok(Prompts {
+                templates,
+                dir: crate::defaults::builtin_path("prompts"),
+            });
+        }
+        Err(e) => {
+            return Err(Diagnostic::error(
+                &system,
+                0,
+                0,
+                format!(
+                    "cannot read the prompts directory {}: {e}; fix its permissions, or remove it to use the built-in system prompt",
+                    dir.display()
+                ),
+            ))
+        }
+    };
     for entry in entries.flatten() {
         let p = entry.path();
         let Some(name) = p.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
@@ -354,12 +370,10 @@ fn load_prompts(dir: &Path) -> Result<Prompts, Diagnostic> {
         templates.insert(name, text);
     }
     if !templates.contains_key(SYSTEM_TEMPLATE) {
-        return Err(Diagnostic::error(
-            &system,
-            0,
-            0,
-            format!("missing {SYSTEM_TEMPLATE}: the system prompt template"),
-        ));
+        templates.insert(
+            SYSTEM_TEMPLATE.to_string(),
+            crate::defaults::SYSTEM_PROMPT.to_string(),
+        );
     }
     Ok(Prompts {
         templates,

@@ -6,6 +6,9 @@
 //!
 //! Only name and description are kept in memory and shown to the model; the body is read from
 //! disk when the model activates the skill (progressive disclosure).
+//!
+//! A skill bosun ships ([`crate::defaults::SKILLS`]) needs no file: the agent directory's own
+//! file overrides the compiled-in one.
 
 use super::{frontmatter, yaml};
 use crate::diag::Diagnostic;
@@ -30,6 +33,9 @@ pub struct Skill {
     pub metadata: BTreeMap<String, serde_json::Value>,
     pub path: PathBuf,
     pub format: SkillFormat,
+    /// The compiled-in text of a built-in skill the agent directory does not override.
+    #[serde(skip)]
+    pub builtin: Option<&'static str>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,21 +120,39 @@ pub fn load(
         (nested, SkillFormat::AgentSkills)
     } else if flat.is_file() {
         (flat, SkillFormat::Druppie)
+    } else if let Some(text) = crate::defaults::skill_text(name) {
+        let path = crate::defaults::builtin_path(Path::new("skills").join(name).join("SKILL.md"));
+        let mut skill = parse(&path, text, name, SkillFormat::AgentSkills, warnings)?;
+        skill.builtin = Some(text);
+        return Ok(skill);
     } else {
         return Err(Diagnostic::error(
             &nested,
             0,
             0,
             format!(
-                "the agent names skill `{name}` but neither {} nor {} exists; create one of them",
+                "the agent names skill `{name}` but neither {} nor {} exists, and bosun has no built-in skill of that name (built-in: {}); create one of them or fix the name",
                 nested.display(),
-                flat.display()
+                flat.display(),
+                crate::defaults::skill_names().collect::<Vec<_>>().join(", ")
             ),
         ));
     };
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Diagnostic::error(&path, 0, 0, format!("cannot read skill: {e}")))?;
-    let doc = frontmatter::split(&path, &text)?;
+    parse(&path, &text, name, format, warnings)
+}
+
+/// Parse the text of skill `name` (read from `path`, written in `format`).
+fn parse(
+    path: &Path,
+    text: &str,
+    name: &str,
+    format: SkillFormat,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<Skill, Diagnostic> {
+    let path = path.to_path_buf();
+    let doc = frontmatter::split(&path, text)?;
     let off = doc.yaml_line_offset;
     let required = |v: Option<String>, key: &str| {
         v.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
@@ -181,6 +205,7 @@ pub fn load(
         metadata,
         path,
         format,
+        builtin: None,
     })
 }
 
@@ -199,10 +224,13 @@ pub enum SkillBodyError {
 impl Skill {
     /// The full instructions: the markdown body (for Druppie skills: `system_prompt`, then body).
     pub fn body(&self) -> Result<String, SkillBodyError> {
-        let text = std::fs::read_to_string(&self.path).map_err(|source| SkillBodyError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        let text = match self.builtin {
+            Some(t) => t.to_string(),
+            None => std::fs::read_to_string(&self.path).map_err(|source| SkillBodyError::Io {
+                path: self.path.clone(),
+                source,
+            })?,
+        };
         let doc = frontmatter::split(&self.path, &text).map_err(SkillBodyError::Invalid)?;
         let mut out = String::new();
         if self.format == SkillFormat::Druppie {

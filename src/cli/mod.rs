@@ -52,6 +52,17 @@ pub enum Cmd {
         /// Print the JSON schemas exactly as sent to the model.
         #[arg(long)]
         json: bool,
+        /// Print the full built-in manifest of tool NAME (YAML), to copy into tools/NAME.yaml
+        /// and tighten.
+        #[arg(long, value_name = "NAME", conflicts_with = "json")]
+        manifest: Option<String>,
+    },
+    /// Scaffold an agent directory from the built-in defaults: agent.md (the seed), policy.yaml,
+    /// prompts/, skills/, tools/. Never overwrites a file.
+    Init {
+        /// Where (created if missing).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
     },
     /// A throwaway local platform: etcd, kube-apiserver, OpenBao, a GitOps remote.
     Sandbox {
@@ -134,7 +145,12 @@ pub fn init_tracing(verbose: u8) {
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::Validate => validate::validate(&cli.agent).await,
-        Cmd::Tools { json } => validate::tools(&cli.agent, json).await,
+        Cmd::Tools {
+            manifest: Some(name),
+            ..
+        } => validate::manifest(&name),
+        Cmd::Tools { json, .. } => validate::tools(&cli.agent, json).await,
+        Cmd::Init { dir } => validate::init(&dir),
         Cmd::Run(args) => run::run(&cli.agent, *args).await,
         Cmd::Chat(args) => chat::chat(&cli.agent, *args).await,
         Cmd::Mcp(args) => mcp::mcp(&cli.agent, *args).await,

@@ -1,4 +1,4 @@
-//! `bosun validate` and `bosun tools`.
+//! `bosun validate`, `bosun tools` (and `--manifest`), `bosun init`.
 
 use super::exit;
 use bosun::agent::Agent;
@@ -163,8 +163,51 @@ pub async fn tools(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
         };
         println!("{name} — {}", r.description);
         for (op, effect) in &r.operations {
-            println!("    {op:<20} {effect}");
+            let what = r.descriptions.get(op).map_or("", String::as_str);
+            println!("    {op:<20} {:<16} {what}", effect.as_str());
         }
     }
     Ok(ExitCode::from(exit::SUCCESS))
+}
+
+/// `bosun tools --manifest NAME`: the compiled-in manifest of a built-in tool, as YAML.
+pub fn manifest(name: &str) -> anyhow::Result<ExitCode> {
+    match bosun::defaults::manifest_text(name) {
+        Some(text) => {
+            print!("{text}");
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
+        None => {
+            eprintln!(
+                "bosun: no built-in tool `{name}`; built-in tools with a manifest: {}",
+                bosun::defaults::manifest_names()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(ExitCode::from(exit::USAGE))
+        }
+    }
+}
+
+/// `bosun init [DIR]`: the built-in defaults written out as an agent directory.
+pub fn init(dir: &Path) -> anyhow::Result<ExitCode> {
+    match bosun::defaults::scaffold(dir) {
+        Ok(files) => {
+            for f in &files {
+                println!("created {}", f.display());
+            }
+            println!(
+                "agent directory ready: run `bosun --agent {} validate`; tighten tools/*.yaml (a missing file means the built-in default)",
+                dir.display()
+            );
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
+        Err(e) => {
+            eprintln!("bosun init: {e}");
+            Ok(ExitCode::from(match e {
+                bosun::defaults::InitError::Exists(_) => exit::USAGE,
+                bosun::defaults::InitError::Io { .. } => exit::TASK_FAILED,
+            }))
+        }
+    }
 }

@@ -38,10 +38,10 @@ const OPERATIONS: &[(&str, EffectClass)] = &[
     ("log", EffectClass::ReadOnly),
     ("read_file", EffectClass::ReadOnly),
     ("list_files", EffectClass::ReadOnly),
-    ("write_file", EffectClass::ReadOnly),
-    ("remove_file", EffectClass::ReadOnly),
+    ("write_file", EffectClass::WorkspaceWrite),
+    ("remove_file", EffectClass::WorkspaceWrite),
     ("branch", EffectClass::ReadOnly),
-    ("revert", EffectClass::ReadOnly),
+    ("revert", EffectClass::WorkspaceWrite),
     ("commit_push", EffectClass::Mutating),
 ];
 

@@ -24,7 +24,7 @@ pub mod terraform;
 pub mod transition;
 pub mod vault;
 
-use crate::agent::Agent;
+use crate::agent::{Agent, ToolManifest};
 use crate::diag::Diagnostic;
 use crate::effect::EffectClass;
 use crate::guard::Admitted;
@@ -288,7 +288,197 @@ pub struct Registered {
     pub description: String,
     /// Offered operations and their effective (strictest) effect class.
     pub operations: BTreeMap<String, EffectClass>,
+    /// What each offered operation does (the manifest's, else the built-in default's; may be
+    /// empty): in `bosun tools` and the prompt template's `op.description`. Descriptions an
+    /// agent's own manifest writes (different from the default's) are also put into the schema
+    /// of the `operation` argument, where the model reads them.
+    pub descriptions: BTreeMap<String, String>,
     pub spec: ToolSpec,
+}
+
+/// What an agent's manifest makes of a tool: its description and the offered operations with
+/// their effective class and description.
+struct Joined {
+    description: String,
+    operations: BTreeMap<String, EffectClass>,
+    descriptions: BTreeMap<String, String>,
+    /// The descriptions the agent's own manifest wrote (not the defaults'): put into the schema.
+    for_model: BTreeMap<String, String>,
+}
+
+impl Joined {
+    /// A tool offered as its code describes it (no manifest).
+    fn plain(description: String, operations: BTreeMap<String, EffectClass>) -> Self {
+        Self {
+            description,
+            operations,
+            descriptions: BTreeMap::new(),
+            for_model: BTreeMap::new(),
+        }
+    }
+}
+
+/// Join manifest `m` with `tool`'s code. For a built-in tool whose manifest is the agent's own
+/// file, its compiled-in default counts too: an operation's baseline class is the stricter of
+/// the code's and the default's, and the file may only tighten — raise classes, drop operations,
+/// add prerequisites (a looser class is an error at the operation's line). Without a file (the
+/// compiled-in default itself), an operation the code implements but the default lacks is still
+/// offered, with the code's class and a warning: none silently disappears.
+fn join_manifest(
+    m: &ToolManifest,
+    tool: &dyn Tool,
+    errors: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
+) -> Option<Joined> {
+    let code_ops: BTreeMap<&str, EffectClass> = tool.operations().iter().copied().collect();
+    let default = match m.is_builtin() {
+        true => None,
+        false => crate::agent::manifest::builtin(&m.name).and_then(Result::ok),
+    };
+    let mut ops = BTreeMap::new();
+    let mut descriptions = BTreeMap::new();
+    let mut for_model = BTreeMap::new();
+    let mut missing = Vec::new();
+    for (op, spec) in &m.operations {
+        let Some(&code) = code_ops.get(op.as_str()) else {
+            missing.push(op.as_str());
+            continue;
+        };
+        let default_spec = default.as_ref().and_then(|d| d.operations.get(op));
+        let baseline = code.max(default_spec.map_or(code, |d| d.effect));
+        if spec.effect < baseline {
+            let (l, c) = m.operation_pos(op);
+            errors.push(Diagnostic::error(
+                &m.path,
+                l,
+                c,
+                format!(
+                    "operation `{op}` is declared `{}` but bosun classifies it as `{baseline}`; a manifest may only make an operation stricter — write `effect: {baseline}`",
+                    spec.effect
+                ),
+            ));
+            continue;
+        }
+        ops.insert(op.clone(), spec.effect);
+        let default_text = default_spec.map_or("", |d| d.description.trim());
+        let description = match spec.description.trim() {
+            "" => default_text.to_string(),
+            own => {
+                // the agent author's own words reach the model (the defaults' would cost the
+                // prompt budget ~1,400 tokens; they stay in `bosun tools` and the prompt context)
+                if own != default_text {
+                    for_model.insert(op.clone(), own.to_string());
+                }
+                own.to_string()
+            }
+        };
+        descriptions.insert(op.clone(), description);
+    }
+    if m.is_builtin() {
+        for (op, code) in &code_ops {
+            if !m.operations.contains_key(*op) {
+                warnings.push(Diagnostic::warning(
+                    &m.path,
+                    1,
+                    1,
+                    format!(
+                        "tool `{}`: operation `{op}` is implemented but missing from the built-in manifest; offered as `{code}` (a bug in this bosun: please report it)",
+                        m.name
+                    ),
+                ));
+                ops.insert(op.to_string(), *code);
+            }
+        }
+    }
+    if !missing.is_empty() {
+        warnings.push(Diagnostic::warning(
+            &m.path,
+            1,
+            1,
+            format!(
+                "tool `{}`: operations not implemented by this bosun, not offered: {}",
+                m.name,
+                missing.join(", ")
+            ),
+        ));
+    }
+    if ops.is_empty() {
+        warnings.push(Diagnostic::warning(
+            &m.path,
+            1,
+            1,
+            format!(
+                "tool `{}` has no implemented operation; it is not offered",
+                m.name
+            ),
+        ));
+        return None;
+    }
+    // prerequisites add up: the file's and the default's
+    let mut effective = m.clone();
+    if let Some(d) = &default {
+        let p = &mut effective.prerequisites;
+        for b in &d.prerequisites.binaries {
+            if !p.binaries.contains(b) {
+                p.binaries.push(b.clone());
+            }
+        }
+        for e in &d.prerequisites.env {
+            if !p.env.contains(e) {
+                p.env.push(e.clone());
+            }
+        }
+    }
+    for unmet in effective.unmet_prerequisites() {
+        warnings.push(Diagnostic::warning(
+            &m.path,
+            1,
+            1,
+            format!("tool `{}`: {unmet}", m.name),
+        ));
+    }
+    let description = [
+        m.description.as_str(),
+        default.as_ref().map_or("", |d| d.description.as_str()),
+        tool.description(),
+    ]
+    .into_iter()
+    .map(str::trim)
+    .find(|d| !d.is_empty())
+    .unwrap_or_default()
+    .to_string();
+    Some(Joined {
+        description,
+        operations: ops,
+        descriptions,
+        for_model,
+    })
+}
+
+/// Put each offered operation's description into the schema of the `operation` argument, where
+/// the model chooses it: `name: what it does` lines after the argument's own description.
+fn describe_operations(parameters: &mut Value, descriptions: &BTreeMap<String, String>) {
+    let lines: Vec<String> = descriptions
+        .iter()
+        .filter(|(_, d)| !d.trim().is_empty())
+        .map(|(op, d)| format!("{op}: {}", d.trim()))
+        .collect();
+    if lines.is_empty() {
+        return;
+    }
+    if let Some(Value::Object(op)) = parameters.pointer_mut("/properties/operation") {
+        let own = op
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let text = match own.is_empty() {
+            true => lines.join("\n"),
+            false => format!("{own}\n{}", lines.join("\n")),
+        };
+        op.insert("description".into(), Value::String(text));
+    }
 }
 
 /// The tools of one agent, keyed by name.
@@ -325,65 +515,10 @@ impl Registry {
                 ));
                 continue;
             };
-            let code_ops: BTreeMap<&str, EffectClass> = tool.operations().iter().copied().collect();
-            let mut ops = BTreeMap::new();
-            let mut missing = Vec::new();
-            for (op, spec) in &m.operations {
-                let (l, c) = m.operation_pos(op);
-                match code_ops.get(op.as_str()) {
-                    None => missing.push(op.as_str()),
-                    Some(&builtin) if spec.effect < builtin => errors.push(Diagnostic::error(
-                        &m.path,
-                        l,
-                        c,
-                        format!(
-                            "operation `{op}` is declared `{}` but bosun classifies it as `{builtin}`; a manifest may only make an operation stricter — write `effect: {builtin}`",
-                            spec.effect
-                        ),
-                    )),
-                    Some(&builtin) => {
-                        ops.insert(op.clone(), builtin.max(spec.effect));
-                    }
-                }
-            }
-            if !missing.is_empty() {
-                warnings.push(Diagnostic::warning(
-                    &m.path,
-                    1,
-                    1,
-                    format!(
-                        "tool `{}`: operations not implemented by this bosun, not offered: {}",
-                        m.name,
-                        missing.join(", ")
-                    ),
-                ));
-            }
-            if ops.is_empty() {
-                warnings.push(Diagnostic::warning(
-                    &m.path,
-                    1,
-                    1,
-                    format!(
-                        "tool `{}` has no implemented operation; it is not offered",
-                        m.name
-                    ),
-                ));
+            let Some(joined) = join_manifest(m, tool.as_ref(), &mut errors, &mut warnings) else {
                 continue;
-            }
-            for unmet in m.unmet_prerequisites() {
-                warnings.push(Diagnostic::warning(
-                    &m.path,
-                    1,
-                    1,
-                    format!("tool `{}`: {unmet}", m.name),
-                ));
-            }
-            let description = if m.description.is_empty() {
-                tool.description().to_string()
-            } else {
-                m.description.clone()
             };
-            reg.insert(tool, description, ops);
+            reg.insert(tool, joined);
         }
         // built-in tools that need no manifest
         for name in BUILTIN_TOOL_NAMES {
@@ -394,7 +529,7 @@ impl Registry {
                     .map(|(o, e)| (o.to_string(), *e))
                     .collect();
                 let d = tool.description().to_string();
-                reg.insert(tool, d, ops);
+                reg.insert(tool, Joined::plain(d, ops));
             }
         }
         // tools of the MCP servers the agent lists: they carry their own operations (classified
@@ -426,7 +561,7 @@ impl Registry {
                 continue;
             }
             let d = tool.description().to_string();
-            reg.insert(tool, d, ops);
+            reg.insert(tool, Joined::plain(d, ops));
         }
         if errors.is_empty() {
             Ok((reg, warnings))
@@ -436,12 +571,13 @@ impl Registry {
         }
     }
 
-    fn insert(
-        &mut self,
-        tool: Arc<dyn Tool>,
-        description: String,
-        ops: BTreeMap<String, EffectClass>,
-    ) {
+    fn insert(&mut self, tool: Arc<dyn Tool>, joined: Joined) {
+        let Joined {
+            description,
+            operations: ops,
+            descriptions,
+            for_model,
+        } = joined;
         let offered: Vec<&str> = ops.keys().map(String::as_str).collect();
         let raw = tool.parameters();
         // a remote MCP tool's own `operation` argument, if it has one, keeps its enum
@@ -458,7 +594,8 @@ impl Registry {
             None => offered.iter().map(|s| s.to_string()).collect(),
         };
         let own: Vec<&str> = own.iter().map(String::as_str).collect();
-        let parameters = schema::strict(raw, &own);
+        let mut parameters = schema::strict(raw, &own);
+        describe_operations(&mut parameters, &for_model);
         let spec = ToolSpec {
             name: tool.name().to_string(),
             description: description.clone(),
@@ -470,6 +607,7 @@ impl Registry {
                 tool,
                 description,
                 operations: ops,
+                descriptions,
                 spec,
             },
         );
@@ -501,6 +639,7 @@ impl Registry {
                     .map(|(name, effect)| PromptOperation {
                         name: name.clone(),
                         effect: effect.to_string(),
+                        description: r.descriptions.get(name).cloned().unwrap_or_default(),
                     })
                     .collect(),
             })
@@ -586,6 +725,7 @@ mod tests {
         std::fs::write(&path, &text).expect("write");
         let mut m: ToolManifest = serde_saphyr::from_str(&text).expect("manifest");
         m.path = path;
+        m.text = text;
         std::mem::forget(dir);
         Agent {
             dir: ".".into(),
