@@ -289,3 +289,86 @@ fn completions_man_and_version() {
     assert_eq!(v.stdout, flag.stdout);
     assert!(String::from_utf8_lossy(&v.stdout).starts_with("bosun "));
 }
+
+/// The embedding API: the guard settings alone scope and restrict calls (no CLI involved).
+#[tokio::test]
+async fn guard_config_scope_and_mode_for_embedders() {
+    use bosun::guard::GuardConfig;
+    use bosun::planner::State;
+    use bosun::scope::{Mode, TaskScope};
+    let ns = common::namespace("embed-scope").await;
+    let cm = |name: &str| {
+        serde_json::json!({"operation": "apply_dry_run", "manifests": format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  k: v\n"
+        )})
+    };
+    // another context: the namespace matches, the cluster does not
+    let h = common::Harness::new(GuardConfig {
+        scope: Some(TaskScope {
+            context: Some("some-other-cluster".into()),
+            namespace: Some(ns.clone()),
+        }),
+        ..Default::default()
+    });
+    let r = h
+        .call("kubectl", cm("a"), State::Validation)
+        .await
+        .expect_err("other context");
+    assert!(
+        r.starts_with("refused:")
+            && r.contains("would act on context `")
+            && r.contains("scoped to namespace"),
+        "{r}"
+    );
+    let read = serde_json::json!({"operation": "get", "kind": "configmaps", "namespace": ns});
+    h.call("kubectl", read.clone(), State::Intake)
+        .await
+        .expect("reads are not confined");
+
+    // read-only: the dry-run is refused before anything is resolved; the read runs
+    let h = common::Harness::new(GuardConfig {
+        mode: Mode::ReadOnly,
+        ..Default::default()
+    });
+    let r = h
+        .call("kubectl", cm("b"), State::Validation)
+        .await
+        .expect_err("read-only");
+    assert!(r.contains("read-only mode"), "{r}");
+    h.call("kubectl", read, State::Intake)
+        .await
+        .expect("read in read-only mode");
+
+    // the runtime offers only reads in read-only mode, and says so in the system prompt
+    let model = bosun::model::OpenAiClient::new(&bosun::config::ModelConfig {
+        base_url: Some("http://127.0.0.1:9/v1".into()),
+        ..Default::default()
+    })
+    .expect("client");
+    let rt = bosun::session::Runtime::from_dir(
+        &common::repo_root(),
+        std::sync::Arc::new(model),
+        bosun::session::RuntimeOptions {
+            guard: GuardConfig {
+                mode: Mode::ReadOnly,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .expect("runtime");
+    assert!(rt.system_prompt.contains("read-only"));
+    for spec in &rt.specs {
+        let reg = rt.registry.get(&spec.name).expect("registered");
+        if let Some(ops) = spec.parameters["properties"]["operation"]["enum"].as_array() {
+            for op in ops.iter().filter_map(|o| o.as_str()) {
+                assert_eq!(
+                    reg.operations.get(op),
+                    Some(&bosun::effect::EffectClass::ReadOnly),
+                    "{}.{op} offered in read-only mode",
+                    spec.name
+                );
+            }
+        }
+    }
+}
