@@ -9,7 +9,9 @@
 //! 2. the arguments are a JSON object the tool's own parser accepts (`Tool::plan`, no I/O);
 //! 3. the operation is offered (implemented and listed in the manifest);
 //! 4. the effect class — the tool code's (a dry-run flag lowers it to `dry_run`), made stricter
-//!    by the manifest — is allowed in the planner's current state;
+//!    by the manifest — is allowed by the task's mode (read-only: reads only), stays inside the
+//!    task's scope (a dry-run or change in another context or namespace, or on a cluster-scoped
+//!    object, is refused), and is allowed in the planner's current state;
 //! 5. **dry-run before apply**: a `mutating` or `destructive` call runs only if a successful
 //!    dry-run of an equal [`Change`] (same tool, same target, same content hash) was recorded in
 //!    this session, is younger than the configured maximum age and was not used by an earlier
@@ -26,6 +28,7 @@ use crate::effect::EffectClass;
 use crate::model::ToolCall;
 use crate::planner::State;
 use crate::policy::{Action, CallFacts, Environment, Policy};
+use crate::scope::{Mode, TaskScope};
 use crate::tools::{Change, Invocation, ObjectRef, Registered, Registry, Scope, ToolCtx};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -151,13 +154,21 @@ pub enum RefusalKind {
     Replay,
     /// Already applied before the session was resumed.
     AlreadyApplied,
+    /// Above what the task's mode allows (e.g. any dry-run or change in read-only mode).
+    Mode,
+    /// A dry-run or change outside the task's scope (another context or namespace, or a
+    /// cluster-scoped object).
+    Scope,
 }
 
 impl RefusalKind {
     /// Whether this refusal stopped a change the task needed: the task cannot honestly be called
     /// done (exit code 3).
     pub fn blocks_change(self) -> bool {
-        matches!(self, Self::Policy | Self::Approval)
+        matches!(
+            self,
+            Self::Policy | Self::Approval | Self::Mode | Self::Scope
+        )
     }
 }
 
@@ -247,6 +258,10 @@ pub struct GuardConfig {
     pub approver: Arc<dyn Approver>,
     /// Allow / approve / deny rules and the context → environment map.
     pub policy: Arc<Policy>,
+    /// How far the task may go: `apply` (default) or `read-only`.
+    pub mode: Mode,
+    /// Where the task may write (reads are not confined); `None`: anywhere policy allows.
+    pub scope: Option<TaskScope>,
 }
 
 impl Default for GuardConfig {
@@ -255,6 +270,8 @@ impl Default for GuardConfig {
             dry_run_max_age: Duration::from_secs(15 * 60),
             approver: Arc::new(NoApprover),
             policy: Arc::new(Policy::default()),
+            mode: Mode::default(),
+            scope: None,
         }
     }
 }
@@ -348,6 +365,7 @@ impl Guard {
     /// The checks run in this order; the first that fails refuses the call:
     /// [`check_tool`](Self::check_tool) → the arguments parse → the tool's `plan` (pure) and
     /// `resolve` (the real effect, with I/O) → [`check_operation`](Self::check_operation) →
+    /// [`check_mode`](Self::check_mode) → [`check_scope`](Self::check_scope) →
     /// [`check_state`](Self::check_state) → [`check_id`](Self::check_id) →
     /// [`check_policy`](Self::check_policy) → [`check_dry_run`](Self::check_dry_run) →
     /// [`check_approval`](Self::check_approval) → [`commit`](Self::commit), which takes the
@@ -414,6 +432,8 @@ impl Guard {
         d.operation = Some(inv.operation.clone());
         d.target = Some(inv.target.clone());
         let registered = Self::check_operation(reg, call, &inv)?;
+        // no I/O for a call the mode refuses anyway (resolve can only make it stricter)
+        self.check_mode(call, &inv, registered)?;
         self.check_id(call)?;
         // normalise first, decide second: everything below is judged on the effect the tool's
         // code resolved (kinds through discovery, namespaces per object, rendered charts,
@@ -433,6 +453,8 @@ impl Guard {
             registered
         };
         d.effect = Some(effect);
+        self.check_mode(call, &inv, effect)?;
+        self.check_scope(call, &inv, effect)?;
         Self::check_state(call, &inv, effect, state)?;
         let fingerprint = inv.change.as_ref().map(|c| Fingerprint::of(&call.name, c));
         d.fingerprint = fingerprint.as_ref().map(Fingerprint::short);
@@ -518,6 +540,89 @@ impl Guard {
             ));
         };
         Ok(registered)
+    }
+
+    /// The effect class is allowed by the task's mode (read-only: nothing above `read_only`).
+    /// Judged on the registered class before `resolve` and again on the resolved one.
+    fn check_mode(
+        &self,
+        call: &ToolCall,
+        inv: &Invocation,
+        effect: EffectClass,
+    ) -> Result<(), Refusal> {
+        let mode = self.cfg.mode;
+        if mode.allows(effect) {
+            return Ok(());
+        }
+        Err(Refusal(
+            RefusalKind::Mode,
+            format!(
+                "`{}.{}` is {effect}, and this task runs in {mode} mode, which allows only {} operations; do not retry it — answer from what you can read and describe the change you would make, so a human can run it outside {mode} mode",
+                call.name,
+                inv.operation,
+                mode.max_effect()
+            ),
+        ))
+    }
+
+    /// A dry-run or change acts only inside the task's scope, judged on what `resolve` found:
+    /// the context the client really uses, every object's namespace (a cluster-scoped object is
+    /// outside every namespace). Reads are not confined.
+    fn check_scope(
+        &self,
+        call: &ToolCall,
+        inv: &Invocation,
+        effect: EffectClass,
+    ) -> Result<(), Refusal> {
+        let Some(scope) = self.cfg.scope.as_ref().filter(|s| !s.is_empty()) else {
+            return Ok(());
+        };
+        if effect < EffectClass::DryRun {
+            return Ok(());
+        }
+        let outside = |what: String| {
+            Refusal(
+                RefusalKind::Scope,
+                format!(
+                    "`{}.{}` would act on {what}, but this task is scoped to {scope}: dry-runs and changes outside it are refused. Do not retry elsewhere; if the change is needed there, stop and say so — a human must re-scope the task (e.g. `bosun run -n NAMESPACE --context CONTEXT`)",
+                    call.name, inv.operation
+                ),
+            )
+        };
+        if let (Some(want), Some(got)) = (&scope.context, &inv.scope.context) {
+            if want != got {
+                return Err(outside(format!("context `{got}`")));
+            }
+        }
+        let Some(ns) = &scope.namespace else {
+            return Ok(());
+        };
+        for o in &inv.scope.objects {
+            match &o.namespace {
+                None => {
+                    return Err(outside(format!(
+                        "the cluster-scoped {} `{}`",
+                        o.kind, o.name
+                    )))
+                }
+                Some(n) if n != ns => {
+                    return Err(outside(format!(
+                        "{} `{}` in namespace `{n}`",
+                        o.kind, o.name
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        match &inv.scope.namespace {
+            Some(n) if n != ns => Err(outside(format!("namespace `{n}`"))),
+            // a Kubernetes change that names neither objects nor a namespace: where it lands
+            // cannot be judged, so it is outside
+            None if inv.scope.objects.is_empty() && inv.scope.context.is_some() => {
+                Err(outside("objects it does not name".to_string()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Step 4: The effect class is allowed in the planner's state.

@@ -10,6 +10,7 @@
 //! - [`config`]: model endpoint configuration from flags, env and config files.
 //! - [`model`]: the chat-completions client (async-openai) with lenient response parsing.
 //! - [`tools`]: the tools the model can call, their JSON schemas and executors.
+//! - [`scope`]: a task's mode (apply, read-only) and scope (context, namespace), enforced by the guard.
 //! - [`guard`]: the single chokepoint every tool call passes before any executor runs.
 //! - [`dispatch`]: the one path of a tool call (admit → audit → execute → record → redact → budget → audit), for every frontend.
 //! - [`session`]: the tool-calling loop; operations in, events out.
@@ -40,6 +41,7 @@ pub mod policy;
 pub mod prompt;
 pub mod redact;
 pub mod sandbox;
+pub mod scope;
 pub mod scripted;
 pub mod secrets;
 pub mod session;

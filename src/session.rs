@@ -105,7 +105,8 @@ pub struct RuntimeOptions {
     pub secrets: Option<Arc<dyn crate::secrets::SecretResolver>>,
     /// The redactor shared with the resolver (default: a new one).
     pub redactor: Option<Arc<crate::redact::Redactor>>,
-    /// Dry-run age limit and approver (the policy is always the agent's `policy.yaml`).
+    /// Dry-run age limit, approver, mode and task scope (the policy is always the agent's
+    /// `policy.yaml`). The mode and scope also decide what the model is offered and told.
     pub guard: GuardConfig,
     /// Where each session's audit log (`<session>.audit.jsonl`) is written; `None`: no audit log.
     pub audit_dir: Option<PathBuf>,
@@ -155,10 +156,17 @@ impl Runtime {
         let mut impls = tools::implementations(&agent, &opts.kube);
         impls.extend(opts.extra_tools.iter().cloned());
         let (registry, warnings) = Registry::build(&agent, impls).map_err(RuntimeError::Invalid)?;
-        let system_prompt =
-            crate::prompt::render_system(&agent, &registry.prompt_tools(), &opts.environment)
-                .map_err(|d| RuntimeError::Invalid(vec![d]))?;
-        let specs = registry.specs();
+        // the task's mode and scope: what the model is offered and told (the guard enforces both)
+        let mode = opts.guard.mode;
+        let mut environment = opts.environment.clone();
+        for (k, v) in crate::scope::prompt_facts(mode, opts.guard.scope.as_ref()) {
+            environment.entry(k).or_insert(v);
+        }
+        let prompt_tools =
+            crate::scope::offered_prompt_tools(&registry, registry.prompt_tools(), mode);
+        let system_prompt = crate::prompt::render_system(&agent, &prompt_tools, &environment)
+            .map_err(|d| RuntimeError::Invalid(vec![d]))?;
+        let specs = crate::scope::offered_specs(&registry, registry.specs(), mode);
         let (workspace, tmp) = match opts.workspace {
             Some(w) => (w, None),
             None => {

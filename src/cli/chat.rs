@@ -77,6 +77,15 @@ struct Ui {
     streamed: bool,
 }
 
+impl Ui {
+    /// A finished spinner leaves no line behind (a dropped `ProgressBar` would stay on screen).
+    fn clear_spinner(&mut self) {
+        if let Some(sp) = self.spinner.take() {
+            sp.finish_and_clear();
+        }
+    }
+}
+
 fn spinner(msg: String) -> ProgressBar {
     let pb = ProgressBar::new_spinner();
     pb.set_style(
@@ -118,6 +127,9 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
         rt.model.model_name(),
         handle.id()
     );
+    if let Some(line) = run::scope_line(&rt) {
+        eprintln!("{line}");
+    }
     let mut ui = Ui {
         state: State::Intake,
         spinner: None,
@@ -273,11 +285,14 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
                 Event::ToolCallStarted {
                     tool, arguments, ..
                 } => {
+                    ui.clear_spinner();
                     ui.spinner = Some(spinner(format!("{tool} {}", one_line(&arguments, 70))));
                 }
                 Event::GuardDecision(d) if d.verdict == Verdict::Refuse => {
-                    if let Some(sp) = &ui.spinner {
-                        sp.println(format!("  ✗ guard: {}", one_line(&d.reason, 150)));
+                    let line = format!("  ✗ guard: {}", one_line(&d.reason, 150));
+                    match &ui.spinner {
+                        Some(sp) if !sp.is_hidden() => sp.println(line),
+                        _ => eprintln!("{line}"),
                     }
                 }
                 Event::ToolCallFinished {
@@ -342,14 +357,17 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
                 }
                 Event::TaskComplete { .. } => {
                     // the answer was shown as the last assistant message
+                    ui.clear_spinner();
                     ui.streamed = false;
                     break;
                 }
                 Event::TaskFailed { error } => {
+                    ui.clear_spinner();
                     eprintln!("✗ {}", printable(&error));
                     break;
                 }
                 Event::TaskInterrupted => {
+                    ui.clear_spinner();
                     eprintln!("interrupted; the conversation is kept");
                     break;
                 }

@@ -4,7 +4,6 @@ use super::{exit, sandbox_cmd};
 use bosun::eval::{self, score, EvalOptions, ModelChoice, Progress};
 use bosun::sandbox;
 use clap::Args;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -170,7 +169,7 @@ pub async fn eval(agent_dir: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> 
             .task_timeout
             .map(|s| std::time::Duration::from_secs(s.max(1))),
     });
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = super::render::color();
     let progress: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |p| match p {
         Progress::Started { .. } => {}
         Progress::Finished(r) => {

@@ -11,7 +11,7 @@ mod run;
 mod sandbox_cmd;
 mod validate;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -107,6 +107,16 @@ pub enum Cmd {
         #[arg(long, value_name = "PATH.gguf", num_args = 0..=1, default_missing_value = "auto")]
         local: Option<PathBuf>,
     },
+    /// Print a shell completion script, e.g. `bosun completions bash > ~/.local/share/bash-completion/completions/bosun`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `bosun man > bosun.1 && man ./bosun.1`.
+    Man,
+    /// Print the version (as --version does).
+    Version,
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,5 +211,20 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(exit::SUCCESS))
         }
         Cmd::Local { cmd } => local::local(cmd).await,
+        Cmd::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "bosun", &mut std::io::stdout());
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
+        Cmd::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            std::io::Write::write_all(&mut std::io::stdout(), &out)?;
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
+        Cmd::Version => {
+            print!("{}", Cli::command().render_version());
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
     }
 }

@@ -7,6 +7,11 @@ use bosun::term::printable;
 use std::io::{IsTerminal, Write};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+/// Whether stderr gets colours: a terminal, and `NO_COLOR` unset or empty (no-color.org).
+pub fn color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// `s` on one line of at most `max` characters, control characters escaped.
 pub fn one_line(s: &str, max: usize) -> String {
     let flat: String = printable(s)
@@ -29,7 +34,7 @@ pub async fn render(
     quiet: bool,
     mut trace: Option<std::fs::File>,
 ) {
-    let color = std::io::stderr().is_terminal();
+    let color = color();
     let (dim, bold, red, green, reset) = if color {
         ("\x1b[2m", "\x1b[1m", "\x1b[31m", "\x1b[32m", "\x1b[0m")
     } else {

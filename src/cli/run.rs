@@ -33,9 +33,19 @@ pub struct RunArgs {
     /// kubeconfig for the Kubernetes tools (default: $KUBECONFIG, ~/.kube/config).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
-    /// kube context (default: the kubeconfig's current context).
+    /// kube context (default: the kubeconfig's current context). Given, it also scopes the
+    /// task: dry-runs and changes in any other context are refused.
     #[arg(long)]
     pub context: Option<String>,
+    /// Scope the task to this namespace (in --context, else the current context): the model is
+    /// told, and the guard refuses dry-runs and changes in other namespaces and on
+    /// cluster-scoped objects. Reads elsewhere stay allowed.
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// read-only: only read operations are offered to the model and admitted by the guard.
+    /// apply: reads, dry-runs and changes after a matching dry-run.
+    #[arg(long, value_enum, default_value = "apply")]
+    pub mode: ModeArg,
     /// Maximum model turns for the task (default: agent.md max_turns, else 40).
     #[arg(long)]
     pub max_turns: Option<u32>,
@@ -46,7 +56,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub loop_limit: Option<u32>,
     /// Output: text (answer on stdout, progress on stderr), json (one result object), jsonl (the event stream).
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: OutputFormat,
     /// No progress lines on stderr (text output).
     #[arg(short, long)]
@@ -77,9 +87,6 @@ pub struct RunArgs {
     /// Write the event stream as JSON lines to FILE (k8s-ai-bench passes this).
     #[arg(long, value_name = "FILE")]
     pub trace_path: Option<PathBuf>,
-    /// Accepted for k8s-ai-bench compatibility; the kubeconfig's namespace is used.
-    #[arg(long, hide = true)]
-    pub namespace: Option<String>,
     /// Tool-use shim: read tool calls the model writes as text (fenced JSON, <tool_call> tags, a
     /// bare JSON object). auto: on unless the endpoint is api.openai.com [config: shim]
     #[arg(long, value_enum)]
@@ -101,6 +108,60 @@ pub struct RunArgs {
     /// --local: which llama.cpp server to run.
     #[arg(long, value_enum, default_value = "auto", env = "BOSUN_LOCAL_ENGINE")]
     pub local_engine: super::local::Engine,
+}
+
+/// `--mode apply|read-only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    Apply,
+    ReadOnly,
+}
+
+impl From<ModeArg> for bosun::scope::Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Apply => Self::Apply,
+            ModeArg::ReadOnly => Self::ReadOnly,
+        }
+    }
+}
+
+/// The task's scope from `-n/--namespace` and `--context`. With only a namespace, the context
+/// is the kubeconfig's current one, so writes cannot escape to another cluster by naming one.
+pub fn task_scope(args: &RunArgs) -> Option<bosun::scope::TaskScope> {
+    if args.namespace.is_none() && args.context.is_none() {
+        return None;
+    }
+    let context = args.context.clone().or_else(|| {
+        let kc = match &args.kubeconfig {
+            Some(p) => kube::config::Kubeconfig::read_from(p),
+            None => kube::config::Kubeconfig::read(),
+        };
+        // unreadable: the preflight says so before the model is asked anything
+        kc.ok()?.current_context.filter(|c| !c.is_empty())
+    });
+    Some(bosun::scope::TaskScope {
+        context,
+        namespace: args.namespace.clone(),
+    })
+}
+
+/// The task's mode and scope, when not the defaults, as one line for the terminal.
+pub fn scope_line(rt: &Runtime) -> Option<String> {
+    let g = &rt.guard_config;
+    let mut parts = Vec::new();
+    if g.mode != bosun::scope::Mode::Apply {
+        parts.push(format!(
+            "mode {} (only reads are offered and admitted)",
+            g.mode
+        ));
+    }
+    if let Some(s) = g.scope.as_ref().filter(|s| !s.is_empty()) {
+        parts.push(format!(
+            "scoped to {s} (dry-runs and changes elsewhere are refused)"
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// `--shim on|off|auto`.
@@ -237,6 +298,8 @@ pub async fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Run
         loop_limit: args.loop_limit,
         guard: bosun::guard::GuardConfig {
             approver: approver(args)?,
+            mode: args.mode.into(),
+            scope: task_scope(args),
             ..Default::default()
         },
         audit_dir: Some(args.audit_dir.clone().unwrap_or_else(|| state_dir("audit"))),
@@ -428,12 +491,16 @@ pub async fn run_task(
     let renderer = tokio::spawn(render::render(rx, format, quiet, trace));
     let agent = rt.agent.def.id.clone();
     let model = rt.model.model_name().to_string();
+    let session_rt = rt.clone();
     let mut session = match resume {
         Some(id) => Session::resume(rt, tx, id)?,
         None => Session::new(rt, tx)?,
     };
     if format == OutputFormat::Text && !quiet {
         eprintln!("session {}", session.id());
+        if let Some(line) = scope_line(&session_rt) {
+            eprintln!("{line}");
+        }
     }
     let audit = session.audit_path().map(|p| p.display().to_string());
     let session_id = session.id().to_string();

@@ -1,0 +1,183 @@
+//! What a task may touch: its [`Mode`] (apply, or read-only) and its [`TaskScope`] (the kube
+//! context and namespace writes are confined to). The guard enforces both (`check_mode`,
+//! `check_scope`); this module also decides what the model is offered and told.
+
+use crate::effect::EffectClass;
+use crate::model::ToolSpec;
+use crate::prompt::PromptTool;
+use crate::tools::Registry;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// How far a task may go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Reads, dry-runs and (after a matching dry-run) changes: the default.
+    #[default]
+    Apply,
+    /// Only `read_only` operations are offered and admitted; nothing is dry-run or changed.
+    ReadOnly,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Apply => "apply",
+            Self::ReadOnly => "read-only",
+        }
+    }
+
+    /// The strictest effect class this mode admits.
+    pub fn max_effect(self) -> EffectClass {
+        match self {
+            Self::Apply => EffectClass::Destructive,
+            Self::ReadOnly => EffectClass::ReadOnly,
+        }
+    }
+
+    /// Whether an operation of class `effect` may run in this mode.
+    pub fn allows(self, effect: EffectClass) -> bool {
+        effect <= self.max_effect()
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a task may write. Reads are not confined. `None` fields do not confine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskScope {
+    /// The kube context every change must act in (the CLI fills in the kubeconfig's current
+    /// context when only a namespace is given, so a call cannot escape to another cluster).
+    pub context: Option<String>,
+    /// The namespace every object a change touches must be in (cluster-scoped objects are
+    /// outside every namespace).
+    pub namespace: Option<String>,
+}
+
+impl TaskScope {
+    /// Whether the scope confines anything.
+    pub fn is_empty(&self) -> bool {
+        self.context.is_none() && self.namespace.is_none()
+    }
+}
+
+impl fmt::Display for TaskScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.namespace, &self.context) {
+            (Some(n), Some(c)) => write!(f, "namespace `{n}` in context `{c}`"),
+            (Some(n), None) => write!(f, "namespace `{n}`"),
+            (None, Some(c)) => write!(f, "context `{c}`"),
+            (None, None) => f.write_str("everything"),
+        }
+    }
+}
+
+/// The tool specs offered in `mode`: in read-only mode, operations above `read_only` leave each
+/// schema's `operation` enum, and a tool left with no operation is not offered at all.
+pub fn offered_specs(registry: &Registry, specs: Vec<ToolSpec>, mode: Mode) -> Vec<ToolSpec> {
+    if mode == Mode::Apply {
+        return specs;
+    }
+    specs
+        .into_iter()
+        .filter_map(|mut spec| {
+            let reg = registry.get(&spec.name)?;
+            let allowed: Vec<&str> = reg
+                .operations
+                .iter()
+                .filter(|(_, e)| mode.allows(**e))
+                .map(|(o, _)| o.as_str())
+                .collect();
+            if allowed.is_empty() {
+                return None;
+            }
+            if let Some(serde_json::Value::Array(ops)) =
+                spec.parameters.pointer_mut("/properties/operation/enum")
+            {
+                ops.retain(|v| v.as_str().is_some_and(|s| allowed.contains(&s)));
+            }
+            Some(spec)
+        })
+        .collect()
+}
+
+/// The tools as listed in the system prompt in `mode` (the same filter as [`offered_specs`]).
+pub fn offered_prompt_tools(
+    registry: &Registry,
+    tools: Vec<PromptTool>,
+    mode: Mode,
+) -> Vec<PromptTool> {
+    if mode == Mode::Apply {
+        return tools;
+    }
+    tools
+        .into_iter()
+        .filter_map(|mut t| {
+            let reg = registry.get(&t.name)?;
+            t.operations
+                .retain(|o| reg.operations.get(&o.name).is_some_and(|e| mode.allows(*e)));
+            (!t.operations.is_empty()).then_some(t)
+        })
+        .collect()
+}
+
+/// Facts for the system prompt's environment: the mode (when not the default) and the scope.
+pub fn prompt_facts(mode: Mode, scope: Option<&TaskScope>) -> BTreeMap<String, String> {
+    let mut facts = BTreeMap::new();
+    if mode == Mode::ReadOnly {
+        facts.insert(
+            "mode".into(),
+            "read-only: only read operations are offered and allowed; do not dry-run or change anything — answer from what you read, and describe any change you would recommend instead of making it".into(),
+        );
+    }
+    if let Some(s) = scope.filter(|s| !s.is_empty()) {
+        let mut text =
+            format!("this task is scoped to {s}: every dry-run and change must act only there");
+        if let Some(n) = &s.namespace {
+            text.push_str(&format!(
+                " (pass namespace `{n}` explicitly; cluster-scoped objects are out of scope)"
+            ));
+        }
+        text.push_str(
+            ". The guard refuses writes outside it; reads elsewhere are allowed. Only a human can re-scope the task.",
+        );
+        facts.insert("scope".into(), text);
+        if let Some(n) = &s.namespace {
+            facts.insert("namespace".into(), n.clone());
+        }
+        if let Some(c) = &s.context {
+            facts.insert("context".into(), c.clone());
+        }
+    }
+    facts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_only_allows_only_reads() {
+        assert!(Mode::ReadOnly.allows(EffectClass::ReadOnly));
+        assert!(!Mode::ReadOnly.allows(EffectClass::DryRun));
+        assert!(Mode::Apply.allows(EffectClass::Destructive));
+    }
+
+    #[test]
+    fn facts_name_the_scope() {
+        let s = TaskScope {
+            context: Some("dev".into()),
+            namespace: Some("shop".into()),
+        };
+        let f = prompt_facts(Mode::ReadOnly, Some(&s));
+        assert!(f["scope"].contains("namespace `shop` in context `dev`"));
+        assert!(f["mode"].starts_with("read-only"));
+        assert!(prompt_facts(Mode::Apply, None).is_empty());
+    }
+}

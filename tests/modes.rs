@@ -1,0 +1,374 @@
+//! Modes and scope on the real sandbox, through the real binary: `--mode read-only` offers and
+//! admits only reads; `-n NAMESPACE` confines dry-runs and changes to that namespace. Also the
+//! generated completions and man page, `bosun version`, and plain output under `NO_COLOR`.
+
+mod common;
+
+use bosun::scripted::{Script, ScriptedServer};
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use kube::api::Api;
+
+async fn run_bosun(
+    server: &ScriptedServer,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    task: &str,
+) -> std::process::Output {
+    let home = tempfile::tempdir().expect("tempdir");
+    let st = common::sandbox();
+    let mut cmd = common::bosun_cmd(home.path());
+    cmd.env("OPENAI_BASE_URL", server.base_url())
+        .env("KUBECONFIG", &st.kubeconfig)
+        .envs(env.iter().copied())
+        .arg("--agent")
+        .arg(common::repo_root())
+        .arg("run")
+        .args(extra)
+        .arg(task);
+    tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("running bosun")
+}
+
+fn bosun(args: &[&str]) -> std::process::Output {
+    let home = tempfile::tempdir().expect("tempdir");
+    common::bosun_cmd(home.path())
+        .args(args)
+        .output()
+        .expect("running bosun")
+}
+
+/// A ConfigMap manifest as a JSON string (to embed in a script's arguments).
+fn config_map(ns: &str, name: &str) -> String {
+    let m = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  k: v\n"
+    );
+    serde_json::to_string(&m).expect("json string")
+}
+
+fn cluster_role(name: &str) -> String {
+    let m = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {name}\nrules: []\n"
+    );
+    serde_json::to_string(&m).expect("json string")
+}
+
+fn codes(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The operations a request offered for `tool` (None: the tool was not offered).
+fn offered_ops(req: &serde_json::Value, tool: &str) -> Option<Vec<String>> {
+    let t = req["tools"]
+        .as_array()?
+        .iter()
+        .find(|t| t["function"]["name"] == tool)?;
+    Some(
+        t["function"]["parameters"]["properties"]["operation"]["enum"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn read_only_mode_offers_and_admits_only_reads() {
+    let ns = common::namespace("ro").await;
+    let cm = config_map(&ns, "ro-attempt");
+    let script = format!(
+        r#"
+turns:
+  - expect:
+      system_contains: ["read-only"]
+    reply:
+      tool_calls:
+        - {{name: kubectl, arguments: {{operation: get, kind: configmaps, namespace: {ns}}}}}
+        - {{name: transition, arguments: {{to: validation, justification: "dry-run it"}}}}
+        - {{name: kubectl, arguments: {{operation: apply_dry_run, manifests: {cm}}}}}
+        - {{name: transition, arguments: {{to: deployment, justification: "apply it"}}}}
+        - {{name: kubectl, arguments: {{operation: apply, manifests: {cm}}}}}
+        - {{name: kubectl, arguments: {{operation: delete, kind: configmaps, name: ro-attempt, namespace: {ns}}}}}
+  - reply: {{content: "I could not change anything: read-only mode."}}
+"#
+    );
+    let server = ScriptedServer::start(Script::from_yaml(&script).expect("script"))
+        .await
+        .expect("server");
+    let out = run_bosun(
+        &server,
+        &["--mode", "read-only"],
+        &[],
+        "Create the ConfigMap ro-attempt",
+    )
+    .await;
+    // the refused changes stopped the task: exit 3
+    assert_eq!(out.status.code(), Some(3), "{}", codes(&out));
+    assert_eq!(server.failures(), Vec::<String>::new());
+
+    // offered: only read operations, in every request
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2);
+    for req in &reqs {
+        let kubectl = offered_ops(req, "kubectl").expect("kubectl is offered (it has reads)");
+        assert!(kubectl.contains(&"get".to_string()), "{kubectl:?}");
+        for op in [
+            "apply",
+            "apply_dry_run",
+            "delete",
+            "scale",
+            "rollout_restart",
+        ] {
+            assert!(
+                !kubectl.contains(&op.to_string()),
+                "{op} offered: {kubectl:?}"
+            );
+        }
+        for t in req["tools"].as_array().expect("tools") {
+            let name = t["function"]["name"].as_str().unwrap_or_default();
+            if name == "shell" {
+                panic!("shell has no read operation and must not be offered");
+            }
+        }
+    }
+
+    // admitted: the read and the planner verbs; every change refused with the mode's reason
+    let results = common::tool_results(&reqs[1]);
+    assert_eq!(results.len(), 6, "{results:?}");
+    assert!(results[0].contains("configmaps"), "{}", results[0]);
+    for r in [&results[2], &results[4], &results[5]] {
+        assert!(r.contains("read-only mode"), "{r}");
+    }
+    // the cluster is unchanged
+    let cms: Api<ConfigMap> = Api::namespaced(common::kube().await, &ns);
+    assert!(cms.get_opt("ro-attempt").await.expect("get").is_none());
+}
+
+#[tokio::test]
+async fn namespace_scope_refuses_writes_elsewhere_and_allows_them_inside() {
+    let ns = common::namespace("scope").await;
+    let other = common::namespace("scope-other").await;
+    let role = format!("bosun-scope-{}", common::suffix());
+    let inside = config_map(&ns, "inside");
+    let script = format!(
+        r#"
+turns:
+  - expect:
+      system_contains: ["scoped to namespace `{ns}`"]
+    reply:
+      tool_calls:
+        - {{name: transition, arguments: {{to: validation, justification: "dry-runs"}}}}
+        - {{name: kubectl, arguments: {{operation: apply_dry_run, manifests: {elsewhere}}}}}
+        - {{name: kubectl, arguments: {{operation: apply_dry_run, manifests: {system}}}}}
+        - {{name: kubectl, arguments: {{operation: apply_dry_run, manifests: {cluster}}}}}
+        - {{name: kubectl, arguments: {{operation: get, kind: configmaps, namespace: {other}}}}}
+        - {{name: kubectl, arguments: {{operation: apply_dry_run, manifests: {inside}}}}}
+        - {{name: transition, arguments: {{to: deployment, justification: "validated"}}}}
+        - {{name: kubectl, arguments: {{operation: apply, manifests: {inside}}}}}
+  - reply: {{content: "Applied inside; the rest is out of scope."}}
+"#,
+        elsewhere = config_map(&other, "elsewhere"),
+        system = config_map("kube-system", "bosun-scope-test"),
+        cluster = cluster_role(&role),
+    );
+    let server = ScriptedServer::start(Script::from_yaml(&script).expect("script"))
+        .await
+        .expect("server");
+    let out = run_bosun(&server, &["-n", &ns], &[], "Create the ConfigMaps").await;
+    // the out-of-scope changes were stopped: exit 3
+    assert_eq!(out.status.code(), Some(3), "{}", codes(&out));
+    assert_eq!(server.failures(), Vec::<String>::new());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("scoped to namespace `{ns}`")),
+        "{stderr}"
+    );
+
+    let reqs = server.requests();
+    let results = common::tool_results(&reqs[1]);
+    assert_eq!(results.len(), 8, "{results:?}");
+    let scoped = format!("this task is scoped to namespace `{ns}`");
+    assert!(
+        results[1].contains(&format!("namespace `{other}`")),
+        "{}",
+        results[1]
+    );
+    assert!(
+        results[2].contains("namespace `kube-system`"),
+        "{}",
+        results[2]
+    );
+    assert!(
+        results[3].contains("cluster-scoped ClusterRole"),
+        "{}",
+        results[3]
+    );
+    for r in &results[1..4] {
+        assert!(r.contains(&scoped), "{r}");
+        assert!(r.contains("re-scope"), "{r}");
+    }
+    // reads elsewhere stay allowed
+    assert!(!results[4].contains("scoped to"), "{}", results[4]);
+    // inside the scope: dry-run and apply admitted
+    assert!(!results[5].contains("scoped to"), "{}", results[5]);
+    assert!(!results[7].contains("refused"), "{}", results[7]);
+
+    let kube = common::kube().await;
+    let mine: Api<ConfigMap> = Api::namespaced(kube.clone(), &ns);
+    assert!(mine.get_opt("inside").await.expect("get").is_some());
+    let theirs: Api<ConfigMap> = Api::namespaced(kube.clone(), &other);
+    assert!(theirs.get_opt("elsewhere").await.expect("get").is_none());
+    let sys: Api<ConfigMap> = Api::namespaced(kube.clone(), "kube-system");
+    assert!(sys
+        .get_opt("bosun-scope-test")
+        .await
+        .expect("get")
+        .is_none());
+    let roles: Api<ClusterRole> = Api::all(kube);
+    assert!(roles.get_opt(&role).await.expect("get").is_none());
+}
+
+#[tokio::test]
+async fn no_color_output_is_plain() {
+    let ns = common::namespace("nocolor").await;
+    let script = format!(
+        r#"
+turns:
+  - reply:
+      tool_calls:
+        - {{name: kubectl, arguments: {{operation: get, kind: pods, namespace: {ns}}}}}
+        - {{name: kubectl, arguments: {{operation: apply, manifests: {cm}}}}}
+  - reply: {{content: "done"}}
+"#,
+        cm = config_map(&ns, "x")
+    );
+    let server = ScriptedServer::start(Script::from_yaml(&script).expect("script"))
+        .await
+        .expect("server");
+    let out = run_bosun(&server, &[], &[("NO_COLOR", "1")], "list pods").await;
+    let all = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+    assert!(!all.contains(&0x1b), "ESC in output: {}", codes(&out));
+    // progress, a refusal and the answer were printed, just without colour
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("→ kubectl") && stderr.contains("guard refused"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn completions_man_and_version() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = bosun(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", codes(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("bosun"), "{shell}: {text}");
+        // the subcommands and the new flags are in the script
+        assert!(
+            text.contains("sandbox") && text.contains("namespace"),
+            "{shell}"
+        );
+    }
+    let man = bosun(&["man"]);
+    assert!(man.status.success(), "{}", codes(&man));
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(page.contains(".TH bosun 1"), "{page}");
+    let v = bosun(&["version"]);
+    let flag = bosun(&["--version"]);
+    assert!(v.status.success() && flag.status.success());
+    assert_eq!(v.stdout, flag.stdout);
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("bosun "));
+}
+
+/// The embedding API: the guard settings alone scope and restrict calls (no CLI involved).
+#[tokio::test]
+async fn guard_config_scope_and_mode_for_embedders() {
+    use bosun::guard::GuardConfig;
+    use bosun::planner::State;
+    use bosun::scope::{Mode, TaskScope};
+    let ns = common::namespace("embed-scope").await;
+    let cm = |name: &str| {
+        serde_json::json!({"operation": "apply_dry_run", "manifests": format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  k: v\n"
+        )})
+    };
+    // another context: the namespace matches, the cluster does not
+    let h = common::Harness::new(GuardConfig {
+        scope: Some(TaskScope {
+            context: Some("some-other-cluster".into()),
+            namespace: Some(ns.clone()),
+        }),
+        ..Default::default()
+    });
+    let r = h
+        .call("kubectl", cm("a"), State::Validation)
+        .await
+        .expect_err("other context");
+    assert!(
+        r.starts_with("refused:")
+            && r.contains("would act on context `")
+            && r.contains("scoped to namespace"),
+        "{r}"
+    );
+    let read = serde_json::json!({"operation": "get", "kind": "configmaps", "namespace": ns});
+    h.call("kubectl", read.clone(), State::Intake)
+        .await
+        .expect("reads are not confined");
+
+    // read-only: the dry-run is refused before anything is resolved; the read runs
+    let h = common::Harness::new(GuardConfig {
+        mode: Mode::ReadOnly,
+        ..Default::default()
+    });
+    let r = h
+        .call("kubectl", cm("b"), State::Validation)
+        .await
+        .expect_err("read-only");
+    assert!(r.contains("read-only mode"), "{r}");
+    h.call("kubectl", read, State::Intake)
+        .await
+        .expect("read in read-only mode");
+
+    // the runtime offers only reads in read-only mode, and says so in the system prompt
+    let model = bosun::model::OpenAiClient::new(&bosun::config::ModelConfig {
+        base_url: Some("http://127.0.0.1:9/v1".into()),
+        ..Default::default()
+    })
+    .expect("client");
+    let rt = bosun::session::Runtime::from_dir(
+        &common::repo_root(),
+        std::sync::Arc::new(model),
+        bosun::session::RuntimeOptions {
+            guard: GuardConfig {
+                mode: Mode::ReadOnly,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .expect("runtime");
+    assert!(rt.system_prompt.contains("read-only"));
+    for spec in &rt.specs {
+        let reg = rt.registry.get(&spec.name).expect("registered");
+        if let Some(ops) = spec.parameters["properties"]["operation"]["enum"].as_array() {
+            for op in ops.iter().filter_map(|o| o.as_str()) {
+                assert_eq!(
+                    reg.operations.get(op),
+                    Some(&bosun::effect::EffectClass::ReadOnly),
+                    "{}.{op} offered in read-only mode",
+                    spec.name
+                );
+            }
+        }
+    }
+}
