@@ -78,6 +78,15 @@ impl fmt::Display for TaskScope {
     }
 }
 
+/// The effect classes of `reg`'s operations that `mode` offers (for MCP annotations).
+pub fn offered_effects(reg: &crate::tools::Registered, mode: Mode) -> Vec<EffectClass> {
+    reg.operations
+        .values()
+        .copied()
+        .filter(|e| mode.allows(*e))
+        .collect()
+}
+
 /// The tool specs offered in `mode`: in read-only mode, operations above `read_only` leave each
 /// schema's `operation` enum, and a tool left with no operation is not offered at all.
 pub fn offered_specs(registry: &Registry, specs: Vec<ToolSpec>, mode: Mode) -> Vec<ToolSpec> {

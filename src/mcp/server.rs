@@ -106,14 +106,17 @@ impl BosunMcp {
         let mut out = vec![run_tool(&c.rt, &c.run_tool)];
         if c.opts.expose_tools {
             for name in exposed(&c.rt) {
-                if let Some(r) = c.rt.registry.get(name) {
-                    let schema = match &r.spec.parameters {
+                // the runtime's specs: only what its mode offers (read-only lists reads only)
+                let spec = c.rt.specs.iter().find(|s| s.name == name);
+                if let (Some(r), Some(spec)) = (c.rt.registry.get(name), spec) {
+                    let schema = match &spec.parameters {
                         Value::Object(m) => m.clone(),
                         _ => Map::new(),
                     };
+                    let offered = crate::scope::offered_effects(r, c.rt.guard_config.mode);
                     out.push(
                         McpTool::new(name.to_string(), r.description.clone(), schema)
-                            .with_annotations(annotations(r.operations.values().copied())),
+                            .with_annotations(annotations(offered.into_iter())),
                     );
                 }
             }
