@@ -1,6 +1,6 @@
 //! The runtime benchmark (issue #9): what bosun itself costs, apart from the model and the tools.
 //! Prints a table and writes JSON; asserts nothing (the prompt budget has its own test,
-//! `tests/prompt_budget.rs`). What each figure means and excludes: docs/performance.md.
+//! `tests/integration/prompt_budget.rs`). What each figure means and excludes: docs/performance.md.
 //!
 //! ```sh
 //! cargo bench --bench runtime                      # full run (a few minutes on 2 cores)

@@ -153,7 +153,7 @@ EOS
   chmod +x "$BIN/moto_server"
   ok "installed in $MDIR"
 fi
-# ---------------------------------------------------------------- Python MCP SDK (tests/mcp.rs)
+# ---------------------------------------------------------------- Python MCP SDK (tests/integration/mcp.rs)
 # The official SDK is the MCP client (and the small MCP server) the tests drive bosun with; tests
 # find it through the `current` link.
 PYMCP_DIR=$CACHE/python-mcp/$PY_MCP_VERSION

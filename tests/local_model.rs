@@ -14,6 +14,7 @@
 //! The suite prints a table of cases with per-turn times and writes it as JSON to
 //! `$CARGO_TARGET_TMPDIR/real-model-report.json`.
 
+#[path = "integration/common/mod.rs"]
 mod common;
 
 use serde_json::{json, Value};

@@ -1,6 +1,6 @@
 //! What the default agent (the repository root) sends on every request — the system prompt and
 //! every tool schema — counted with real tokenizers (tiktoken-rs: o200k and cl100k). Shared by
-//! `tests/prompt_budget.rs` (the budget guard) and `benches/runtime.rs` (the figures).
+//! `tests/integration/prompt_budget.rs` (the budget guard) and `benches/runtime.rs` (the figures).
 #![allow(dead_code)] // each includer uses a part
 
 use bosun::config::ModelConfig;

@@ -1,6 +1,6 @@
 """Shared by the MCP test clients: connect with the official Python MCP SDK (PyPI `mcp`), list
 the tools, make the calls given on the command line, and print one JSON object on stdout that
-tests/mcp.rs asserts on.
+tests/integration/mcp.rs asserts on.
 
 Calls are a JSON list: [{"tool": NAME, "args": {...}}, ...]. Every result is recorded, errors
 included; an exception that escapes the SDK ends the script with exit code 1 and a message.

@@ -2,7 +2,7 @@
 //! admits only reads; `-n NAMESPACE` confines dry-runs and changes to that namespace. Also the
 //! generated completions and man page, `bosun version`, and plain output under `NO_COLOR`.
 
-mod common;
+use crate::common;
 
 use bosun::scripted::{Script, ScriptedServer};
 use k8s_openapi::api::core::v1::ConfigMap;

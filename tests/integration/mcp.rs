@@ -3,7 +3,7 @@
 //! and streamable HTTP; its server (tests/mcp/server.py) is an MCP server the agent lists under
 //! `mcp_servers:`. The model is the scripted one; kubectl runs against the real sandbox.
 
-mod common;
+use crate::common;
 
 use bosun::scripted::{Script, ScriptedServer};
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! for approval, the approval is bound to the exact change (a different manifest needs a new
 //! one), and kube-system is not writable.
 
-mod common;
+use crate::common;
 
 use bosun::guard::{ApprovalDecision, ApprovalRequest, Approver, GuardConfig};
 use bosun::planner::State;

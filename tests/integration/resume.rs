@@ -1,7 +1,7 @@
 //! A session killed mid-deployment resumes without applying again what its audit log says was
 //! applied: the real binary, SIGKILL, `bosun run --resume`, the real API server.
 
-mod common;
+use crate::common;
 
 use bosun::scripted::{Script, ScriptedServer};
 use std::io::{BufRead, BufReader};

@@ -2,7 +2,7 @@
 //! the real guard: a local chart linted, rendered, dry-run, installed, upgraded, rolled back and
 //! uninstalled; every change only after a dry-run of exactly that change.
 
-mod common;
+use crate::common;
 
 use bosun::planner::State;
 use bosun::tools::helm::Helm;

@@ -1,6 +1,6 @@
 //! The kubectl tool on the real sandbox, driven through the real guard as the runtime does.
 
-mod common;
+use crate::common;
 
 use bosun::guard::{GuardConfig, PolicyApprover};
 use bosun::planner::State;

@@ -1,6 +1,6 @@
 //! `bosun validate` and `bosun tools` on the shipped agent and on broken copies.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

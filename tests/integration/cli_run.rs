@@ -1,6 +1,6 @@
 //! `bosun run` end to end: the real binary, the scripted model server, the real API server.
 
-mod common;
+use crate::common;
 
 use bosun::scripted::{Script, ScriptedServer};
 

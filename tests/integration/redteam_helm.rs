@@ -4,7 +4,7 @@
 //! object or a ClusterRoleBinding to cluster-admin is refused (no approver here), and nothing
 //! reaches the API server.
 
-mod common;
+use crate::common;
 
 use bosun::planner::State;
 use common::{Driver, Outcome};

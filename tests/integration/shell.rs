@@ -2,7 +2,7 @@
 //! dry-run and a human approval each time); argv without a shell; only PATH, HOME and LANG in
 //! the environment; a timeout.
 
-mod common;
+use crate::common;
 
 use bosun::guard::{ApprovalDecision, ApprovalRequest, Approver};
 use bosun::planner::State;

@@ -1,6 +1,6 @@
 //! The sandbox is real: each component is exercised the way bosun's tools will use it.
 
-mod common;
+use crate::common;
 
 use bosun::sandbox;
 use kube::api::{Api, DynamicObject, PostParams};

@@ -3,7 +3,7 @@
 //! only through a destroy plan; sensitive values never printed. One test uses a real provider
 //! (hashicorp/aws from the local mirror) against a moto server on loopback.
 
-mod common;
+use crate::common;
 
 use bosun::planner::State;
 use bosun::tools::terraform::{Terraform, TerraformSettings};

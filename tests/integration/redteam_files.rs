@@ -3,7 +3,7 @@
 //! `..` segments, absolute paths and symlinks that arrive with a clone are refused, nothing
 //! outside is written or created, nothing outside is read back, and the git remote is unchanged.
 
-mod common;
+use crate::common;
 
 use bosun::planner::State;
 use common::{Driver, Outcome};

@@ -1,6 +1,6 @@
 //! The planner and the audit log, through the real binary and the scripted model.
 
-mod common;
+use crate::common;
 
 use bosun::scripted::{Script, ScriptedServer};
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! ready fails its declared check (rollout status), and — as the policy says — bosun rolls it
 //! back through the guard, leaving the previous version running.
 
-mod common;
+use crate::common;
 
 use bosun::config::ModelConfig;
 use bosun::kube_client::KubeTarget;

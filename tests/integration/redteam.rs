@@ -4,7 +4,7 @@
 //! identical calls sent at once. Every attack must be refused with nothing changed on the API
 //! server. The counts of attacks tried and refused are printed at the end of each module.
 
-mod common;
+use crate::common;
 
 use bosun::planner::State;
 use common::{Driver, Outcome};

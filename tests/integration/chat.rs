@@ -1,7 +1,7 @@
 //! `bosun chat` driven as a person would: in a real terminal (tmux), against the scripted model
 //! and the sandbox.
 
-mod common;
+use crate::common;
 
 use bosun::scripted::{Script, ScriptedServer};
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! never appears in a tool result (redacted or not), a log line, the workspace, the event stream
 //! or anything the model receives. The tests scan all of them for it.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use bosun::planner::State;

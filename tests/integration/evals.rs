@@ -4,7 +4,7 @@
 //! claims success without doing the work, a secret value in the output — and runs a task written
 //! in k8s-ai-bench's own layout.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! written only inside the clone, the commit's manifests are checked and server-side dry-run
 //! against the sandbox, and only the exact tree that passed is committed and pushed.
 
-mod common;
+use crate::common;
 
 use bosun::planner::State;
 use common::{Driver, Outcome};

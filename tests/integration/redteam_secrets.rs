@@ -3,7 +3,7 @@
 //! resource, or helm values a chart renders outside a Secret, it is refused before anything
 //! resolves — nothing reaches the API server, and the value never shows up in any tool output.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use bosun::planner::State;

@@ -1,7 +1,7 @@
 //! The flux tool on the real sandbox (Flux CRDs, no Flux controllers: the tests play the
 //! controller through the status subresource where one is needed).
 
-mod common;
+use crate::common;
 
 use bosun::guard::GuardConfig;
 use bosun::planner::State;

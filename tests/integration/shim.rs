@@ -2,7 +2,7 @@
 //! recorded from a real llama.cpp server (xllamacpp + Qwen2.5-Coder-0.5B; see
 //! `tests/fixtures/local-llm/`), through the client and through `bosun run` end to end.
 
-mod common;
+use crate::common;
 
 use bosun::config::ModelConfig;
 use bosun::model::{ChatRequest, FinishReason, Message, ModelClient, OpenAiClient, ToolSpec};

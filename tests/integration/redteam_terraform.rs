@@ -7,7 +7,7 @@
 //! secret, while the same script outside the sandbox does — so the test can fail. Nothing
 //! changes in OpenBao and no secret appears in any tool output.
 
-mod common;
+use crate::common;
 
 use bosun::planner::State;
 use bosun::tools::exec::{self, Cmd};

@@ -5,7 +5,7 @@
 //! changes with approvals granted or denied; kube-system writes.
 //!
 //! The tool under the guard is a recording tool (the property is about the guard, not about a
-//! cluster); `cargo test --test guard_property -- --nocapture` prints the case count.
+//! cluster); `cargo test --test integration guard_property:: -- --nocapture` prints the case count.
 
 use bosun::agent::{Agent, AgentDef, Prompts, ToolManifest};
 use bosun::effect::EffectClass;

@@ -2,10 +2,10 @@
 //! repository root) sends them on each request, must stay ≤ 4,000 tokens in both o200k and
 //! cl100k. A budget guard, not a benchmark: `benches/runtime.rs` prints the same figures.
 //!
-//! `cargo test --test prompt_budget -- --nocapture` prints the breakdown per tool
+//! `cargo test --test integration prompt_budget:: -- --nocapture` prints the breakdown per tool
 //! (`BOSUN_SHOW_PROMPT=DIR` writes the prompt and the schemas there).
 
-#[path = "../benches/support/prompt_tokens.rs"]
+#[path = "../../benches/support/prompt_tokens.rs"]
 mod prompt_tokens;
 
 use bosun::model::openai::tools_as_sent;

@@ -2,7 +2,7 @@
 //! status through the status subresource (no kubelet, no Flux controllers), and the sandbox's
 //! controller-manager rolls pod readiness up into Deployments and Endpoints.
 
-mod common;
+use crate::common;
 
 use bosun::guard::GuardConfig;
 use bosun::planner::State;
