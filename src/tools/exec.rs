@@ -505,7 +505,10 @@ fn sandbox_argv(cmd: &Cmd) -> Result<(Vec<OsString>, Env), ToolError> {
     let checked = Some((protected.as_slice(), program.as_str()));
     // the program itself and the PATH directories it may run (plugins, credential helpers);
     // a PATH entry that would show bosun's state (`/`, HOME, …) is left out
-    add(&mut binds, &cmd.program, 0, None)?;
+    // (bound and run at its real path: a symlink such as ~/.cache/bosun/bin/helm would point
+    // at nothing inside, and its directory may already be bound read-only)
+    let program_path = std::fs::canonicalize(&cmd.program).unwrap_or_else(|_| cmd.program.clone());
+    add(&mut binds, &program_path, 0, None)?;
     if let Some(path) = env
         .iter()
         .find(|(k, _)| k == "PATH")
@@ -548,7 +551,7 @@ fn sandbox_argv(cmd: &Cmd) -> Result<(Vec<OsString>, Env), ToolError> {
     if let Some(d) = &cmd.cwd {
         push(&["--chdir".as_ref(), d.as_os_str()]);
     }
-    push(&["--".as_ref(), cmd.program.as_os_str()]);
+    push(&["--".as_ref(), program_path.as_os_str()]);
     a.extend(cmd.args.iter().cloned());
     Ok((a, env))
 }

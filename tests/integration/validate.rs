@@ -254,6 +254,7 @@ fn tools_json_schemas_are_strict() {
             "rollout_undo",
             "annotate",
             "label",
+            "restore",
             "delete",
             "drain"
         ])
