@@ -15,7 +15,8 @@
 //! - turn: per tool-call turn overhead against the in-process scripted model at zero latency,
 //!   measured from the server's side (its answer ready → the next request read), minus the tool
 //!   call's own duration.
-//! - cold start: the real `bosun run` binary, spawn → the scripted model reads its first request.
+//! - cold start: the real `bosun run` binary, spawn → the scripted model reads its first request
+//!   (including the preflight round trip to a stand-in `/version`).
 //! - memory: peak RSS of `bosun run` with one session idle (waiting on the model) and after a
 //!   50-turn task (wait4's ru_maxrss, so the model server in this process is not counted).
 //! - concurrency: 1,000 embedded sessions (100 in quick mode) in one fresh process, each a 10-turn
@@ -453,6 +454,35 @@ async fn turn_section(t: &mut Table, quick: bool) -> Value {
 // ---------------------------------------------------------------------------------------------
 // the real binary: cold start and memory
 
+/// A stand-in for the API server's `/version`, which `bosun run` asks before its first model
+/// call (the preflight): a real user pays that round trip, so the cold start includes it. It
+/// answers every request with a 1.20 version object, on its own thread, for the process's life.
+fn fake_apiserver_kubeconfig(home: &Path) -> PathBuf {
+    use std::io::Write;
+    static ADDR: std::sync::OnceLock<std::net::SocketAddr> = std::sync::OnceLock::new();
+    let addr = *ADDR.get_or_init(|| {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            for mut s in l.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = std::io::Read::read(&mut s, &mut buf);
+                let body = r#"{"major":"1","minor":"20","gitVersion":"v1.20.2","gitCommit":"","gitTreeState":"","buildDate":"","goVersion":"","compiler":"","platform":"linux/amd64"}"#;
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        addr
+    });
+    let path = home.join("kubeconfig");
+    let kc = format!("apiVersion: v1\nkind: Config\ncurrent-context: bench\nclusters:\n- name: bench\n  cluster: {{server: \"http://{addr}\"}}\ncontexts:\n- name: bench\n  context: {{cluster: bench, user: bench}}\nusers:\n- name: bench\n  user: {{token: bench}}\n");
+    std::fs::write(&path, kc).expect("kubeconfig");
+    path
+}
+
 fn bosun_run(base_url: &str, home: &Path, task: &str, extra: &[&str]) -> Command {
     let mut c = Command::new(bosun_bin());
     c.env_clear()
@@ -462,7 +492,7 @@ fn bosun_run(base_url: &str, home: &Path, task: &str, extra: &[&str]) -> Command
         .args(["--agent", &repo().to_string_lossy(), "run", "--base-url"])
         .arg(base_url)
         .args(["--model", "bench", "--quiet", "--kubeconfig"])
-        .arg(home.join("no-kubeconfig"))
+        .arg(fake_apiserver_kubeconfig(home))
         .arg("--audit-dir")
         .arg(home.join("audit"))
         .arg("--sessions-dir")

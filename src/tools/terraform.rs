@@ -195,52 +195,51 @@ fn valid_planfile(n: &str) -> bool {
 }
 
 /// Hash the configuration in `dir`: every regular file (recursively), except terraform's own
-/// working files (`.terraform/`, state, lock file, plan files) and hidden directories.
+/// working files (`.terraform/`, state, lock file, plan files) and hidden directories. The
+/// root is read through [`confined::Root`](super::confined::Root) (cap-std): a symlink anywhere
+/// in it is refused, so nothing outside the root is ever read as configuration.
 pub fn config_hash(dir: &Path) -> Result<String, String> {
     use sha2::{Digest, Sha256};
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
+    let root = super::confined::Root::open(dir).map_err(|e| e.to_string())?;
+    let entries = root
+        .list(Path::new(""), 100_000)
+        .map_err(|e| e.to_string())?;
+    let mut h = Sha256::new();
     let mut total = 0u64;
-    while let Some(d) = stack.pop() {
-        let rd = std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            let p = e.path();
-            let Ok(ft) = e.file_type() else { continue };
-            if ft.is_dir() {
-                if !name.starts_with('.') {
-                    stack.push(p);
-                }
-                continue;
-            }
-            let skip = name.contains(".tfstate")
-                || name == ".terraform.lock.hcl"
-                || name.ends_with(".tfplan")
-                || name.starts_with(".terraform");
-            if skip {
-                continue;
-            }
-            // symlinked files are hashed by their content (terraform reads through them)
-            let meta = std::fs::metadata(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-            if !meta.is_file() {
-                continue;
-            }
-            total += meta.len();
-            if total > MAX_CONFIG_BYTES {
-                return Err(format!(
+    for e in entries {
+        let rel = &e.path;
+        let hidden_dir = rel.parent().is_some_and(|p| {
+            p.components()
+                .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+        });
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let skip = hidden_dir
+            || name.contains(".tfstate")
+            || name == ".terraform.lock.hcl"
+            || name.ends_with(".tfplan")
+            || name.starts_with(".terraform");
+        if skip {
+            continue;
+        }
+        if e.kind == super::confined::EntryKind::Symlink {
+            return Err(format!(
+                "{} is a symbolic link; a terraform root may not contain links (they could reach files outside it) — copy the file into the root instead",
+                dir.join(rel).display()
+            ));
+        }
+        let b = root
+            .read(rel, MAX_CONFIG_BYTES.saturating_sub(total))
+            .map_err(|_| {
+                format!(
                     "{} holds more than {} MiB of files",
                     dir.display(),
                     MAX_CONFIG_BYTES / 1024 / 1024
-                ));
-            }
-            files.push(p);
-        }
-    }
-    files.sort();
-    let mut h = Sha256::new();
-    for f in files {
-        let rel = f.strip_prefix(dir).unwrap_or(&f);
-        let b = std::fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+                )
+            })?;
+        total += b.len() as u64;
         h.update(rel.to_string_lossy().as_bytes());
         h.update([0]);
         h.update((b.len() as u64).to_le_bytes());

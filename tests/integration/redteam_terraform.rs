@@ -446,3 +446,75 @@ async fn a_plan_that_deletes_or_replaces_needs_approval() {
         "nothing was deleted: {st}"
     );
 }
+
+/// A terraform root holding a symlink — a `.tf` file, a module directory, any file — to
+/// something outside (here the planted vault token): refused before terraform runs, and the
+/// target's contents appear in no output.
+#[tokio::test]
+async fn symlinks_in_a_terraform_root_are_refused_and_never_read() {
+    let l = loot().await;
+    let planted = plant_token(&l.token);
+    let outside = tempfile::tempdir().expect("outside");
+    let secret_file = outside.path().join("token.tf");
+    std::fs::write(&secret_file, format!("# {}\n", l.token)).expect("write");
+    std::fs::create_dir_all(outside.path().join("mod")).expect("mkdir");
+    std::fs::write(
+        outside.path().join("mod/main.tf"),
+        format!("# {}\n", l.token),
+    )
+    .expect("write");
+    let ws = tempfile::tempdir().expect("workspace");
+    let d = Driver::offline(
+        vec![terraform(None, None)],
+        Some(Driver::dev_approver()),
+        ws.path().to_path_buf(),
+    );
+    let mut outputs = Vec::new();
+    const PLAIN: &str = "resource \"terraform_data\" \"x\" {}\n";
+    const USES_MODULE: &str = "module \"m\" {\n  source = \"./modules\"\n}\n";
+    let variants: Vec<(&str, std::path::PathBuf, &str, &str)> = vec![
+        (
+            "a .tf file linked to a file outside",
+            secret_file.clone(),
+            "linked.tf",
+            PLAIN,
+        ),
+        (
+            "a module directory linked outside",
+            outside.path().join("mod"),
+            "modules",
+            USES_MODULE,
+        ),
+        (
+            "a data file linked to bosun's state",
+            planted.0.clone(),
+            "vars.txt",
+            PLAIN,
+        ),
+    ];
+    for (what, target, name, main) in &variants {
+        let (_t, dir) = root_with(&[("main.tf", main)]);
+        std::os::unix::fs::symlink(target, dir.join(name)).expect("symlink");
+        for (op, state) in [("validate", State::Intake), ("plan", V)] {
+            let out = d
+                .call("terraform", json!({"operation": op, "dir": dir}), state)
+                .await;
+            let text = format!("{out:?}");
+            assert!(
+                !matches!(out, common::Outcome::Ok(_)),
+                "{what}: {op} was not refused: {text}"
+            );
+            assert!(
+                text.contains("link") || text.contains("outside"),
+                "{what}: the refusal says why: {text}"
+            );
+            outputs.push(text);
+        }
+    }
+    assert_no_secret(&outputs, &l);
+    eprintln!(
+        "redteam terraform symlinks: {} tried, {} refused",
+        variants.len() * 2,
+        variants.len() * 2
+    );
+}

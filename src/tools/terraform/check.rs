@@ -272,23 +272,40 @@ fn walk_json(v: &Value, file: &str, m: &mut Module, f: &mut Findings) {
 /// the local module directories it calls.
 fn check_module(dir: &Path, root: &Path, f: &mut Findings) -> Vec<PathBuf> {
     let mut m = Module::default();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let n = p
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            n.ends_with(".tf") || n.ends_with(".tf.json")
-        })
-        .collect();
-    files.sort();
+    // the module's own files, through cap-std: a symlink is refused, never followed — and in
+    // the root, a symlink anywhere (terraform's own .terraform/ aside), used or not
+    use super::super::confined::{EntryKind, Root};
+    let entries = match Root::open(dir).and_then(|r| r.list(Path::new(""), 10_000)) {
+        Ok(entries) => entries,
+        Err(e) => {
+            f.problems.push(format!("{}: {e}", dir.display()));
+            Vec::new()
+        }
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    for e in entries {
+        let top = e.path.components().count() == 1;
+        let own = e.path.starts_with(".terraform");
+        let n = e.path.to_string_lossy().to_string();
+        let tf = n.ends_with(".tf") || n.ends_with(".tf.json");
+        if e.kind == EntryKind::Symlink && !own && (top || dir == root) {
+            let shown = dir.join(&e.path);
+            f.problems.push(format!(
+                "{} is a symbolic link; a terraform root may not contain links (they could reach files outside it) — copy the file in",
+                shown.strip_prefix(root).unwrap_or(&shown).display()
+            ));
+            continue;
+        }
+        if top && tf {
+            files.push(dir.join(&e.path));
+        }
+    }
     for p in files {
         let shown = p.strip_prefix(root).unwrap_or(&p).display().to_string();
-        let text = match std::fs::read_to_string(&p) {
+        let text = match super::super::confined::Root::open(dir)
+            .and_then(|r| r.read(Path::new(p.file_name().unwrap_or_default()), 16 << 20))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+        {
             Ok(t) => t,
             Err(e) => {
                 f.problems.push(format!("{shown}: {e}"));
