@@ -504,7 +504,18 @@ pub async fn run_task(
     }
     let audit = session.audit_path().map(|p| p.display().to_string());
     let session_id = session.id().to_string();
+    // Ctrl-C / SIGTERM: the session stops at its next safe point (a running tool call finishes
+    // and is recorded), so the report below still lists what changed; a second one exits now
+    let interrupter = session.interrupter();
+    let watcher = tokio::spawn(async move {
+        stop_signal().await;
+        eprintln!("bosun: interrupted; stopping after the running call (Ctrl-C again to quit now)");
+        interrupter.trigger();
+        stop_signal().await;
+        std::process::exit(i32::from(INTERRUPTED));
+    });
     let result = session.run_task(task).await;
+    watcher.abort();
     drop(session); // closes the event channel
     let _ = renderer.await;
     if let (Some(a), OutputFormat::Text, false) = (&audit, format, quiet) {
@@ -537,6 +548,7 @@ pub async fn run_task(
             Ok(ExitCode::from(exit::TASK_FAILED))
         }
         Ok(_) => Ok(ExitCode::from(exit::SUCCESS)),
+        Err(bosun::session::SessionError::Interrupted) => Ok(ExitCode::from(INTERRUPTED)),
         Err(e) => {
             if format == OutputFormat::Text {
                 eprintln!(

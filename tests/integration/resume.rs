@@ -256,3 +256,79 @@ turns:
         "unchanged"
     );
 }
+
+/// Ctrl-C while the model thinks, after a change was applied: the run stops within seconds,
+/// exits 130, and its report lists the change — taken from the audit log — with the verdict
+/// that the task did not finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_after_an_apply_reports_the_change_and_exits_130() {
+    let ns = common::namespace("ctrlc").await;
+    let st = common::sandbox();
+    let m = serde_json::to_string(&configmap(&ns)).expect("json");
+    let script = Script::from_yaml(&format!(
+        r#"
+turns:
+  - reply:
+      tool_calls:
+        - {{name: transition, arguments: {{to: validation, justification: "dry-run"}}}}
+        - {{name: kubectl, arguments: {{operation: apply_dry_run, namespace: {ns}, manifests: {m}}}}}
+        - {{name: transition, arguments: {{to: deployment, justification: "validated"}}}}
+        - {{name: kubectl, arguments: {{operation: apply, namespace: {ns}, manifests: {m}}}}}
+  - delay_ms: 60000
+    reply: {{content: "never answered: the user presses Ctrl-C while the model thinks"}}
+"#
+    ))
+    .expect("script");
+    let server = ScriptedServer::start(script).await.expect("server");
+    let home = tempfile::tempdir().expect("tempdir");
+    let report = home.path().join("report.json");
+    let mut cmd = common::bosun_cmd(home.path());
+    cmd.env("OPENAI_BASE_URL", server.base_url())
+        .env("KUBECONFIG", &st.kubeconfig)
+        .arg("--agent")
+        .arg(common::repo_root())
+        .args(["run", "--output", "jsonl", "--report"])
+        .arg(&report)
+        .arg("set the level to 1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let (code, waited) = tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().expect("spawn bosun");
+        let out = child.stdout.take().expect("stdout");
+        for line in BufReader::new(out).lines() {
+            let v: serde_json::Value = serde_json::from_str(&line.expect("line")).expect("jsonl");
+            if v["type"] == "tool_call_finished"
+                && v["output"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("server-side apply"))
+            {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                let pid = i32::try_from(child.id()).expect("pid");
+                // SAFETY: sending a signal to our own child process
+                unsafe {
+                    libc::kill(pid, libc::SIGINT);
+                }
+                break;
+            }
+        }
+        let t = std::time::Instant::now();
+        let status = child.wait().expect("wait");
+        (status.code(), t.elapsed())
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, Some(130), "Ctrl-C exits 130");
+    assert!(
+        waited.as_secs() < 20,
+        "stopped in {waited:?}, not after the model's 60 s"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("the report was written"))
+            .expect("json report");
+    assert_eq!(r["status"], "failed", "{r:#}");
+    let changes = r["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1, "{r:#}");
+    assert_eq!(changes[0]["operation"], "apply");
+    assert_eq!(changes[0]["ok"], true);
+    assert!(changes[0]["dry_run_evidence"].is_string(), "{r:#}");
+}
