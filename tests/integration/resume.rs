@@ -7,6 +7,13 @@ use bosun::scripted::{Script, ScriptedServer};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
+/// The first scripted turn: dry-run, then apply, the ConfigMap `m` in `ns`.
+fn dry_run_and_apply(ns: &str, m: &str) -> String {
+    format!(
+        "  - reply:\n      tool_calls:\n        - {{name: transition, arguments: {{to: validation, justification: \"dry-run\"}}}}\n        - {{name: kubectl, arguments: {{operation: apply_dry_run, namespace: {ns}, manifests: {m}}}}}\n        - {{name: transition, arguments: {{to: deployment, justification: \"validated\"}}}}\n        - {{name: kubectl, arguments: {{operation: apply, namespace: {ns}, manifests: {m}}}}}\n"
+    )
+}
+
 fn configmap(ns: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: {ns}\ndata:\n  level: \"1\"\n")
 }
@@ -16,16 +23,11 @@ async fn a_killed_session_resumes_without_a_second_apply() {
     let ns = common::namespace("resume").await;
     let st = common::sandbox();
     let m = serde_json::to_string(&configmap(&ns)).expect("json");
+    let first = dry_run_and_apply(&ns, &m);
     let first = Script::from_yaml(&format!(
         r#"
 turns:
-  - reply:
-      tool_calls:
-        - {{name: transition, arguments: {{to: validation, justification: "dry-run"}}}}
-        - {{name: kubectl, arguments: {{operation: apply_dry_run, namespace: {ns}, manifests: {m}}}}}
-        - {{name: transition, arguments: {{to: deployment, justification: "validated"}}}}
-        - {{name: kubectl, arguments: {{operation: apply, namespace: {ns}, manifests: {m}}}}}
-  - delay_ms: 60000
+{first}  - delay_ms: 60000
     reply: {{content: "never answered: the process is killed while it waits"}}
 "#
     ))
@@ -265,16 +267,11 @@ async fn ctrl_c_after_an_apply_reports_the_change_and_exits_130() {
     let ns = common::namespace("ctrlc").await;
     let st = common::sandbox();
     let m = serde_json::to_string(&configmap(&ns)).expect("json");
+    let first = dry_run_and_apply(&ns, &m);
     let script = Script::from_yaml(&format!(
         r#"
 turns:
-  - reply:
-      tool_calls:
-        - {{name: transition, arguments: {{to: validation, justification: "dry-run"}}}}
-        - {{name: kubectl, arguments: {{operation: apply_dry_run, namespace: {ns}, manifests: {m}}}}}
-        - {{name: transition, arguments: {{to: deployment, justification: "validated"}}}}
-        - {{name: kubectl, arguments: {{operation: apply, namespace: {ns}, manifests: {m}}}}}
-  - delay_ms: 60000
+{first}  - delay_ms: 60000
     reply: {{content: "never answered: the user presses Ctrl-C while the model thinks"}}
 "#
     ))
