@@ -1023,6 +1023,9 @@ impl Session {
         if adm.decision.refusal.is_some_and(|k| k.blocks_change()) {
             self.blocked.push(adm.decision.clone());
         }
+        // the task set out to change something when a change was admitted, or refused for want
+        // of its dry-run (the model tried to apply): only completion makes that a success. A
+        // change refused for the planner state, as already applied, or replayed is not counted
         let changes = adm
             .decision
             .effect
