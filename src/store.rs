@@ -237,41 +237,14 @@ pub fn list(dir: &Path) -> Result<Vec<Summary>, StoreError> {
 }
 
 /// From an audit log: fingerprints (short form) of changes that were applied, or decided and
-/// never finished (a crash mid-apply — they may have been applied).
+/// never finished (a crash mid-apply — they may have been applied). Read with the same reader
+/// as the report ([`crate::audit::read_changes`]).
 pub fn applied_from_audit(audit: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(audit) else {
-        return vec![];
-    };
-    let mut decided: std::collections::HashMap<String, String> = Default::default();
-    let mut finished: std::collections::HashMap<String, bool> = Default::default();
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        let r = &v["record"];
-        match r["event"].as_str() {
-            Some("decided") => {
-                let d = &r["decision"];
-                let mutating = matches!(d["effect"].as_str(), Some("mutating" | "destructive"));
-                if d["verdict"] == "allow" && mutating {
-                    if let (Some(id), Some(fp)) = (d["call_id"].as_str(), d["fingerprint"].as_str())
-                    {
-                        decided.insert(id.to_string(), fp.to_string());
-                    }
-                }
-            }
-            Some("finished") => {
-                if let Some(id) = r["call_id"].as_str() {
-                    finished.insert(id.to_string(), r["ok"].as_bool().unwrap_or(false));
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut out: Vec<String> = decided
+    let (changes, _) = crate::audit::read_changes(audit);
+    let mut out: Vec<String> = changes
         .into_iter()
-        .filter(|(id, _)| finished.get(id).copied().unwrap_or(true))
-        .map(|(_, fp)| fp)
+        .filter(|c| c.ok != Some(false) && !c.fingerprint.is_empty())
+        .map(|c| c.fingerprint)
         .collect();
     out.sort();
     out.dedup();
