@@ -1,0 +1,433 @@
+//! The turn loop: ask the model, run the calls it asked for through the one dispatch, and
+//! keep the books (evidence, applied changes, pending checks) until a final answer.
+
+use super::{AppliedChange, Event, Outcome, Pending, Runtime, Session, SessionError};
+use crate::model::{ChatRequest, FinishReason, Message, ModelError, ToolSpec};
+use crate::planner::State;
+use crate::tools::{self, transition, transition::TransitionArgs};
+
+impl Session {
+    /// Run one user task to its final answer.
+    pub async fn run_task(&mut self, task: &str) -> Result<Outcome, SessionError> {
+        let rt = self.runtime.clone();
+        if !self.is_child {
+            self.emit(Event::TaskStarted {
+                task: task.to_string(),
+                model: rt.model.model_name().to_string(),
+            });
+        }
+        self.push(Message::User {
+            content: task.to_string(),
+        });
+        self.interrupt.take(); // an interrupt before the task started does not count
+        self.applied.clear();
+        self.blocked.clear();
+        self.change_attempted = false;
+        self.verification_failed = false;
+        let result = self.drive(&rt).await;
+        if matches!(result, Err(SessionError::Interrupted)) {
+            self.repair_after_interrupt();
+            if !self.is_child {
+                self.emit(Event::TaskInterrupted);
+            }
+            return result;
+        }
+        if self.is_child {
+            return result;
+        }
+        match &result {
+            Ok(o) => self.emit(Event::TaskComplete {
+                status: o.status,
+                verdict: o.verdict.clone(),
+                answer: o.answer.clone(),
+                turns: o.turns,
+                tool_calls: o.tool_calls,
+                usage: o.usage,
+                state: o.state,
+                report: o.report.clone(),
+            }),
+            Err(e) => self.emit(Event::TaskFailed {
+                error: e.to_string(),
+            }),
+        }
+        result
+    }
+
+    /// The one call path ([`crate::dispatch`]) with this session's guard, audit log, session
+    /// file and events.
+    fn env<'a>(&'a self, rt: &'a Runtime) -> crate::dispatch::CallEnv<'a> {
+        crate::dispatch::CallEnv {
+            registry: &rt.registry,
+            ctx: &rt.ctx,
+            guard: &self.guard,
+            audit: self.audit.as_deref(),
+            file: self.file.as_ref(),
+            events: Some(&self.events),
+        }
+    }
+
+    /// One tool call, start to finish, through [`crate::dispatch`]: admission (in `state`),
+    /// then the session's own verbs (`transition`, `delegate`) or the tool, then redaction,
+    /// budget, audit and events. Returns (ok, what the model is told).
+    pub(super) async fn run_call(
+        &mut self,
+        rt: &Runtime,
+        call: &crate::model::ToolCall,
+        state: State,
+    ) -> Result<(bool, String), SessionError> {
+        let adm = self.env(rt).admit(call, state).await;
+        if adm.decision.refusal.is_some_and(|k| k.blocks_change()) {
+            self.blocked.push(adm.decision.clone());
+        }
+        // the task set out to change something when a change was admitted, or refused for want
+        // of its dry-run (the model tried to apply): only completion makes that a success. A
+        // change refused for the planner state, as already applied, or replayed is not counted
+        let changes = adm
+            .decision
+            .effect
+            .is_some_and(|e| e >= crate::effect::EffectClass::Mutating);
+        let no_dry_run = adm.decision.refusal == Some(crate::guard::RefusalKind::NoDryRun);
+        if (changes && adm.admitted.is_some()) || no_dry_run {
+            self.change_attempted = true;
+        }
+        let approved_by = adm.decision.approved_by.clone();
+        let target = adm.decision.target.clone().unwrap_or_default();
+        let (ok, output) = match adm.admitted {
+            None => (false, adm.refusal.clone().unwrap_or_default()),
+            Some(a) if a.tool == tools::delegate::NAME => Box::pin(self.delegate(rt, &a)).await?,
+            Some(a) if a.tool == transition::NAME => match TransitionArgs::parse(&a.args) {
+                Ok(t) => match Box::pin(self.transition(rt, &t)).await? {
+                    Ok(msg) => (true, msg),
+                    Err(why) => (false, format!("refused by bosun's planner: {why}")),
+                },
+                Err(e) => (false, format!("error: {e}")),
+            },
+            Some(a) => {
+                let ran = crate::dispatch::Ran::of(&a);
+                let ex = self.env(rt).execute(a).await;
+                self.bookkeep(rt, &ran, &ex, &target, approved_by);
+                (ex.ok, ex.output)
+            }
+        };
+        let output = self.env(rt).finish(call, ok, &output, adm.started);
+        Ok((ok, output))
+    }
+
+    /// After a tool ran: a dry-run's output is kept as evidence; a change is listed as applied
+    /// (with the evidence of its dry-run) and its checks wait for the verification gate.
+    fn bookkeep(
+        &mut self,
+        rt: &Runtime,
+        ran: &crate::dispatch::Ran,
+        ex: &crate::dispatch::Executed,
+        target: &str,
+        approved_by: Option<String>,
+    ) {
+        use crate::effect::EffectClass;
+        let redactor = &rt.ctx.redactor;
+        if ex.ok && ran.effect >= EffectClass::Mutating {
+            let follow = ex.follow_ups.clone();
+            if !follow.verify.is_empty() || follow.rollback.is_some() {
+                self.pending.push(Pending {
+                    tool: ran.tool.clone(),
+                    target: target.to_string(),
+                    follow,
+                });
+            }
+        }
+        let head = |t: &str| t.lines().take(20).collect::<Vec<_>>().join("\n");
+        let (true, Some(fp)) = (ex.ok, &ran.fingerprint) else {
+            return;
+        };
+        if ran.effect == EffectClass::DryRun {
+            self.evidence
+                .insert(fp.short(), redactor.redact(&head(&ex.output)));
+        } else if ran.effect >= EffectClass::Mutating {
+            self.applied.push(AppliedChange {
+                tool: ran.tool.clone(),
+                operation: ran.operation.clone(),
+                target: target.to_string(),
+                fingerprint: fp.short(),
+                approved_by,
+                dry_run_evidence: self
+                    .evidence
+                    .get(&fp.short())
+                    .cloned()
+                    .unwrap_or_else(|| "(dry-run recorded before this session was resumed)".into()),
+                result: redactor.redact(&head(&ex.output)),
+            });
+        }
+    }
+
+    /// The loop: one model turn after another until a final answer, a limit or an interrupt.
+    async fn drive(&mut self, rt: &Runtime) -> Result<Outcome, SessionError> {
+        let mut t = TaskLoop::new(self.usage, self.state);
+        for turn in 1..=rt.max_turns {
+            t.count_state_turn(self.state, rt.max_turns_per_state)?;
+            if self.interrupt.take() {
+                return Err(SessionError::Interrupted);
+            }
+            let Some(resp) = self.ask_model(rt, &mut t).await? else {
+                continue; // an unusable answer: asked again once
+            };
+            self.usage += resp.usage;
+            self.emit(Event::TurnComplete {
+                turn,
+                usage: resp.usage,
+            });
+            let text = resp.content.clone().filter(|t| !t.trim().is_empty());
+            if let Some(t) = &text {
+                self.emit(Event::AssistantMessage { text: t.clone() });
+            }
+            // a call cut off by the token limit has broken arguments: drop it, ask for less
+            let truncated = resp.finish_reason == FinishReason::Length;
+            let calls: Vec<_> = resp
+                .tool_calls
+                .into_iter()
+                .filter(|c| {
+                    !(truncated && serde_json::from_str::<serde_json::Value>(&c.arguments).is_err())
+                })
+                .collect();
+            if calls.is_empty() {
+                if truncated {
+                    self.push(Message::Assistant {
+                        content: text,
+                        tool_calls: vec![],
+                    });
+                    self.push(Message::User {
+                        content: "Your last answer was cut off by the token limit. Retry with a shorter answer: one tool call at a time, no long explanations.".into(),
+                    });
+                    continue;
+                }
+                match self.final_answer(rt, text, turn, &t).await? {
+                    Some(outcome) => return Ok(outcome),
+                    None => continue, // the verification gate sent the model back to work
+                }
+            }
+            self.push(Message::Assistant {
+                content: text,
+                tool_calls: calls.clone(),
+            });
+            for call in calls {
+                if self.interrupt.take() {
+                    return Err(SessionError::Interrupted);
+                }
+                t.calls_made += 1;
+                let output = match t.repeat_check(&call, rt.loop_limit)? {
+                    Some(nudge) => self.refuse_repeat(rt, &call, nudge),
+                    None => self.run_call(rt, &call, self.state).await?.1,
+                };
+                self.push(Message::Tool {
+                    tool_call_id: call.id,
+                    content: output,
+                });
+            }
+        }
+        Err(SessionError::MaxTurns(rt.max_turns))
+    }
+
+    /// The request of this turn: the conversation with the planner note on its last message
+    /// (not stored), and only the tools with an operation the planner state allows.
+    fn request(&self, rt: &Runtime) -> (Vec<Message>, Vec<ToolSpec>) {
+        let mut request = self.messages.clone();
+        let note = self.state_note();
+        if let Some(Message::User { content } | Message::Tool { content, .. }) = request.last_mut()
+        {
+            content.push_str(&note);
+        }
+        let specs: Vec<ToolSpec> = rt
+            .specs
+            .iter()
+            .filter(|spec| {
+                rt.registry
+                    .get(&spec.name)
+                    // in validation, a mutating operation may run as its dry-run
+                    .is_some_and(|r| {
+                        self.state == State::Validation
+                            || r.operations.values().any(|e| self.state.allows(*e))
+                    })
+            })
+            .cloned()
+            .collect();
+        (request, specs)
+    }
+
+    /// One model round-trip, abandoned on an interrupt. `Ok(None)`: the answer was unusable
+    /// (cut-off stream, call without a function…) — the model is told so once, on the next
+    /// request only; a second one fails the task.
+    async fn ask_model(
+        &self,
+        rt: &Runtime,
+        t: &mut TaskLoop,
+    ) -> Result<Option<crate::model::ChatResponse>, SessionError> {
+        let (mut request, specs) = self.request(rt);
+        if let Some(why) = t.malformed_note.as_deref() {
+            if let Some(Message::User { content } | Message::Tool { content, .. }) =
+                request.last_mut()
+            {
+                content.push_str(why);
+            }
+        }
+        let events = self.events.clone();
+        let on_delta = move |t: &str| {
+            let _ = events.send(Event::AssistantDelta {
+                text: t.to_string(),
+            });
+        };
+        let interrupt = self.interrupt.clone();
+        let r = tokio::select! {
+            r = rt.model.complete(
+                ChatRequest {
+                    messages: &request,
+                    tools: &specs,
+                },
+                &on_delta,
+            ) => r,
+            _ = interrupt.wait() => {
+                interrupt.take();
+                return Err(SessionError::Interrupted);
+            }
+        };
+        match r {
+            Err(ModelError::Malformed { detail }) if !t.malformed_retried => {
+                t.malformed_retried = true;
+                tracing::warn!("model sent an unusable response ({detail}); asking again once");
+                t.malformed_note = Some(format!("\n[bosun] your last response could not be used: {detail}. Answer again: plain text, or tool calls each with a function name and JSON arguments."));
+                Ok(None)
+            }
+            r => {
+                t.malformed_note = None;
+                Ok(Some(r?))
+            }
+        }
+    }
+
+    /// A final answer. With unverified changes the gate runs first; if it fails the model is
+    /// told why and goes on (`None`). Otherwise the runtime's outcome.
+    async fn final_answer(
+        &mut self,
+        rt: &Runtime,
+        text: Option<String>,
+        turn: u32,
+        t: &TaskLoop,
+    ) -> Result<Option<Outcome>, SessionError> {
+        if !self.pending.is_empty() {
+            if let Err(why) = self.verification_gate(rt).await? {
+                self.push(Message::Assistant {
+                    content: text,
+                    tool_calls: vec![],
+                });
+                self.push(Message::User {
+                    content: format!("[bosun] {why}"),
+                });
+                return Ok(None);
+            }
+        }
+        let answer = text.clone().unwrap_or_default();
+        self.push(Message::Assistant {
+            content: text,
+            tool_calls: vec![],
+        });
+        let mut usage = self.usage;
+        usage.prompt_tokens -= t.start_usage.prompt_tokens;
+        usage.completion_tokens -= t.start_usage.completion_tokens;
+        let (status, verdict) = self.verdict();
+        Ok(Some(Outcome {
+            status,
+            verdict,
+            answer,
+            turns: turn,
+            tool_calls: t.calls_made,
+            usage,
+            state: self.state,
+            report: self.report.clone(),
+            applied: self.applied.clone(),
+            blocked: self.blocked.clone(),
+        }))
+    }
+
+    /// A repeated call is not run: the model gets `nudge` as its result (with the events).
+    fn refuse_repeat(&self, rt: &Runtime, call: &crate::model::ToolCall, nudge: String) -> String {
+        self.emit(Event::ToolCallStarted {
+            call_id: call.id.clone(),
+            tool: call.name.clone(),
+            arguments: rt.ctx.redactor.redact(&call.arguments),
+        });
+        self.emit(Event::ToolCallFinished {
+            call_id: call.id.clone(),
+            tool: call.name.clone(),
+            ok: false,
+            output: nudge.clone(),
+            duration_ms: 0,
+        });
+        nudge
+    }
+}
+
+/// The bookkeeping of one task's loop: limits and retries.
+struct TaskLoop {
+    calls_made: u32,
+    start_usage: crate::model::Usage,
+    /// Loop detection: how often each (tool, canonical arguments) was requested in this task.
+    repeats: std::collections::HashMap<(String, String), u32>,
+    state_turns: u32,
+    turn_state: State,
+    malformed_retried: bool,
+    malformed_note: Option<String>,
+}
+
+impl TaskLoop {
+    fn new(start_usage: crate::model::Usage, state: State) -> Self {
+        Self {
+            calls_made: 0,
+            start_usage,
+            repeats: Default::default(),
+            state_turns: 0,
+            turn_state: state,
+            malformed_retried: false,
+            malformed_note: None,
+        }
+    }
+
+    /// Count a turn in `state`; too many in one state fails the task.
+    fn count_state_turn(&mut self, state: State, limit: u32) -> Result<(), SessionError> {
+        if state == self.turn_state {
+            self.state_turns += 1;
+            if self.state_turns > limit {
+                return Err(SessionError::StateTurns(limit, state));
+            }
+        } else {
+            self.turn_state = state;
+            self.state_turns = 1;
+        }
+        Ok(())
+    }
+
+    /// The same call with the same arguments `limit` times is answered with a nudge instead of
+    /// being run (`Some(nudge)`); once more fails the task.
+    fn repeat_check(
+        &mut self,
+        call: &crate::model::ToolCall,
+        limit: u32,
+    ) -> Result<Option<String>, SessionError> {
+        let key = (
+            call.name.clone(),
+            serde_json::from_str::<serde_json::Value>(&call.arguments)
+                .map(|v| crate::tools::canonical_hash(&v))
+                .unwrap_or_else(|_| call.arguments.clone()),
+        );
+        let seen = self.repeats.entry(key).or_insert(0);
+        *seen += 1;
+        if *seen > limit {
+            return Err(SessionError::Loop {
+                tool: call.name.clone(),
+                times: *seen,
+            });
+        }
+        Ok((*seen == limit).then(|| format!(
+            "not run: you already called `{}` with exactly these arguments {} times and the results are above. Use them: answer the user, or call something different. Repeating this call again ends the task as failed.",
+            call.name,
+            *seen - 1
+        )))
+    }
+}
