@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Prevents construction of [`Admitted`] outside this module.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Seal;
 
 /// A tool call the guard let through. Only [`Guard::admit`] creates these.
@@ -58,10 +58,35 @@ pub struct Admitted {
     _seal: Seal,
 }
 
+/// What an admitted call was, kept by the dispatch while the call itself is moved into the
+/// tool: the guard records a successful dry-run from it, the session books the change. Only
+/// [`Admitted::receipt`] makes one.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    pub tool: String,
+    pub operation: String,
+    pub effect: EffectClass,
+    pub fingerprint: Option<Fingerprint>,
+    pub args: Value,
+    _seal: Seal,
+}
+
 /// Why a check refused: the kind and what the model should do instead.
 struct Refusal(RefusalKind, String);
 
 impl Admitted {
+    /// What this call is, for after it ran (see [`Receipt`]).
+    pub fn receipt(&self) -> Receipt {
+        Receipt {
+            tool: self.tool.clone(),
+            operation: self.operation.clone(),
+            effect: self.effect,
+            fingerprint: self.fingerprint.clone(),
+            args: self.args.clone(),
+            _seal: Seal,
+        }
+    }
+
     /// For tools whose change identity covers files (a chart, a Terraform root, the GitOps
     /// clone): recompute the identity just before running and refuse if the files moved since
     /// the guard admitted the call — what runs is exactly what was checked. `redo` tells the
@@ -853,7 +878,7 @@ impl Guard {
 
     /// After execution: a successful dry-run records its fingerprint. (An apply used up its
     /// dry-run when it was admitted.)
-    pub fn record(&self, call: &Admitted, succeeded: bool) {
+    pub fn record(&self, call: &Receipt, succeeded: bool) {
         let Some(fp) = &call.fingerprint else { return };
         if call.effect == EffectClass::DryRun && succeeded {
             self.lock()

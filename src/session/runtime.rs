@@ -97,7 +97,13 @@ impl Runtime {
             crate::scope::offered_prompt_tools(&registry, registry.prompt_tools(), mode);
         let system_prompt = crate::prompt::render_system(&agent, &prompt_tools, &environment)
             .map_err(|d| RuntimeError::Invalid(vec![d]))?;
-        let specs = crate::scope::offered_specs(&registry, registry.specs(), mode);
+        let mut specs = crate::scope::offered_specs(&registry, registry.specs(), mode);
+        let subagent_list: Vec<(String, String)> = agent
+            .subagents
+            .iter()
+            .map(|a| (a.def.id.clone(), a.def.description.clone()))
+            .collect();
+        specs.extend(super::control::specs(&subagent_list));
         let (workspace, tmp) = match opts.workspace {
             Some(w) => (w, None),
             None => {

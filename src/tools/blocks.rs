@@ -970,7 +970,7 @@ impl Tool for Blocks {
 
     fn execute<'a>(
         &'a self,
-        call: &'a Admitted,
+        call: Admitted,
         ctx: &'a ToolCtx,
     ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {

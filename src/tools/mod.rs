@@ -9,7 +9,6 @@
 pub mod activate_skill;
 pub mod blocks;
 pub mod confined;
-pub mod delegate;
 pub mod exec;
 pub mod flux;
 pub mod git;
@@ -21,7 +20,6 @@ pub mod schema;
 pub mod shell;
 pub mod table;
 pub mod terraform;
-pub mod transition;
 pub mod vault;
 
 use crate::agent::{Agent, ToolManifest};
@@ -36,8 +34,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Tools every agent gets without a manifest.
-pub const BUILTIN_TOOL_NAMES: &[&str] = &[activate_skill::NAME, transition::NAME, delegate::NAME];
+/// Names every agent has without a manifest: the built-in `activate_skill` tool and the
+/// planner's verbs `transition` and `delegate` (the session's own, not tools).
+pub const BUILTIN_TOOL_NAMES: &[&str] = &[activate_skill::NAME, "transition", "delegate"];
 
 /// What a tool call is about to do, as parsed from its arguments (by the tool's code, never by
 /// asking the model).
@@ -266,10 +265,11 @@ pub trait Tool: Send + Sync {
     fn follow_ups(&self, _args: &Value) -> FollowUps {
         FollowUps::default()
     }
-    /// Execute an admitted call. Returns the text the model sees (redacted by the session).
+    /// Execute an admitted call; the call is moved in, so it runs at most once. Returns the
+    /// text the model sees (redacted by the dispatch).
     fn execute<'a>(
         &'a self,
-        call: &'a Admitted,
+        call: Admitted,
         ctx: &'a ToolCtx,
     ) -> BoxFuture<'a, Result<String, ToolError>>;
     /// For a tool defined at run time by an MCP server (see [`crate::mcp::client`]): the name of
@@ -649,7 +649,7 @@ impl Registry {
 
 /// Every tool implementation this bosun ships, configured for `agent` and `kube`.
 pub fn implementations(agent: &Agent, kube: &crate::kube_client::KubeTarget) -> Vec<Arc<dyn Tool>> {
-    let mut tools: Vec<Arc<dyn Tool>> = vec![
+    vec![
         Arc::new(kubectl::Kubectl::new(
             kube.kubeconfig.clone(),
             kube.context.clone(),
@@ -670,18 +670,7 @@ pub fn implementations(agent: &Agent, kube: &crate::kube_client::KubeTarget) -> 
             kube.context.clone(),
         )),
         Arc::new(activate_skill::ActivateSkill::new(agent.skills.clone())),
-        Arc::new(transition::Transition),
-    ];
-    if !agent.subagents.is_empty() {
-        tools.push(Arc::new(delegate::Delegate::new(
-            agent
-                .subagents
-                .iter()
-                .map(|a| (a.def.id.clone(), a.def.description.clone()))
-                .collect(),
-        )));
-    }
-    tools
+    ]
 }
 
 #[cfg(test)]
@@ -711,7 +700,7 @@ mod tests {
         }
         fn execute<'a>(
             &'a self,
-            _: &'a Admitted,
+            _: Admitted,
             _: &'a ToolCtx,
         ) -> BoxFuture<'a, Result<String, ToolError>> {
             Box::pin(async { Err(ToolError::Failed("unused".into())) })
@@ -762,7 +751,7 @@ mod tests {
         }
         fn execute<'a>(
             &'a self,
-            _: &'a Admitted,
+            _: Admitted,
             _: &'a ToolCtx,
         ) -> BoxFuture<'a, Result<String, ToolError>> {
             Box::pin(async { Err(ToolError::Failed("unused".into())) })

@@ -83,7 +83,7 @@ impl Tool for AppTool {
     }
     fn execute<'a>(
         &'a self,
-        call: &'a Admitted,
+        call: Admitted,
         _: &'a ToolCtx,
     ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {
