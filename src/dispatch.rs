@@ -11,7 +11,7 @@ use crate::effect::EffectClass;
 use crate::guard::{Admitted, Decision, Guard, RefusalKind, Verdict};
 use crate::model::ToolCall;
 use crate::planner::State;
-use crate::session::{Event, EventSink};
+use crate::protocol::{Event, EventSink};
 use crate::store::{Entry, SessionFile};
 use crate::tools::{FollowUps, Registry, ToolCtx};
 use std::time::Instant;

@@ -112,7 +112,7 @@ impl BosunMcp {
                         Value::Object(m) => m.clone(),
                         _ => Map::new(),
                     };
-                    let offered = crate::scope::offered_effects(r, c.rt.guard_config.mode);
+                    let offered = crate::call::offered_effects(r, c.rt.guard_config.mode);
                     out.push(
                         McpTool::new(name.to_string(), r.description.clone(), schema)
                             .with_annotations(annotations(offered.into_iter())),

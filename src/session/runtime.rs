@@ -43,8 +43,9 @@ pub struct RuntimeOptions {
     pub audit_dir: Option<PathBuf>,
     /// Where sessions are saved (`<id>.jsonl`) for `--resume`; `None`: not saved.
     pub sessions_dir: Option<PathBuf>,
-    /// Tools of the embedding application, offered like built-in ones (each needs a manifest
-    /// `tools/<name>.yaml` and a place in the agent's `tools:`; they pass the same guard).
+    /// Tools of the embedding application, offered like built-in ones when the agent lists them
+    /// under `tools:` (a manifest `tools/<name>.yaml` is optional and may only tighten); they
+    /// pass the same guard. See `examples/custom_tool.rs`.
     pub extra_tools: Vec<Arc<dyn tools::Tool>>,
 }
 
@@ -94,10 +95,10 @@ impl Runtime {
             environment.entry(k).or_insert(v);
         }
         let prompt_tools =
-            crate::scope::offered_prompt_tools(&registry, registry.prompt_tools(), mode);
+            crate::call::offered_prompt_tools(&registry, registry.prompt_tools(), mode);
         let system_prompt = crate::prompt::render_system(&agent, &prompt_tools, &environment)
             .map_err(|d| RuntimeError::Invalid(vec![d]))?;
-        let mut specs = crate::scope::offered_specs(&registry, registry.specs(), mode);
+        let mut specs = crate::call::offered_specs(&registry, registry.specs(), mode);
         let subagent_list: Vec<(String, String)> = agent
             .subagents
             .iter()
@@ -177,7 +178,12 @@ impl Runtime {
         model: Arc<dyn ModelClient>,
         opts: RuntimeOptions,
     ) -> Result<Arc<Self>, RuntimeError> {
-        let loaded = Agent::load(dir).map_err(|d| RuntimeError::Invalid(d.0))?;
+        let provided: Vec<String> = opts
+            .extra_tools
+            .iter()
+            .map(|t| t.name().to_string())
+            .collect();
+        let loaded = Agent::load_with(dir, &provided).map_err(|d| RuntimeError::Invalid(d.0))?;
         let (rt, _warnings) = Self::new(loaded.agent, model, opts)?;
         Ok(Arc::new(rt))
     }
