@@ -187,6 +187,14 @@ fn join_manifest(
     })
 }
 
+/// A tool's operations with the classes its code gives them.
+fn own_operations(tool: &dyn Tool) -> BTreeMap<String, EffectClass> {
+    tool.operations()
+        .iter()
+        .map(|(o, e)| (o.to_string(), *e))
+        .collect()
+}
+
 /// Put each offered operation's description into the schema of the `operation` argument, where
 /// the model chooses it: `name: what it does` lines after the argument's own description.
 fn describe_operations(parameters: &mut Value, descriptions: &BTreeMap<String, String>) {
@@ -252,34 +260,20 @@ impl Registry {
             };
             reg.insert(tool, joined);
         }
-        // built-in tools that need no manifest
-        for name in BUILTIN_TOOL_NAMES {
-            if let Some(tool) = impls.remove(*name) {
-                let ops = tool
-                    .operations()
-                    .iter()
-                    .map(|(o, e)| (o.to_string(), *e))
-                    .collect();
-                let d = tool.description().to_string();
-                reg.insert(tool, Joined::plain(d, ops));
-            }
-        }
-        // tools the embedding application provides and the agent lists, without a manifest:
-        // offered as their code describes them
-        let listed: Vec<String> = impls
-            .keys()
-            .filter(|n| agent.def.tools.contains(n) && impls[*n].mcp_server().is_none())
-            .cloned()
+        // without a manifest, offered as their code describes them: the built-in tools that
+        // need none, and tools the embedding application provides and the agent lists
+        let plain: Vec<String> = impls
+            .iter()
+            .filter(|(n, t)| {
+                BUILTIN_TOOL_NAMES.contains(&n.as_str())
+                    || (agent.def.tools.contains(n) && t.mcp_server().is_none())
+            })
+            .map(|(n, _)| n.clone())
             .collect();
-        for name in listed {
+        for name in plain {
             if let Some(tool) = impls.remove(&name) {
-                let ops = tool
-                    .operations()
-                    .iter()
-                    .map(|(o, e)| (o.to_string(), *e))
-                    .collect();
-                let d = tool.description().to_string();
-                reg.insert(tool, Joined::plain(d, ops));
+                let j = Joined::plain(tool.description().to_string(), own_operations(&*tool));
+                reg.insert(tool, j);
             }
         }
         // tools of the MCP servers the agent lists: they carry their own operations (classified
@@ -302,11 +296,7 @@ impl Registry {
                 }
                 continue;
             }
-            let ops: BTreeMap<String, EffectClass> = tool
-                .operations()
-                .iter()
-                .map(|(o, e)| (o.to_string(), *e))
-                .collect();
+            let ops = own_operations(&*tool);
             if ops.is_empty() || reg.tools.contains_key(&name) {
                 continue;
             }
