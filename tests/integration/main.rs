@@ -8,6 +8,7 @@ mod common;
 mod blocks;
 mod chat;
 mod cli_run;
+mod discovery_cache;
 mod embedding;
 mod evals;
 mod flux;
