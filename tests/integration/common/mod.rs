@@ -400,6 +400,7 @@ impl Driver {
             audit: None,
             file: None,
             events: None,
+            interrupt: None,
         }
     }
 
@@ -491,6 +492,7 @@ impl Harness {
             audit: None,
             file: None,
             events: None,
+            interrupt: None,
         };
         let d = env.call(&call, state).await;
         match (d.ok, d.ran.is_some()) {
