@@ -16,6 +16,7 @@ mod git;
 mod guard_property;
 mod guard_sandbox;
 mod helm;
+mod interrupt;
 mod kubectl;
 mod mcp;
 mod model_client;
