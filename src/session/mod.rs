@@ -12,8 +12,10 @@ mod runtime;
 mod turn;
 mod verify;
 
-pub use crate::protocol::{AppliedChange, Event, EventSink, Op, Outcome, SessionError, TaskStatus};
-pub use handle::{ChannelApprover, Interrupt, SessionHandle};
+pub use crate::protocol::{
+    AppliedChange, Event, EventSink, Interrupt, Op, Outcome, SessionError, TaskStatus,
+};
+pub use handle::{ChannelApprover, SessionHandle};
 pub use runtime::{Runtime, RuntimeError, RuntimeOptions, DEFAULT_MAX_TURNS};
 
 use crate::guard::{Decision, Guard};
