@@ -19,10 +19,13 @@
 //! - [`kube_client`]: building a kube client from a kubeconfig, context and namespace.
 //! - [`eval`]: the eval task suite (k8s-ai-bench layout) run on the sandbox, scored Pass@1/Pass@k/Pass^k.
 //! - [`term`]: text from outside made safe to print on a terminal.
+//! - [`server`]: `bosun serve`: the HTTP API over sessions, the approvals inbox.
+//! - [`auth`]: bearer-token and loopback rules shared by the HTTP servers.
 //! - [`mcp`]: bosun as an MCP server (the agent and its guarded tools) and as an MCP client (remote tools behind the same guard).
 
 pub mod agent;
 pub mod audit;
+pub mod auth;
 pub mod blocks;
 pub mod checks;
 pub mod compact;
@@ -44,6 +47,7 @@ pub mod sandbox;
 pub mod scope;
 pub mod scripted;
 pub mod secrets;
+pub mod server;
 pub mod session;
 pub mod store;
 pub mod term;

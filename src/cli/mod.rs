@@ -9,6 +9,7 @@ mod render;
 mod report;
 mod run;
 mod sandbox_cmd;
+mod serve;
 mod validate;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -47,6 +48,9 @@ pub enum Cmd {
     /// Serve the agent over MCP (stdio, or streamable HTTP with --listen): the tool
     /// `run_<agent id>` (task → report) and, with --expose-tools, the guarded tools themselves.
     Mcp(Box<mcp::McpArgs>),
+    /// Serve the agent over HTTP: a JSON API (sessions, events as SSE, approvals by
+    /// fingerprint; /openapi.json) and an approvals inbox in the browser.
+    Serve(Box<serve::ServeArgs>),
     /// Show the tools the model sees.
     Tools {
         /// Print the JSON schemas exactly as sent to the model.
@@ -164,6 +168,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Run(args) => run::run(&cli.agent, *args).await,
         Cmd::Chat(args) => chat::chat(&cli.agent, *args).await,
         Cmd::Mcp(args) => mcp::mcp(&cli.agent, *args).await,
+        Cmd::Serve(args) => serve::serve(&cli.agent, *args).await,
         Cmd::Sandbox { cmd, dir } => sandbox_cmd::sandbox(cmd, dir).await,
         Cmd::ScriptedModel { script, listen } => {
             let s = bosun::scripted::Script::load(&script)?;

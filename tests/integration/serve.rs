@@ -1,0 +1,626 @@
+//! `bosun serve` end to end: the HTTP API over real sessions (the scripted model, kubectl
+//! against the real sandbox under a kube context named `prod`), approvals by fingerprint, SSE,
+//! cancel, limits, auth and the OpenAPI document; the approvals inbox in a real headless
+//! Chromium (Debian's `chromium`, driven by npm `playwright-core`; both installed by
+//! scripts/install-deps.sh).
+
+use crate::common;
+
+use bosun::scripted::{Script, ScriptedServer};
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+const TOKEN: &str = "serve-test-token-0123456789";
+
+/// The sandbox's kubeconfig with its context called `prod` (the policy asks a human for every
+/// change there).
+fn prod_kubeconfig(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(&common::sandbox().kubeconfig).expect("kubeconfig");
+    let p = dir.join("prod-kubeconfig");
+    std::fs::write(&p, text.replace("bosun-sandbox", "prod")).expect("write");
+    p
+}
+
+/// A script that dry-runs, then applies ConfigMap `name` in `ns` (the apply waits for a
+/// human), then completes.
+fn prod_script(ns: &str, name: &str, per_conversation: bool) -> Script {
+    let m = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  level: \"<b>5</b>\"\n"
+    );
+    let cm = serde_json::to_string(&m).expect("json");
+    let text = format!(
+        r#"
+per_conversation: {per_conversation}
+turns:
+  - reply:
+      tool_calls:
+        - {{name: transition, arguments: {{to: validation, justification: "dry-run first"}}}}
+        - {{name: kubectl, arguments: {{operation: apply_dry_run, manifests: {cm}}}}}
+        - {{name: transition, arguments: {{to: deployment, justification: "the dry-run passed"}}}}
+        - {{name: kubectl, arguments: {{operation: apply, manifests: {cm}}}}}
+  - reply:
+      tool_calls:
+        - {{name: transition, arguments: {{to: verification, justification: "applied"}}}}
+        - {{name: kubectl, arguments: {{operation: get, kind: configmaps, name: {name}, namespace: {ns}}}}}
+        - {{name: transition, arguments: {{to: completion, justification: "verified", report: "Success: ConfigMap {name} applied in prod."}}}}
+  - reply: {{content: "Applied the ConfigMap {name} in prod. <img src=x onerror=alert(1)>"}}
+"#
+    );
+    Script::from_yaml(&text).expect("script")
+}
+
+/// `bosun serve --listen 127.0.0.1:0 …` as a child process, stopped when dropped.
+pub struct ServeBin {
+    child: tokio::process::Child,
+    pub url: String,
+    _home: tempfile::TempDir,
+}
+
+impl ServeBin {
+    pub async fn start(model: &ScriptedServer, kubeconfig: &Path, env: &[(&str, &str)]) -> Self {
+        let home = tempfile::tempdir().expect("tempdir");
+        let mut c = tokio::process::Command::new(common::bosun_bin());
+        c.env_clear()
+            .envs(env.iter().copied())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("RUST_LOG", "warn")
+            .env("OPENAI_BASE_URL", model.base_url())
+            .env("KUBECONFIG", kubeconfig)
+            .arg("--agent")
+            .arg(common::repo_root())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = c.spawn().expect("starting bosun serve");
+        let stdout = child.stdout.take().expect("stdout");
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let url = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("bosun serve printed its URL in time")
+            .expect("reading stdout")
+            .expect("a URL line");
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        Self {
+            child,
+            url,
+            _home: home,
+        }
+    }
+}
+
+impl Drop for ServeBin {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// A small JSON client for the API.
+#[derive(Clone)]
+pub struct Api2 {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub token: Option<String>,
+}
+
+impl Api2 {
+    pub fn new(base: &str, token: Option<&str>) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+            token: token.map(str::to_string),
+        }
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .req(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("GET");
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .req(reqwest::Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Poll session `id` until `pred` holds (60 s).
+    pub async fn wait_for(&self, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (s, v) = self.get(&format!("/v1/sessions/{id}")).await;
+            assert_eq!(s, 200, "{v}");
+            if pred(&v) {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "session {id} never reached {what}: {v:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every SSE message of session `id` until its `end` (30 s): (event name, data).
+    pub async fn follow(&self, id: &str) -> Vec<(String, Value)> {
+        let r = self
+            .req(reqwest::Method::GET, &format!("/v1/sessions/{id}/events"))
+            .send()
+            .await
+            .expect("events");
+        assert_eq!(r.status().as_u16(), 200);
+        let mut stream = r.bytes_stream().eventsource();
+        let mut out = Vec::new();
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(60), stream.next())
+                .await
+                .expect("an event in time");
+            let Some(Ok(ev)) = ev else { break };
+            let end = ev.event == "end";
+            out.push((
+                ev.event.clone(),
+                serde_json::from_str(&ev.data).unwrap_or(Value::Null),
+            ));
+            if end {
+                break;
+            }
+        }
+        out
+    }
+}
+
+async fn config_map(ns: &str, name: &str) -> Option<ConfigMap> {
+    let api: Api<ConfigMap> = Api::namespaced(common::kube().await, ns);
+    api.get_opt(name).await.expect("get")
+}
+
+#[tokio::test]
+async fn a_prod_change_waits_in_the_api_and_runs_when_approved_by_its_fingerprint() {
+    let ns = common::namespace("serve").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = ScriptedServer::start(prod_script(&ns, "settings", false))
+        .await
+        .expect("model");
+    let server = ServeBin::start(&model, &prod_kubeconfig(dir.path()), &[]).await;
+    let api = Api2::new(&server.url, None);
+
+    let (s, created) = api
+        .post(
+            "/v1/sessions",
+            json!({"task": "set the level to 5 in prod", "namespace": ns}),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_string();
+    assert_eq!(created["namespace"], ns.as_str());
+    assert_eq!(created["mode"], "apply");
+    let follower = {
+        let api = api.clone();
+        let id = id.clone();
+        tokio::spawn(async move { api.follow(&id).await })
+    };
+
+    let waiting = api
+        .wait_for(&id, "waiting_for_approval", |v| {
+            v["status"] == "waiting_for_approval"
+        })
+        .await;
+    let p = &waiting["pending_approvals"][0];
+    assert_eq!(p["environment"], "prod", "{p:#}");
+    assert_eq!(p["tool"], "kubectl");
+    assert_eq!(p["operation"], "apply");
+    assert_eq!(waiting["state"], "deployment");
+    let fp = p["fingerprint"].as_str().expect("fingerprint").to_string();
+    assert_eq!(fp.len(), 12, "{fp}");
+    let evidence = p["dry_run_evidence"]
+        .as_str()
+        .expect("the dry-run evidence");
+    assert!(evidence.contains("settings"), "{evidence}");
+    assert!(
+        config_map(&ns, "settings").await.is_none(),
+        "nothing changed before the approval"
+    );
+
+    // a wrong fingerprint is a conflict naming what is pending, never a generic yes
+    let (s, e) = api
+        .post(
+            &format!("/v1/sessions/{id}/approvals/000000000000/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 409, "{e}");
+    let msg = e["error"]["message"].as_str().expect("message");
+    assert!(
+        msg.contains("no change with fingerprint `000000000000`") && msg.contains(&fp),
+        "{msg}"
+    );
+    assert_eq!(e["error"]["code"], "not_pending");
+    let (s, e) = api
+        .post(
+            &format!("/v1/sessions/nonexistent/approvals/{fp}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 404, "{e}");
+    // an API change without a bearer header must be JSON (no cross-site form can send that)
+    let r = api
+        .http
+        .post(format!("{}/v1/sessions/{id}/cancel", api.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("x=1")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 415);
+    // a cross-origin change is refused
+    let r = api
+        .http
+        .post(format!(
+            "{}/v1/sessions/{id}/approvals/{fp}/approve",
+            api.base
+        ))
+        .header("origin", "http://evil.example")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 403);
+    // without a token, only loopback Host headers are answered (no DNS rebinding)
+    let r = api
+        .http
+        .get(format!("{}/v1/sessions", api.base))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status().as_u16(), 421);
+    assert_eq!(
+        api.get(&format!("/v1/sessions/{id}")).await.1["status"],
+        "waiting_for_approval",
+        "none of that answered the approval"
+    );
+
+    let (s, v) = api
+        .post(
+            &format!("/v1/sessions/{id}/approvals/{fp}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let done = api
+        .wait_for(&id, "completed", |v| v["status"] == "completed")
+        .await;
+    assert_eq!(done["outcome"]["status"], "success", "{done:#}");
+    assert_eq!(done["state"], "completion");
+    assert!(done["pending_approvals"]
+        .as_array()
+        .expect("list")
+        .is_empty());
+    let cm = config_map(&ns, "settings")
+        .await
+        .expect("applied after the approval");
+    assert_eq!(
+        cm.data.and_then(|d| d.get("level").cloned()).as_deref(),
+        Some("<b>5</b>")
+    );
+    // answered once: a second answer finds nothing pending
+    let (s, e) = api
+        .post(
+            &format!("/v1/sessions/{id}/approvals/{fp}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 409, "{e}");
+
+    // the stream: numbered, in order, with the approval and the end
+    let events = tokio::time::timeout(Duration::from_secs(30), follower)
+        .await
+        .expect("the stream ended")
+        .expect("follower");
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    for n in ["task_started", "approval_requested", "task_complete", "end"] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    assert_eq!(names.last(), Some(&"end"));
+    let seqs: Vec<u64> = events
+        .iter()
+        .filter_map(|(_, d)| d["seq"].as_u64())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    let req = events
+        .iter()
+        .find(|(n, _)| n == "approval_requested")
+        .expect("approval");
+    assert_eq!(req.1["event"]["request"]["fingerprint"], fp.as_str());
+    // a late follower gets the same history, replayed from a number
+    let replay = api.follow(&id).await;
+    assert_eq!(replay.len(), events.len());
+    let r = api
+        .http
+        .get(format!("{}/v1/sessions/{id}/events?after=3", api.base))
+        .send()
+        .await
+        .expect("events");
+    let text = r.text().await.expect("body");
+    assert!(
+        text.contains("id: 4\n") && !text.contains("id: 3\n"),
+        "{text}"
+    );
+    assert_eq!(model.failures(), Vec::<String>::new());
+}
+
+/// An in-process server (the library) over the prod kubeconfig.
+pub async fn in_process(
+    model: &ScriptedServer,
+    kubeconfig: &Path,
+    cfg: bosun::server::ServerConfig,
+) -> bosun::server::Server {
+    bosun::init_crypto();
+    let loaded = bosun::agent::Agent::load(&common::repo_root()).expect("agent");
+    let client = bosun::model::OpenAiClient::new(&bosun::config::ModelConfig {
+        base_url: Some(model.base_url()),
+        ..Default::default()
+    })
+    .expect("client");
+    let opts = bosun::session::RuntimeOptions {
+        kube: bosun::kube_client::KubeTarget {
+            kubeconfig: Some(kubeconfig.to_path_buf()),
+            context: None,
+        },
+        ..Default::default()
+    };
+    let runtimes = Arc::new(bosun::server::Runtimes::new(
+        loaded.agent,
+        Arc::new(client),
+        opts,
+    ));
+    bosun::server::serve(runtimes, cfg).await.expect("serve")
+}
+
+#[tokio::test]
+async fn deny_cancel_limits_and_the_token() {
+    let ns = common::namespace("serve-deny").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = ScriptedServer::start(prod_script(&ns, "denied", true))
+        .await
+        .expect("model");
+    let server = in_process(
+        &model,
+        &prod_kubeconfig(dir.path()),
+        bosun::server::ServerConfig {
+            listen: "127.0.0.1:0".into(),
+            token: Some(TOKEN.into()),
+            max_sessions: 1,
+            max_body: 2048,
+            keep_sessions: 10,
+        },
+    )
+    .await;
+    let api = Api2::new(&server.url(), Some(TOKEN));
+    let anon = Api2::new(&server.url(), None);
+
+    // the token
+    let (s, _) = anon.get("/v1/sessions").await;
+    assert_eq!(s, 401);
+    let (s, _) = Api2::new(&server.url(), Some("wrong-token-0123456789"))
+        .get("/v1/sessions")
+        .await;
+    assert_eq!(s, 401);
+    let (s, v) = api.get("/v1/sessions").await;
+    assert_eq!((s, v["sessions"].as_array().map(Vec::len)), (200, Some(0)));
+    let r = reqwest::get(format!("{}/", server.url()))
+        .await
+        .expect("get");
+    assert!(
+        r.url().path() == "/login",
+        "the inbox sends a browser without the cookie to the login form: {}",
+        r.url()
+    );
+
+    // limits: the body, bad input
+    let (s, e) = api
+        .post("/v1/sessions", json!({"task": "x".repeat(4096)}))
+        .await;
+    assert_eq!(s, 413, "{e}");
+    let (s, e) = api.post("/v1/sessions", json!({"task": "  "})).await;
+    assert_eq!(s, 400, "{e}");
+    let (s, e) = api
+        .post("/v1/sessions", json!({"task": "t", "namespace": "../etc"}))
+        .await;
+    assert_eq!(s, 400, "{e}");
+    let (s, e) = api
+        .post("/v1/sessions", json!({"task": "t", "colour": "blue"}))
+        .await;
+    assert!(s == 400 || s == 422, "{s} {e}");
+
+    // one running session at most: the second is a 429 with Retry-After
+    let (s, a) = api
+        .post("/v1/sessions", json!({"task": "apply it", "namespace": ns}))
+        .await;
+    assert_eq!(s, 201, "{a}");
+    let a = a["id"].as_str().expect("id").to_string();
+    let r = api
+        .http
+        .post(format!("{}/v1/sessions", api.base))
+        .bearer_auth(TOKEN)
+        .json(&json!({"task": "another"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 429);
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+
+    // deny by fingerprint, with a reason the model is told
+    let w = api
+        .wait_for(&a, "waiting", |v| v["status"] == "waiting_for_approval")
+        .await;
+    let fp = w["pending_approvals"][0]["fingerprint"]
+        .as_str()
+        .expect("fp")
+        .to_string();
+    let (s, v) = api
+        .post(
+            &format!("/v1/sessions/{a}/approvals/{fp}/deny"),
+            json!({"reason": "not during the freeze"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let events = api.follow(&a).await;
+    let refused = events.iter().any(|(n, d)| {
+        n == "tool_call_finished"
+            && d["event"]["output"]
+                .as_str()
+                .is_some_and(|o| o.contains("not during the freeze"))
+    });
+    assert!(refused, "the model was told why: {events:#?}");
+    let end = api
+        .wait_for(&a, "ended", |v| {
+            v["status"] == "completed" || v["status"] == "failed"
+        })
+        .await;
+    assert_ne!(end["outcome"]["status"], "success", "{end:#}");
+    assert!(
+        config_map(&ns, "denied").await.is_none(),
+        "denied: nothing changed"
+    );
+
+    // the slot is free again; cancel a session waiting for approval
+    let (s, b) = api
+        .post("/v1/sessions", json!({"task": "apply it", "namespace": ns}))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let b = b["id"].as_str().expect("id").to_string();
+    api.wait_for(&b, "waiting", |v| v["status"] == "waiting_for_approval")
+        .await;
+    let (s, v) = api
+        .post(&format!("/v1/sessions/{b}/cancel"), json!({}))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let c = api
+        .wait_for(&b, "cancelled", |v| v["status"] == "cancelled")
+        .await;
+    assert!(c["pending_approvals"].as_array().expect("list").is_empty());
+    let (s, _) = api
+        .post(&format!("/v1/sessions/{b}/cancel"), json!({}))
+        .await;
+    assert_eq!(s, 409);
+    assert!(
+        config_map(&ns, "denied").await.is_none(),
+        "cancelled: nothing changed"
+    );
+    let (_, list) = api.get("/v1/sessions").await;
+    let ids: Vec<&str> = list["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![b.as_str(), a.as_str()], "newest first");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_documented_route_is_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = ScriptedServer::start(Script::from_yaml("turns: []").expect("script"))
+        .await
+        .expect("model");
+    let server = in_process(
+        &model,
+        &prod_kubeconfig(dir.path()),
+        bosun::server::ServerConfig {
+            listen: "127.0.0.1:0".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let api = Api2::new(&server.url(), None);
+    let (s, doc) = api.get("/openapi.json").await;
+    assert_eq!(s, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 15, "{}", paths.len());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for (path, ops) in paths {
+        let concrete = path
+            .replace("{id}", "no-such-session")
+            .replace("{fingerprint}", "000000000000");
+        for method in ops.as_object().expect("ops").keys() {
+            let m: reqwest::Method = method.to_uppercase().parse().expect("method");
+            let r = client
+                .request(m, format!("{}{concrete}", server.url()))
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .expect("request");
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap_or_default();
+            // axum's own "no route" answers are 404/405 with an empty body; ours say why
+            assert!(
+                status != 405 && !(status == 404 && body.is_empty()),
+                "{method} {path} is documented but not served: {status} {body}"
+            );
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn serve_refuses_a_public_address_without_a_token() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = common::bosun_cmd(home.path())
+        .arg("--agent")
+        .arg(common::repo_root())
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .expect("bosun serve");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to serve the bosun API on 0.0.0.0:0 without authentication")
+            && err.contains("BOSUN_SERVE_TOKEN"),
+        "{err}"
+    );
+    let out = common::bosun_cmd(home.path())
+        .env("BOSUN_SERVE_TOKEN", "short")
+        .arg("--agent")
+        .arg(common::repo_root())
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .expect("bosun serve");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16"));
+}
