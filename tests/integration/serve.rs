@@ -31,6 +31,11 @@ fn prod_kubeconfig(dir: &Path) -> PathBuf {
 /// A script that dry-runs, then applies ConfigMap `name` in `ns` (the apply waits for a
 /// human), then completes.
 fn prod_script(ns: &str, name: &str, per_conversation: bool) -> Script {
+    prod_script_slow(ns, name, per_conversation, 0)
+}
+
+/// [`prod_script`] whose turn after the approval takes `delay_ms` (a page can load meanwhile).
+fn prod_script_slow(ns: &str, name: &str, per_conversation: bool, delay_ms: u64) -> Script {
     let m = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  level: \"<b>5</b>\"\n"
     );
@@ -45,7 +50,8 @@ turns:
         - {{name: kubectl, arguments: {{operation: apply_dry_run, manifests: {cm}}}}}
         - {{name: transition, arguments: {{to: deployment, justification: "the dry-run passed"}}}}
         - {{name: kubectl, arguments: {{operation: apply, manifests: {cm}}}}}
-  - reply:
+  - delay_ms: {delay_ms}
+    reply:
       tool_calls:
         - {{name: transition, arguments: {{to: verification, justification: "applied"}}}}
         - {{name: kubectl, arguments: {{operation: get, kind: configmaps, name: {name}, namespace: {ns}}}}}
@@ -623,4 +629,150 @@ async fn serve_refuses_a_public_address_without_a_token() {
         .expect("bosun serve");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16"));
+}
+
+/// The playwright-core package (npm, installed by scripts/install-deps.sh).
+fn playwright_core() -> PathBuf {
+    let cache = std::env::var_os("BOSUN_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/bosun")))
+        .expect("HOME is set");
+    let p = cache.join("playwright-core/current/node_modules/playwright-core");
+    assert!(
+        p.join("package.json").is_file(),
+        "playwright-core is not installed ({} missing): run scripts/install-deps.sh",
+        p.display()
+    );
+    p
+}
+
+fn chromium() -> PathBuf {
+    let p = std::env::var_os("BOSUN_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        p.is_file(),
+        "Chromium is not installed ({} missing): run scripts/install-deps.sh (apt-get install chromium chromium-driver)",
+        p.display()
+    );
+    p
+}
+
+/// Where the browser test leaves its screenshots.
+fn screens() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::repo_root().join("target"))
+        .join("serve-screens")
+}
+
+#[tokio::test]
+async fn the_inbox_in_chromium_approves_a_prod_change_and_follows_the_session_to_its_end() {
+    let (pw, chromium) = (playwright_core(), chromium());
+    let ns = common::namespace("serve-ui").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = ScriptedServer::start(prod_script_slow(&ns, "inbox", false, 1500))
+        .await
+        .expect("model");
+    let server = ServeBin::start(
+        &model,
+        &prod_kubeconfig(dir.path()),
+        &[("BOSUN_SERVE_TOKEN", TOKEN)],
+    )
+    .await;
+    let api = Api2::new(&server.url, Some(TOKEN));
+    let (s, v) = api
+        .post(
+            "/v1/sessions",
+            json!({"task": "set the level to 5 in prod <script>alert('task')</script>", "namespace": ns}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    let w = api
+        .wait_for(&id, "waiting", |v| v["status"] == "waiting_for_approval")
+        .await;
+    let fp = w["pending_approvals"][0]["fingerprint"]
+        .as_str()
+        .expect("fp")
+        .to_string();
+
+    let mut c = tokio::process::Command::new("node");
+    c.arg(common::repo_root().join("tests/serve/inbox.cjs"))
+        .args([server.url.as_str(), TOKEN, id.as_str(), fp.as_str()])
+        .arg(screens())
+        .env("PLAYWRIGHT_CORE", &pw)
+        .env("CHROMIUM", &chromium)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = c.spawn().expect("node (apt-get install nodejs)");
+    let out = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
+        .await
+        .expect("the browser run finished in time")
+        .expect("node ran");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the browser run failed:\n{stderr}");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("JSON from the browser run");
+    eprintln!("browser: {r:#}");
+
+    assert_eq!(r["loginUrl"], "/login", "not signed in: the login form");
+    assert_eq!(r["afterLogin"], "/");
+    assert_eq!(r["cookie"]["httpOnly"], true, "{r}");
+    assert_eq!(r["cookie"]["sameSite"], "Strict", "{r}");
+    assert_eq!(r["env"], "prod");
+    assert!(r["cardClass"]
+        .as_str()
+        .is_some_and(|c| c.contains("env-prod")));
+    let diff = r["diff"].as_str().expect("diff");
+    assert!(diff.contains("inbox"), "{diff}");
+    assert_eq!(r["diffElements"], 0, "the diff is text, not markup");
+    assert_eq!(r["sessionLinked"], 1);
+    assert_eq!(
+        r["formAction"],
+        format!("/ui/sessions/{id}/approvals/{fp}").as_str(),
+        "the form is bound to the fingerprint"
+    );
+    assert_eq!(r["afterApprove"], format!("/ui/sessions/{id}").as_str());
+    assert!(
+        r["status"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("completed (success)")),
+        "{r}"
+    );
+    assert_eq!(
+        r["liveUpdated"], true,
+        "the page followed the events without a reload"
+    );
+    let events: Vec<&str> = r["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        events.iter().any(|e| e.starts_with("task_complete")),
+        "{events:?}"
+    );
+    assert!(
+        r["answer"]
+            .as_str()
+            .is_some_and(|a| a.contains("<img src=x onerror=alert(1)>")),
+        "the hostile answer is shown as text: {r}"
+    );
+    assert_eq!(r["images"], 0);
+    assert_eq!(r["imagesAfterReload"], 0);
+    assert_eq!(r["dialogs"], json!([]), "no script of the model's ran");
+    assert_eq!(r["pendingAfter"], 0);
+    for shot in ["inbox.png", "session-finished.png"] {
+        assert!(screens().join(shot).is_file(), "{shot}");
+    }
+
+    let done = api.get(&format!("/v1/sessions/{id}")).await.1;
+    assert_eq!(done["outcome"]["status"], "success", "{done:#}");
+    assert!(
+        config_map(&ns, "inbox").await.is_some(),
+        "applied after the approval in the browser"
+    );
+    assert_eq!(model.failures(), Vec::<String>::new());
 }
