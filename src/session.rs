@@ -968,7 +968,20 @@ impl Session {
         self.blocked.clear();
         self.change_attempted = false;
         self.verification_failed = false;
-        let result = self.drive(&rt).await;
+        let span = if self.is_child {
+            tracing::Span::current()
+        } else {
+            crate::telemetry::session_span(&rt.agent.def.id, &self.id)
+        };
+        let result = tracing::Instrument::instrument(self.drive(&rt), span.clone()).await;
+        if !self.is_child {
+            let status = match &result {
+                Ok(o) => o.status.as_str(),
+                Err(SessionError::Interrupted) => "interrupted",
+                Err(_) => "error",
+            };
+            crate::telemetry::record_status(&span, status);
+        }
         if matches!(result, Err(SessionError::Interrupted)) {
             self.repair_after_interrupt();
             if !self.is_child {
@@ -1166,6 +1179,7 @@ impl Session {
         let mut turn_state = self.state;
         let (mut malformed_retried, mut malformed_note) = (false, None::<String>);
         for turn in 1..=rt.max_turns {
+            let turn_span = crate::telemetry::turn_span(turn);
             if self.state == turn_state {
                 state_turns += 1;
                 if state_turns > rt.max_turns_per_state {
@@ -1217,14 +1231,15 @@ impl Session {
                 }
             }
             let interrupt = self.interrupt.clone();
+            let model_span = crate::telemetry::model_span(&turn_span, rt.model.model_name());
             let resp = tokio::select! {
-                r = rt.model.complete(
+                r = tracing::Instrument::instrument(rt.model.complete(
                     ChatRequest {
                         messages: &request,
                         tools: &specs,
                     },
                     &on_delta,
-                ) => match r {
+                ), model_span.clone()) => match r {
                     Err(ModelError::Malformed { detail }) if !malformed_retried => {
                         malformed_retried = true;
                         tracing::warn!("model sent an unusable response ({detail}); asking again once");
@@ -1242,6 +1257,7 @@ impl Session {
                 }
             };
             self.usage += resp.usage;
+            crate::telemetry::record_usage(&model_span, resp.usage);
             self.emit(Event::TurnComplete {
                 turn,
                 usage: resp.usage,
@@ -1353,7 +1369,13 @@ impl Session {
                     });
                     continue;
                 }
-                let (_ok, output) = self.run_call(rt, &call, self.state).await?;
+                let tool_span = crate::telemetry::tool_span(&turn_span, &call.name, &call.id);
+                let (ok, output) = tracing::Instrument::instrument(
+                    self.run_call(rt, &call, self.state),
+                    tool_span.clone(),
+                )
+                .await?;
+                crate::telemetry::record_tool_ok(&tool_span, ok);
                 self.push(Message::Tool {
                     tool_call_id: call.id,
                     content: output,

@@ -140,7 +140,12 @@ pub enum OutputFormat {
     Jsonl,
 }
 
-pub fn init_tracing(verbose: u8) {
+/// Logs on stderr; with `OTEL_EXPORTER_OTLP_ENDPOINT` set, bosun's spans also go out over OTLP
+/// (the returned handle flushes them at exit).
+pub fn init_tracing(verbose: u8) -> Option<bosun::telemetry::Telemetry> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let default = match verbose {
         // rmcp warns about errors it answers on purpose (e.g. a protocol revision it does not offer)
         0 => "warn,rmcp=error",
@@ -149,11 +154,24 @@ pub fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // the filter is the log's own: spans it leaves out are not shown as log context either
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_filter(filter);
+    let (otel, telemetry) = match bosun::telemetry::otlp_layer() {
+        Ok(Some((layer, t))) => (Some(layer), Some(t)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            eprintln!("bosun: {e}; traces are not exported");
+            (None, None)
+        }
+    };
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
         .try_init();
+    telemetry
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -280,10 +280,7 @@ mod tests {
             })
             .expect("renders");
         assert!(!html.contains("<script>alert"), "{html}");
-        assert!(
-            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
-            "{html}"
-        );
+        assert!(html.contains("&lt;script&gt;alert(1)"), "{html}");
         assert!(!html.contains("\" onclick=\"x"), "{html}");
     }
 }

@@ -37,7 +37,7 @@ fn prod_script(ns: &str, name: &str, per_conversation: bool) -> Script {
 /// [`prod_script`] whose turn after the approval takes `delay_ms` (a page can load meanwhile).
 fn prod_script_slow(ns: &str, name: &str, per_conversation: bool, delay_ms: u64) -> Script {
     let m = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  level: \"<b>5</b>\"\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  level: \"<b>5</b>\"\n  token: \"hunter2-otel-canary-7f3a\"\n"
     );
     let cm = serde_json::to_string(&m).expect("json");
     let text = format!(
@@ -774,5 +774,179 @@ async fn the_inbox_in_chromium_approves_a_prod_change_and_follows_the_session_to
         config_map(&ns, "inbox").await.is_some(),
         "applied after the approval in the browser"
     );
+    assert_eq!(model.failures(), Vec::<String>::new());
+}
+
+/// One span as an OTLP receiver got it.
+#[derive(Debug, Clone)]
+struct ReceivedSpan {
+    name: String,
+    span_id: Vec<u8>,
+    parent: Vec<u8>,
+    attrs: std::collections::BTreeMap<String, String>,
+}
+
+/// A minimal OTLP/HTTP trace receiver (protobuf), decoding with the official
+/// `opentelemetry-proto` messages.
+async fn otlp_receiver() -> (String, Arc<std::sync::Mutex<Vec<ReceivedSpan>>>) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use prost::Message;
+    let spans = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = spans.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let store = store.clone();
+            async move {
+                let req = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                let mut got = Vec::new();
+                for rs in req.resource_spans {
+                    for ss in rs.scope_spans {
+                        for s in ss.spans {
+                            let attrs = s
+                                .attributes
+                                .iter()
+                                .map(|kv| {
+                                    let v = match kv.value.as_ref().and_then(|v| v.value.clone()) {
+                                        Some(Any::StringValue(s)) => s,
+                                        Some(Any::IntValue(i)) => i.to_string(),
+                                        Some(Any::BoolValue(b)) => b.to_string(),
+                                        Some(Any::DoubleValue(d)) => d.to_string(),
+                                        other => format!("{other:?}"),
+                                    };
+                                    (kv.key.clone(), v)
+                                })
+                                .collect();
+                            got.push(ReceivedSpan {
+                                name: s.name,
+                                span_id: s.span_id,
+                                parent: s.parent_span_id,
+                                attrs,
+                            });
+                        }
+                    }
+                }
+                store.lock().expect("spans").extend(got);
+                (
+                    [("content-type", "application/x-protobuf")],
+                    Vec::<u8>::new(),
+                )
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    (format!("http://{addr}"), spans)
+}
+
+#[tokio::test]
+async fn traces_reach_an_otlp_receiver_with_genai_attributes_and_no_secret() {
+    const SECRET: &str = "hunter2-otel-canary-7f3a";
+    let ns = common::namespace("serve-otel").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (endpoint, spans) = otlp_receiver().await;
+    let model = ScriptedServer::start(prod_script(&ns, "otel", false))
+        .await
+        .expect("model");
+    let mut server = ServeBin::start(
+        &model,
+        &prod_kubeconfig(dir.path()),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_SERVICE_NAME", "bosun-serve-test"),
+        ],
+    )
+    .await;
+    let api = Api2::new(&server.url, None);
+    let (s, v) = api
+        .post(
+            "/v1/sessions",
+            json!({"task": format!("create the ConfigMap {SECRET}"), "namespace": ns}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    let w = api
+        .wait_for(&id, "waiting", |v| v["status"] == "waiting_for_approval")
+        .await;
+    let fp = w["pending_approvals"][0]["fingerprint"]
+        .as_str()
+        .expect("fp")
+        .to_string();
+    let (s, _) = api
+        .post(
+            &format!("/v1/sessions/{id}/approvals/{fp}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    api.wait_for(&id, "completed", |v| v["status"] == "completed")
+        .await;
+    // SIGTERM: the server stops and flushes its spans
+    let pid = server.child.id().expect("pid");
+    // SAFETY: signalling the child this test started, by its pid
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+    let status = tokio::time::timeout(Duration::from_secs(30), server.child.wait())
+        .await
+        .expect("bosun serve stopped on SIGTERM")
+        .expect("wait");
+    assert!(status.success(), "{status:?}");
+
+    let spans = spans.lock().expect("spans").clone();
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    let find = |name: &str| spans.iter().filter(|s| s.name == name).collect::<Vec<_>>();
+    let session = find("invoke_agent infrastructure-engineer");
+    assert_eq!(session.len(), 1, "{names:?}");
+    let session = session[0];
+    assert_eq!(session.attrs["gen_ai.conversation.id"], id);
+    assert_eq!(session.attrs["bosun.task.status"], "success");
+    let turns = find("bosun.turn");
+    assert_eq!(turns.len(), 3, "{names:?}");
+    assert!(turns.iter().all(|t| t.parent == session.span_id));
+    let chats: Vec<_> = spans
+        .iter()
+        .filter(|s| s.attrs.get("gen_ai.operation.name").map(String::as_str) == Some("chat"))
+        .collect();
+    assert_eq!(chats.len(), 3, "{names:?}");
+    for c in &chats {
+        assert!(c.name.starts_with("chat "), "{}", c.name);
+        assert!(!c.attrs["gen_ai.request.model"].is_empty());
+        let input: u64 = c.attrs["gen_ai.usage.input_tokens"]
+            .parse()
+            .expect("tokens");
+        assert!(input > 0, "{c:?}");
+        assert!(c.attrs.contains_key("gen_ai.usage.output_tokens"));
+        assert!(turns.iter().any(|t| t.span_id == c.parent));
+    }
+    let tools = find("execute_tool kubectl");
+    assert_eq!(tools.len(), 3, "dry-run, apply, get: {names:?}");
+    assert!(tools
+        .iter()
+        .all(|t| turns.iter().any(|u| u.span_id == t.parent)));
+    let guards = find("bosun.guard");
+    let apply = guards
+        .iter()
+        .find(|g| g.attrs.get("bosun.guard.operation").map(String::as_str) == Some("apply"))
+        .expect("the apply's guard span");
+    assert_eq!(apply.attrs["bosun.guard.verdict"], "allow");
+    assert_eq!(apply.attrs["bosun.guard.environment"], "prod");
+    assert_eq!(apply.attrs["bosun.guard.fingerprint"], fp);
+    assert_eq!(apply.attrs["bosun.guard.approved_by"], "user");
+    assert!(tools.iter().any(|t| t.span_id == apply.parent));
+    // nothing the model wrote or the tools returned rides along: not the task, not the manifest
+    for s in &spans {
+        for (k, v) in &s.attrs {
+            assert!(!v.contains(SECRET), "{} {k}={v}", s.name);
+        }
+    }
     assert_eq!(model.failures(), Vec::<String>::new());
 }
