@@ -54,7 +54,9 @@ impl Runtimes {
 
     /// The runtime for `spec`, built on first use.
     pub fn get(&self, spec: &TaskSpec) -> Result<Arc<Runtime>, RuntimeError> {
-        if let Some(rt) = self.lock().get(spec) {
+        // built under the lock: a burst of first requests builds it once, not once each
+        let mut cache = self.lock();
+        if let Some(rt) = cache.get(spec) {
             return Ok(rt.clone());
         }
         let mut opts = self.opts.clone();
@@ -69,8 +71,8 @@ impl Runtimes {
         );
         let (rt, _warnings) = Runtime::new(self.agent.clone(), self.model.clone(), opts)?;
         let rt = Arc::new(rt);
-        // two first requests may both build one; either is fine, the first kept wins
-        Ok(self.lock().entry(spec.clone()).or_insert(rt).clone())
+        cache.insert(spec.clone(), rt.clone());
+        Ok(rt)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TaskSpec, Arc<Runtime>>> {
