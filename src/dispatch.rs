@@ -90,8 +90,13 @@ impl CallEnv<'_> {
             tool: call.name.clone(),
             arguments: redactor.redact(&call.arguments),
         });
-        let (mut decision, mut admitted) =
-            self.guard.admit(self.registry, call, state, self.ctx).await;
+        let span = crate::telemetry::guard_span(&call.name);
+        let (mut decision, mut admitted) = tracing::Instrument::instrument(
+            self.guard.admit(self.registry, call, state, self.ctx),
+            span.clone(),
+        )
+        .await;
+        crate::telemetry::record_decision(&span, &decision, redactor);
         let args = redactor.redact(&call.arguments);
         if let Err(e) = self.audit(&Record::Decided {
             decision: &decision,

@@ -21,10 +21,14 @@
 //! - [`discovery_cache`]: API discovery cached on disk per cluster (as kubectl does).
 //! - [`eval`]: the eval task suite (k8s-ai-bench layout) run on the sandbox, scored Pass@1/Pass@k/Pass^k.
 //! - [`term`]: text from outside made safe to print on a terminal.
+//! - [`server`]: `bosun serve`: the HTTP API over sessions, the approvals inbox.
+//! - [`telemetry`]: OpenTelemetry spans (GenAI conventions) exported over OTLP when configured.
+//! - [`auth`]: bearer-token and loopback rules shared by the HTTP servers.
 //! - [`mcp`]: bosun as an MCP server (the agent and its guarded tools) and as an MCP client (remote tools behind the same guard).
 
 pub mod agent;
 pub mod audit;
+pub mod auth;
 pub mod blocks;
 pub mod call;
 pub mod checks;
@@ -50,9 +54,11 @@ pub mod sandbox;
 pub mod scope;
 pub mod scripted;
 pub mod secrets;
+pub mod server;
 pub mod session;
 pub mod store;
 pub mod table;
+pub mod telemetry;
 pub mod term;
 pub mod tools;
 

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     bosun::init_crypto();
     let args = cli::Cli::parse();
-    cli::init_tracing(args.verbose);
+    let telemetry = cli::init_tracing(args.verbose);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -21,11 +21,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match rt.block_on(cli::dispatch(args)) {
+    let code = match rt.block_on(cli::dispatch(args)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("bosun: {e:#}");
             ExitCode::from(2)
         }
+    };
+    drop(rt);
+    if let Some(t) = telemetry {
+        t.shutdown();
     }
+    code
 }

@@ -75,6 +75,28 @@ impl fmt::Display for TaskScope {
     }
 }
 
+/// The scope of a task confined to `namespace` and/or `context`; `None` when neither is given.
+/// With only a namespace, the context is the kubeconfig's current one (`kubeconfig`, else
+/// `$KUBECONFIG` / `~/.kube/config`), so writes cannot escape to another cluster by naming one.
+pub fn task_scope(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<String>,
+    namespace: Option<String>,
+) -> Option<TaskScope> {
+    if namespace.is_none() && context.is_none() {
+        return None;
+    }
+    let context = context.or_else(|| {
+        let kc = match kubeconfig {
+            Some(p) => kube::config::Kubeconfig::read_from(p),
+            None => kube::config::Kubeconfig::read(),
+        };
+        // unreadable: the preflight says so before the model is asked anything
+        kc.ok()?.current_context.filter(|c| !c.is_empty())
+    });
+    Some(TaskScope { context, namespace })
+}
+
 /// Facts for the system prompt's environment: the mode (when not the default) and the scope.
 pub fn prompt_facts(mode: Mode, scope: Option<&TaskScope>) -> BTreeMap<String, String> {
     let mut facts = BTreeMap::new();

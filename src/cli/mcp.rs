@@ -66,25 +66,18 @@ pub async fn mcp(dir: &Path, args: McpArgs) -> anyhow::Result<ExitCode> {
             server::serve_stdio(rt, opts).await?;
         }
         Some(addr) => {
-            let token = match token(args.token_file.as_deref()) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("bosun: {e}");
-                    return Ok(ExitCode::from(exit::USAGE));
-                }
-            };
-            let loopback = addr
-                .rsplit_once(':')
-                .map(|(h, _)| h.trim_matches(['[', ']']))
-                .is_some_and(|h| {
-                    h == "localhost"
-                        || h.parse::<std::net::IpAddr>()
-                            .is_ok_and(|ip| ip.is_loopback())
-                });
-            if !loopback && token.is_none() {
-                eprintln!("bosun: refusing to serve MCP on {addr} without authentication: anyone who reaches it could drive the agent. Set BOSUN_MCP_TOKEN or pass --token-file FILE (callers send `Authorization: Bearer <token>`), or listen on 127.0.0.1");
-                return Ok(ExitCode::from(exit::USAGE));
-            }
+            let token =
+                match bosun::auth::load_token(args.token_file.as_deref(), "BOSUN_MCP_TOKEN", "MCP")
+                    .and_then(|t| {
+                        bosun::auth::check_listen("MCP", addr, t.as_deref(), "BOSUN_MCP_TOKEN")?;
+                        Ok(t)
+                    }) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("bosun: {e}");
+                        return Ok(ExitCode::from(exit::USAGE));
+                    }
+                };
             if let Err(e) = run::preflight(&rt, &args.run).await {
                 eprintln!("bosun: {e:#}");
                 return Ok(ExitCode::from(exit::USAGE));
@@ -103,27 +96,7 @@ pub async fn mcp(dir: &Path, args: McpArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(exit::SUCCESS))
 }
 
-/// The bearer token: `--token-file`, else `BOSUN_MCP_TOKEN`; none: no authentication.
-fn token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
-    let t = match file {
-        Some(f) => std::fs::read_to_string(f)
-            .map_err(|e| anyhow::anyhow!("cannot read the token file {}: {e}", f.display()))?,
-        None => match std::env::var("BOSUN_MCP_TOKEN") {
-            Ok(t) => t,
-            Err(_) => return Ok(None),
-        },
-    };
-    let t = t.trim().to_string();
-    if t.len() < 16 {
-        anyhow::bail!(
-            "the MCP token is {} characters; use at least 16 (e.g. `openssl rand -hex 32`)",
-            t.len()
-        );
-    }
-    Ok(Some(t))
-}
-
-async fn wait_for_stop() {
+pub async fn wait_for_stop() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

@@ -9,6 +9,7 @@ mod render;
 mod report;
 mod run;
 mod sandbox_cmd;
+mod serve;
 mod validate;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -47,6 +48,9 @@ pub enum Cmd {
     /// Serve the agent over MCP (stdio, or streamable HTTP with --listen): the tool
     /// `run_<agent id>` (task → report) and, with --expose-tools, the guarded tools themselves.
     Mcp(Box<mcp::McpArgs>),
+    /// Serve the agent over HTTP: a JSON API (sessions, events as SSE, approvals by
+    /// fingerprint; /openapi.json) and an approvals inbox in the browser.
+    Serve(Box<serve::ServeArgs>),
     /// Show the tools the model sees.
     Tools {
         /// Print the JSON schemas exactly as sent to the model.
@@ -136,7 +140,12 @@ pub enum OutputFormat {
     Jsonl,
 }
 
-pub fn init_tracing(verbose: u8) {
+/// Logs on stderr; with `OTEL_EXPORTER_OTLP_ENDPOINT` set, bosun's spans also go out over OTLP
+/// (the returned handle flushes them at exit).
+pub fn init_tracing(verbose: u8) -> Option<bosun::telemetry::Telemetry> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let default = match verbose {
         // rmcp warns about errors it answers on purpose (e.g. a protocol revision it does not offer)
         0 => "warn,rmcp=error",
@@ -145,11 +154,24 @@ pub fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // the filter is the log's own: spans it leaves out are not shown as log context either
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_filter(filter);
+    let (otel, telemetry) = match bosun::telemetry::otlp_layer() {
+        Ok(Some((layer, t))) => (Some(layer), Some(t)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            eprintln!("bosun: {e}; traces are not exported");
+            (None, None)
+        }
+    };
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
         .try_init();
+    telemetry
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -164,6 +186,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Run(args) => run::run(&cli.agent, *args).await,
         Cmd::Chat(args) => chat::chat(&cli.agent, *args).await,
         Cmd::Mcp(args) => mcp::mcp(&cli.agent, *args).await,
+        Cmd::Serve(args) => serve::serve(&cli.agent, *args).await,
         Cmd::Sandbox { cmd, dir } => sandbox_cmd::sandbox(cmd, dir).await,
         Cmd::ScriptedModel { script, listen } => {
             let s = bosun::scripted::Script::load(&script)?;

@@ -129,21 +129,11 @@ impl From<ModeArg> for bosun::scope::Mode {
 /// The task's scope from `-n/--namespace` and `--context`. With only a namespace, the context
 /// is the kubeconfig's current one, so writes cannot escape to another cluster by naming one.
 pub fn task_scope(args: &RunArgs) -> Option<bosun::scope::TaskScope> {
-    if args.namespace.is_none() && args.context.is_none() {
-        return None;
-    }
-    let context = args.context.clone().or_else(|| {
-        let kc = match &args.kubeconfig {
-            Some(p) => kube::config::Kubeconfig::read_from(p),
-            None => kube::config::Kubeconfig::read(),
-        };
-        // unreadable: the preflight says so before the model is asked anything
-        kc.ok()?.current_context.filter(|c| !c.is_empty())
-    });
-    Some(bosun::scope::TaskScope {
-        context,
-        namespace: args.namespace.clone(),
-    })
+    bosun::scope::task_scope(
+        args.kubeconfig.as_deref(),
+        args.context.clone(),
+        args.namespace.clone(),
+    )
 }
 
 /// The task's mode and scope, when not the defaults, as one line for the terminal.
@@ -251,6 +241,20 @@ fn read_task(args: &RunArgs) -> anyhow::Result<String> {
 /// Build a runtime for the agent in `dir` from run flags.
 /// Connects the MCP servers the agent lists (their tools join the registry, behind the guard).
 pub async fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Runtime>> {
+    let (agent, model, opts) = runtime_parts(dir, args).await?;
+    let (rt, warnings) = Runtime::new(agent, model, opts)?;
+    for w in &warnings {
+        tracing::info!("{w}");
+    }
+    Ok(Arc::new(rt))
+}
+
+/// What [`build_runtime`] builds a runtime from: the loaded agent, the model client and the
+/// options (`bosun serve` builds one runtime per mode and scope from them).
+pub async fn runtime_parts(
+    dir: &Path,
+    args: &RunArgs,
+) -> anyhow::Result<(Agent, Arc<dyn bosun::model::ModelClient>, RuntimeOptions)> {
     let loaded = match Agent::load(dir) {
         Ok(l) => l,
         Err(d) => anyhow::bail!("{d}\nfix the agent definition (see `bosun validate`)"),
@@ -313,11 +317,7 @@ pub async fn build_runtime(dir: &Path, args: &RunArgs) -> anyhow::Result<Arc<Run
         extra_tools: mcp.tools,
         ..Default::default()
     };
-    let (rt, warnings) = Runtime::new(loaded.agent, Arc::new(model), opts)?;
-    for w in &warnings {
-        tracing::info!("{w}");
-    }
-    Ok(Arc::new(rt))
+    Ok((loaded.agent, Arc::new(model), opts))
 }
 
 /// Tools that talk to a Kubernetes cluster.

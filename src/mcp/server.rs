@@ -508,27 +508,11 @@ pub async fn serve_http(
     );
     let mut app = axum::Router::new().nest_service("/mcp", service);
     if let Some(t) = token {
-        let expected = Arc::new(format!("Bearer {t}"));
-        app = app.layer(axum::middleware::from_fn(
-            move |req: axum::extract::Request, next: axum::middleware::Next| {
-                let expected = expected.clone();
-                async move {
-                    let given = req
-                        .headers()
-                        .get(axum::http::header::AUTHORIZATION)
-                        .map(|v| v.as_bytes())
-                        .unwrap_or_default();
-                    if constant_time_eq(given, expected.as_bytes()) {
-                        return next.run(req).await;
-                    }
-                    axum::response::IntoResponse::into_response((
-                        axum::http::StatusCode::UNAUTHORIZED,
-                        [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
-                        "bosun mcp: missing or wrong bearer token; send `Authorization: Bearer <the token bosun mcp was started with>`\n",
-                    ))
-                }
-            },
-        ));
+        app = crate::auth::require_bearer(
+            app,
+            t,
+            "bosun mcp: missing or wrong bearer token; send `Authorization: Bearer <the token bosun mcp was started with>`\n",
+        );
     }
     let stop = ct.clone();
     let task = tokio::spawn(async move {
@@ -543,25 +527,9 @@ pub async fn serve_http(
     })
 }
 
-/// Byte equality that takes the same time wherever the first difference is.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_compare_exactly() {
-        assert!(constant_time_eq(b"Bearer abc", b"Bearer abc"));
-        assert!(!constant_time_eq(b"Bearer abd", b"Bearer abc"));
-        assert!(!constant_time_eq(b"Bearer ab", b"Bearer abc"));
-        assert!(!constant_time_eq(b"", b"Bearer abc"));
-    }
 
     #[test]
     fn annotations_follow_the_strictest_operation() {

@@ -24,7 +24,20 @@ impl Session {
         self.blocked.clear();
         self.change_attempted = false;
         self.verification_failed = false;
-        let result = self.drive(&rt).await;
+        let span = if self.is_child {
+            tracing::Span::current()
+        } else {
+            crate::telemetry::session_span(&rt.agent.def.id, &self.id)
+        };
+        let result = tracing::Instrument::instrument(self.drive(&rt), span.clone()).await;
+        if !self.is_child {
+            let status = match &result {
+                Ok(o) => o.status.as_str(),
+                Err(SessionError::Interrupted) => "interrupted",
+                Err(_) => "error",
+            };
+            crate::telemetry::record_status(&span, status);
+        }
         if matches!(result, Err(SessionError::Interrupted)) {
             self.repair_after_interrupt();
             if !self.is_child {
@@ -185,14 +198,17 @@ impl Session {
     async fn drive(&mut self, rt: &Runtime) -> Result<Outcome, SessionError> {
         let mut t = TaskLoop::new(self.usage, self.state);
         for turn in 1..=rt.max_turns {
+            let turn_span = crate::telemetry::turn_span(turn);
             t.count_state_turn(self.state, rt.max_turns_per_state)?;
             if self.interrupt.take() {
                 return Err(SessionError::Interrupted);
             }
-            let Some(resp) = self.ask_model(rt, &mut t).await? else {
+            let model_span = crate::telemetry::model_span(&turn_span, rt.model.model_name());
+            let Some(resp) = self.ask_model(rt, &mut t, &model_span).await? else {
                 continue; // an unusable answer: asked again once
             };
             self.usage += resp.usage;
+            crate::telemetry::record_usage(&model_span, resp.usage);
             self.emit(Event::TurnComplete {
                 turn,
                 usage: resp.usage,
@@ -237,7 +253,17 @@ impl Session {
                 t.calls_made += 1;
                 let output = match t.repeat_check(&call, rt.loop_limit)? {
                     Some(nudge) => self.refuse_repeat(rt, &call, nudge),
-                    None => self.run_call(rt, &call, self.state).await?.1,
+                    None => {
+                        let tool_span =
+                            crate::telemetry::tool_span(&turn_span, &call.name, &call.id);
+                        let (ok, output) = tracing::Instrument::instrument(
+                            self.run_call(rt, &call, self.state),
+                            tool_span.clone(),
+                        )
+                        .await?;
+                        crate::telemetry::record_tool_ok(&tool_span, ok);
+                        output
+                    }
                 };
                 self.push(Message::Tool {
                     tool_call_id: call.id,
@@ -282,6 +308,7 @@ impl Session {
         &self,
         rt: &Runtime,
         t: &mut TaskLoop,
+        span: &tracing::Span,
     ) -> Result<Option<crate::model::ChatResponse>, SessionError> {
         let (mut request, specs) = self.request(rt);
         if let Some(why) = t.malformed_note.as_deref() {
@@ -299,13 +326,13 @@ impl Session {
         };
         let interrupt = self.interrupt.clone();
         let r = tokio::select! {
-            r = rt.model.complete(
+            r = tracing::Instrument::instrument(rt.model.complete(
                 ChatRequest {
                     messages: &request,
                     tools: &specs,
                 },
                 &on_delta,
-            ) => r,
+            ), span.clone()) => r,
             _ = interrupt.wait() => {
                 interrupt.take();
                 return Err(SessionError::Interrupted);

@@ -31,6 +31,7 @@ mod redteam_secrets;
 mod redteam_terraform;
 mod resume;
 mod sandbox;
+mod serve;
 mod shell;
 mod shim;
 mod terraform;
