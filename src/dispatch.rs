@@ -171,7 +171,11 @@ impl CallEnv<'_> {
             },
             None => (false, format!("error: unknown tool {}", a.tool)),
         };
-        self.guard.record(&a, ok);
+        // a dry-run's result is what an approval of the same change shows (redacted here: the
+        // approver is a frontend too)
+        let evidence =
+            (ok && a.effect == EffectClass::DryRun).then(|| self.ctx.redactor.redact(&output));
+        self.guard.record_with_evidence(&a, ok, evidence.as_deref());
         if let (true, EffectClass::DryRun, Some(fp), Some(file)) =
             (ok, a.effect, &a.fingerprint, self.file)
         {
@@ -212,6 +216,9 @@ impl CallEnv<'_> {
             tool: &call.name,
             ok,
             summary: output.lines().next().unwrap_or(""),
+            undo: output
+                .split_once(&format!("\n{}\n", crate::tools::UNDO_HEADER))
+                .map(|(_, u)| u.trim_end()),
             duration_ms,
         }) {
             tracing::warn!("{e}");
