@@ -973,6 +973,25 @@ impl Helm {
                 exec::compact(&out.stdout, 300, 10)
             ));
         }
+        let v = self.live_values(ctx, c, c.a.revision).await?;
+        if v.is_null() || v.as_object().is_some_and(|m| m.is_empty()) {
+            return Ok(format!("release {} has no user-supplied values", c.release));
+        }
+        Ok(format!(
+            "user-supplied values of release {} (secret-looking keys masked):\n{}",
+            c.release,
+            exec::compact(&manifests::to_yaml(&v), 300, 10)
+        ))
+    }
+
+    /// The user-supplied values of the release (at `revision`, else the current one), every
+    /// secret-looking key masked (a release's values hold resolved secrets).
+    async fn live_values(
+        &self,
+        ctx: &ToolCtx,
+        c: &Call,
+        revision: Option<u32>,
+    ) -> Result<Value, ToolError> {
         let mut args = vec![
             "get".to_string(),
             "values".into(),
@@ -980,7 +999,7 @@ impl Helm {
             "-o".into(),
             "json".into(),
         ];
-        if let Some(r) = c.a.revision {
+        if let Some(r) = revision {
             args.push("--revision".into());
             args.push(r.to_string());
         }
@@ -990,16 +1009,38 @@ impl Helm {
             return Err(fail("helm get values", &out));
         }
         let mut v: Value = serde_json::from_str(json_part(&out.stdout)).unwrap_or(Value::Null);
-        // a release's values hold resolved secrets: mask every secret-looking key
         mask_sensitive(&mut v);
-        if v.is_null() || v.as_object().is_some_and(|m| m.is_empty()) {
-            return Ok(format!("release {} has no user-supplied values", c.release));
+        Ok(v)
+    }
+
+    /// The values as written (references, not secrets) against the live release's, as a
+    /// unified diff — the `helm diff` view of the values, for the dry-run and its approval.
+    async fn values_diff(&self, ctx: &ToolCtx, c: &Call, live: bool) -> Result<String, ToolError> {
+        let empty = |v: &Value| v.is_null() || v.as_object().is_some_and(|m| m.is_empty());
+        let old = if live {
+            self.live_values(ctx, c, None).await?
+        } else {
+            Value::Null
+        };
+        let mut new = c.values.clone();
+        mask_sensitive(&mut new);
+        if old == new || (empty(&old) && empty(&new)) {
+            return Ok("values: unchanged\n".into());
         }
-        Ok(format!(
-            "user-supplied values of release {} (secret-looking keys masked):\n{}",
-            c.release,
-            exec::compact(&manifests::to_yaml(&v), 300, 10)
-        ))
+        let y = |v: &Value| {
+            if empty(v) {
+                String::new()
+            } else {
+                manifests::to_yaml(v)
+            }
+        };
+        let (a, b) = (y(&old), y(&new));
+        let d = similar::TextDiff::from_lines(&a, &b)
+            .unified_diff()
+            .context_radius(2)
+            .header("live values", "new values")
+            .to_string();
+        Ok(format!("values:\n{}", exec::compact(&d, 80, 10)))
     }
 
     async fn upgrade(&self, c: &Call, ctx: &ToolCtx) -> Result<String, ToolError> {
@@ -1094,6 +1135,7 @@ impl Helm {
             }
         }
         let mut diff = manifests::diff_objects(&shown_old, &shown_new, 200);
+        diff.push_str(&self.values_diff(ctx, c, live.is_some()).await?);
         if masked > 0 {
             diff.push_str(&format!(
                 "{masked} value(s) computed from data not shown to you (secrets, lookups, random values) are masked as <hidden #…>\n"
