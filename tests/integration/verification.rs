@@ -80,20 +80,7 @@ turns:
         .await
         .expect("server");
     // an agent copy whose policy rolls back failed verifications
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = common::repo_root();
-    for f in ["agent.md", "policy.yaml"] {
-        std::fs::copy(root.join(f), dir.path().join(f)).expect("copy");
-    }
-    for d in ["skills", "tools", "prompts", "blocks"] {
-        let status = std::process::Command::new("cp")
-            .arg("-r")
-            .arg(root.join(d))
-            .arg(dir.path())
-            .status()
-            .expect("cp");
-        assert!(status.success());
-    }
+    let dir = common::agent_copy();
     let policy = std::fs::read_to_string(dir.path().join("policy.yaml")).expect("policy");
     assert!(
         policy.contains("verification: {rollback: true}"),
