@@ -163,6 +163,14 @@ pub fn agent_copy() -> tempfile::TempDir {
     dir
 }
 
+/// A scripted model turn: dry-run the manifests `dry` (a JSON string) in `ns`, move to
+/// deployment, apply the manifests `apply` (the same, or another change to see it refused).
+pub fn dry_run_then_apply(ns: &str, dry: &str, apply: &str) -> String {
+    format!(
+        "  - reply:\n      tool_calls:\n        - {{name: transition, arguments: {{to: validation, justification: \"dry-run\"}}}}\n        - {{name: kubectl, arguments: {{operation: apply_dry_run, namespace: {ns}, manifests: {dry}}}}}\n        - {{name: transition, arguments: {{to: deployment, justification: \"validated\"}}}}\n        - {{name: kubectl, arguments: {{operation: apply, namespace: {ns}, manifests: {apply}}}}}\n"
+    )
+}
+
 /// The bosun binary under test.
 pub fn bosun_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_bosun"))
