@@ -921,3 +921,25 @@ impl Guard {
         self.lock().dry_runs.remove(fp);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_approval_diff_is_capped_at_a_line_end_and_says_what_was_left_out() {
+        let short = "- a\n+ b\n";
+        assert_eq!(cap_diff(short), short);
+        let long: String = (0..5000).map(|i| format!("+ line {i} é\n")).collect();
+        let capped = cap_diff(&long);
+        assert!(capped.len() <= MAX_APPROVAL_DIFF + 40, "{}", capped.len());
+        let (kept, note) = capped.rsplit_once("… ").expect("a note");
+        assert!(kept.ends_with('\n'), "cut at a line end");
+        let left: usize = note
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a count");
+        assert_eq!(kept.lines().count() + left, 5000);
+    }
+}

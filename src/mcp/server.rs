@@ -2,7 +2,9 @@
 //!
 //! **`run_<agent id>`** (`-` → `_`), input `{task}`: runs a fresh session on the shared
 //! [`Runtime`] to its end and returns the final answer, the planner state and the report as text,
-//! plus `structuredContent` `{status, answer, state, report, session, turns, tool_calls, error}`.
+//! plus `structuredContent` `{status, answer, state, report, session, turns, tool_calls, approvals,
+//! error}` — `approvals`: each change a human (or the approval policy) was asked about, with its
+//! decision and what it would change (the dry-run's diff), also sent as a progress notification.
 //! A failed task is `isError: true` with the message. A remote caller cannot answer an approval
 //! prompt, so sessions use the runtime's approver (`--yes` / `--approve env=…`; by default
 //! [`NoApprover`](crate::guard::NoApprover): changes that need approval are refused and the
