@@ -28,6 +28,10 @@ pub enum Record<'a> {
         ok: bool,
         /// First line of the (redacted) result.
         summary: &'a str,
+        /// What would undo the change, when the tool says so (after
+        /// [`crate::tools::UNDO_HEADER`] in its result).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        undo: Option<&'a str>,
         duration_ms: u64,
     },
     Transition {
@@ -128,6 +132,13 @@ pub struct ChangeRecord {
     pub dry_run_evidence: Option<String>,
     /// The runtime's own undo of a change whose checks failed.
     pub rollback: bool,
+    /// What the approver was shown (the dry-run's result), when the change needed approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_diff: Option<String>,
+    /// What would undo the change, as its tool computed it (terraform: the inverse of the
+    /// applied plan); not run by bosun.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<String>,
 }
 
 /// A check the runtime ran on an applied change.
@@ -169,6 +180,8 @@ pub fn read_changes(path: &Path) -> (Vec<ChangeRecord>, Vec<CheckRecord>) {
                         fingerprint: s(&d["fingerprint"]),
                         effect: s(&d["effect"]),
                         approved_by: d["approved_by"].as_str().map(str::to_string),
+                        approval_diff: d["diff"].as_str().map(str::to_string),
+                        undo: None,
                         ok: None,
                         result: String::new(),
                         dry_run_evidence: None,
@@ -200,6 +213,7 @@ pub fn read_changes(path: &Path) -> (Vec<ChangeRecord>, Vec<CheckRecord>) {
                     c.ok = Some(ok);
                     c.dry_run_evidence = evidence.get(&c.fingerprint).cloned();
                     c.result = summary;
+                    c.undo = r["undo"].as_str().map(str::to_string);
                 } else if let Some((_, c)) = checks.iter_mut().rev().find(|(i, _)| *i == id) {
                     c.ok = ok;
                     c.result = summary;

@@ -184,7 +184,11 @@ impl CallEnv<'_> {
             }
             None => (false, format!("error: unknown tool {}", r.tool)),
         };
-        self.guard.record(&r, ok);
+        // a dry-run's result is what an approval of the same change shows (redacted here: the
+        // approver is a frontend too)
+        let evidence =
+            (ok && r.effect == EffectClass::DryRun).then(|| self.ctx.redactor.redact(&output));
+        self.guard.record_with_evidence(&r, ok, evidence.as_deref());
         if let (true, EffectClass::DryRun, Some(fp), Some(file)) =
             (ok, r.effect, &r.fingerprint, self.file)
         {
@@ -225,6 +229,9 @@ impl CallEnv<'_> {
             tool: &call.name,
             ok,
             summary: output.lines().next().unwrap_or(""),
+            undo: output
+                .split_once(&format!("\n{}\n", crate::tools::UNDO_HEADER))
+                .map(|(_, u)| u.trim_end()),
             duration_ms,
         }) {
             tracing::warn!("{e}");

@@ -159,6 +159,10 @@ pub struct Decision {
     /// The environment of the call's kube context, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<Environment>,
+    /// When a human was asked: what the change will do, as the approver saw it
+    /// ([`ApprovalRequest::diff`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
 }
 
 /// Why the guard refused a call.
@@ -211,6 +215,31 @@ pub struct ApprovalRequest {
     /// The objects the change really touches (resolved by the tool).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub objects: Vec<ObjectRef>,
+    /// What will change: the tool's own result of the successful dry-run of exactly this change
+    /// (kubectl: a unified diff of the server's dry-run result against the live object; helm:
+    /// the rendered manifests and values against the live release; terraform: the plan's
+    /// creates, updates and deletes by address) — recorded by the guard when that dry-run ran,
+    /// never the model's words; redacted (Secret data masked) and capped at
+    /// [`MAX_APPROVAL_DIFF`] characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+/// The most of a dry-run result an approval request carries.
+pub const MAX_APPROVAL_DIFF: usize = 12_000;
+
+/// `text` cut to [`MAX_APPROVAL_DIFF`] characters at a line end, saying how much was left out.
+fn cap_diff(text: &str) -> String {
+    if text.len() <= MAX_APPROVAL_DIFF {
+        return text.to_string();
+    }
+    let mut end = MAX_APPROVAL_DIFF;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text[..end].rfind('\n').map_or(end, |i| i + 1);
+    let left = text[cut..].lines().count();
+    format!("{}… {left} more line(s) not shown\n", &text[..cut])
 }
 
 /// An approver's answer.
@@ -304,6 +333,8 @@ impl Default for GuardConfig {
 #[derive(Debug, Clone)]
 struct DryRun {
     at: Instant,
+    /// The dry-run's own (redacted) result: what an approval request shows.
+    evidence: Option<Arc<str>>,
 }
 
 #[derive(Default, Clone)]
@@ -375,7 +406,9 @@ impl Guard {
             return;
         }
         let at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
-        self.lock().dry_runs.insert(fp, DryRun { at });
+        self.lock()
+            .dry_runs
+            .insert(fp, DryRun { at, evidence: None });
     }
 
     /// Mark a change (short fingerprint) as already applied — from the audit log of a resumed
@@ -415,6 +448,7 @@ impl Guard {
             approved_by: None,
             refusal: None,
             environment: None,
+            diff: None,
         };
         match self.decide(registry, call, state, ctx, &mut d).await {
             Ok(admitted) => {
@@ -495,7 +529,7 @@ impl Guard {
             content_hash: super::canonical_hash(&args),
         });
         d.approved_by = self
-            .check_approval(call, &inv, effect, env, decided, &key)
+            .check_approval(d, &inv, effect, env, decided, &key)
             .await?;
         self.commit(call, effect, fingerprint.as_ref())?;
         Ok(Admitted {
@@ -797,7 +831,7 @@ impl Guard {
     /// exactly this change (`key`). Returns who approved, if anyone had to.
     async fn check_approval(
         &self,
-        call: &ToolCall,
+        d: &mut Decision,
         inv: &Invocation,
         effect: EffectClass,
         env: Option<Environment>,
@@ -816,11 +850,21 @@ impl Guard {
         } else {
             return Ok(None);
         };
-        if let Some(by) = self.lock().approvals.get(key).cloned() {
-            return Ok(Some(by));
-        }
+        let diff = {
+            let g = self.lock();
+            if let Some(by) = g.approvals.get(key).cloned() {
+                return Ok(Some(by));
+            }
+            g.dry_runs
+                .get(key)
+                .and_then(|d| d.evidence.as_deref())
+                .map(str::to_string)
+        };
+        // the decision (audit log, report) keeps what the approver was shown
+        d.diff = diff.clone();
         let req = ApprovalRequest {
-            tool: call.name.clone(),
+            diff,
+            tool: d.tool.clone(),
             operation: inv.operation.clone(),
             effect,
             target: inv.target.clone(),
@@ -879,16 +923,48 @@ impl Guard {
     /// After execution: a successful dry-run records its fingerprint. (An apply used up its
     /// dry-run when it was admitted.)
     pub fn record(&self, call: &Receipt, succeeded: bool) {
+        self.record_with_evidence(call, succeeded, None);
+    }
+
+    /// [`Guard::record`], keeping the dry-run's result (already redacted by the caller) as the
+    /// evidence an approval request for the same change shows.
+    pub fn record_with_evidence(&self, call: &Receipt, succeeded: bool, evidence: Option<&str>) {
         let Some(fp) = &call.fingerprint else { return };
         if call.effect == EffectClass::DryRun && succeeded {
-            self.lock()
-                .dry_runs
-                .insert(fp.clone(), DryRun { at: Instant::now() });
+            self.lock().dry_runs.insert(
+                fp.clone(),
+                DryRun {
+                    at: Instant::now(),
+                    evidence: evidence.map(|e| Arc::from(cap_diff(e))),
+                },
+            );
         }
     }
 
     /// Forget a dry-run (resuming a session whose file says it was used up by an apply).
     pub fn consume_dry_run(&self, fp: &Fingerprint) {
         self.lock().dry_runs.remove(fp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_approval_diff_is_capped_at_a_line_end_and_says_what_was_left_out() {
+        let short = "- a\n+ b\n";
+        assert_eq!(cap_diff(short), short);
+        let long: String = (0..5000).map(|i| format!("+ line {i} é\n")).collect();
+        let capped = cap_diff(&long);
+        assert!(capped.len() <= MAX_APPROVAL_DIFF + 40, "{}", capped.len());
+        let (kept, note) = capped.rsplit_once("… ").expect("a note");
+        assert!(kept.ends_with('\n'), "cut at a line end");
+        let left: usize = note
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a count");
+        assert_eq!(kept.lines().count() + left, 5000);
     }
 }

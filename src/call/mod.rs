@@ -159,6 +159,12 @@ pub struct FollowUp {
     pub arguments: Value,
 }
 
+/// A line in a change's result after which the tool says what would undo it (terraform: the
+/// inverse of the applied plan). The audit log keeps that part of the result next to the change
+/// (`audit::ChangeRecord::undo`), for the report. A text marker because a tool's result is text:
+/// the [`Tool`] trait has no structured side channel for it.
+pub const UNDO_HEADER: &str = "what would undo it:";
+
 /// What a change declares about itself: read-only calls that verify it after it was applied, and
 /// the call that undoes it (it must accept `dry_run: true`, which bosun runs first).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

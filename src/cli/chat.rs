@@ -369,10 +369,10 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
                     if let Some(env) = request.environment {
                         eprintln!("  environment: {env}");
                     }
-                    eprintln!(
-                        "  change: {} (the dry-run result is above)",
-                        request.fingerprint
-                    );
+                    eprintln!("  change: {}", request.fingerprint);
+                    for line in approval_details(&request).lines() {
+                        eprintln!("  {line}");
+                    }
                     let (e, r) = readline(ed, "approve? [y/N] ".into()).await?;
                     ed = e;
                     let yes = matches!(
@@ -420,4 +420,32 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
         handle.id()
     );
     Ok(ExitCode::from(exit::SUCCESS))
+}
+
+/// What an approval prompt shows below its header: the dry-run's diff of exactly this change
+/// (terminal-safe), else the objects it touches.
+pub fn approval_details(req: &bosun::guard::ApprovalRequest) -> String {
+    match &req.diff {
+        Some(d) => format!(
+            "what will change (the dry-run of this change):\n{}",
+            bosun::term::printable(d)
+        ),
+        None if !req.objects.is_empty() => format!(
+            "objects: {}",
+            req.objects
+                .iter()
+                .map(|o| format!(
+                    "{} {}{}",
+                    o.kind,
+                    o.namespace
+                        .as_deref()
+                        .map(|n| format!("{n}/"))
+                        .unwrap_or_default(),
+                    o.name
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => "no dry-run result recorded for this change".into(),
+    }
 }

@@ -44,6 +44,9 @@ pub struct Blocked {
     pub operation: Option<String>,
     pub target: Option<String>,
     pub reason: String,
+    /// What the change would do (its dry-run's result), when a human was asked to approve it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
 }
 
 fn urls(text: &str, out: &mut Vec<String>) {
@@ -107,6 +110,7 @@ impl Report {
                         operation: d.operation.clone(),
                         target: d.target.clone(),
                         reason: d.reason.clone(),
+                        diff: d.diff.clone(),
                     })
                     .collect();
                 r.turns = Some(o.turns);
@@ -194,6 +198,37 @@ impl Report {
                 c.result
             ));
         }
+        let undoable: Vec<_> = self
+            .changes
+            .iter()
+            .filter_map(|c| Some((c, c.undo.as_ref()?)))
+            .collect();
+        if !undoable.is_empty() {
+            m.push_str("\n## What would undo the changes (not run)\n\n");
+            for (c, u) in undoable {
+                m.push_str(&format!(
+                    "### {}.{} — {}\n\n```\n{u}\n```\n\n",
+                    c.tool, c.operation, c.target
+                ));
+            }
+        }
+        let approved: Vec<_> = self
+            .changes
+            .iter()
+            .filter_map(|c| Some((c, c.approval_diff.as_ref()?)))
+            .collect();
+        if !approved.is_empty() {
+            m.push_str("\n## Approvals: what the approver was shown\n\n");
+            for (c, d) in approved {
+                m.push_str(&format!(
+                    "### {}.{} — {} (approved by {})\n\n```diff\n{d}\n```\n\n",
+                    c.tool,
+                    c.operation,
+                    c.target,
+                    c.approved_by.as_deref().unwrap_or("?")
+                ));
+            }
+        }
         let rolled_back: Vec<_> = self.changes.iter().filter(|c| c.rollback).collect();
         if !self.verification.is_empty() || !rolled_back.is_empty() {
             m.push_str("\n## Verification\n\n");
@@ -230,6 +265,11 @@ impl Report {
                     b.target.as_deref().unwrap_or(""),
                     b.reason
                 ));
+                if let Some(d) = &b.diff {
+                    m.push_str(&format!(
+                        "\n  What it would change:\n\n```diff\n{d}\n```\n\n"
+                    ));
+                }
             }
         }
         m.push_str("\n## Access points\n\n");

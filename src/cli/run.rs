@@ -539,6 +539,17 @@ pub async fn run_task(
                     "bosun: {} change(s) were stopped by the guard or are waiting for approval (exit 3)",
                     outcome.blocked.len()
                 );
+                for d in &outcome.blocked {
+                    if let Some(diff) = &d.diff {
+                        eprintln!(
+                            "  {}.{} {} — what it would change:\n{}",
+                            d.tool,
+                            d.operation.as_deref().unwrap_or("?"),
+                            d.target.as_deref().unwrap_or(""),
+                            bosun::term::printable(diff)
+                        );
+                    }
+                }
             }
             Ok(ExitCode::from(exit::STOPPED))
         }

@@ -2,7 +2,9 @@
 //!
 //! **`run_<agent id>`** (`-` → `_`), input `{task}`: runs a fresh session on the shared
 //! [`Runtime`] to its end and returns the final answer, the planner state and the report as text,
-//! plus `structuredContent` `{status, answer, state, report, session, turns, tool_calls, error}`.
+//! plus `structuredContent` `{status, answer, state, report, session, turns, tool_calls, approvals,
+//! error}` — `approvals`: each change a human (or the approval policy) was asked about, with its
+//! decision and what it would change (the dry-run's diff), also sent as a progress notification.
 //! A failed task is `isError: true` with the message. A remote caller cannot answer an approval
 //! prompt, so sessions use the runtime's approver (`--yes` / `--approve env=…`; by default
 //! [`NoApprover`](crate::guard::NoApprover): changes that need approval are refused and the
@@ -152,6 +154,8 @@ impl BosunMcp {
         });
         let progress = ctx.meta.get_progress_token();
         let mut step = 0.0;
+        // every change a human was asked about, with what it would change (its dry-run's diff)
+        let mut approvals: Vec<Value> = Vec::new();
         let result = loop {
             let event = tokio::select! {
                 e = session.next_event() => e,
@@ -164,7 +168,7 @@ impl BosunMcp {
             let Some(event) = event else {
                 break failure("the session ended without an answer", Some(&id));
             };
-            match event {
+            let note = match event {
                 Event::TaskComplete {
                     status,
                     verdict,
@@ -183,6 +187,16 @@ impl BosunMcp {
                     if let Some(r) = &report {
                         text.push_str(&format!("\nreport: {r}"));
                     }
+                    for a in &approvals {
+                        text.push_str(&format!(
+                            "\napproval {} for {}.{} {}:\n{}",
+                            a["decision"].as_str().unwrap_or(""),
+                            a["tool"].as_str().unwrap_or(""),
+                            a["operation"].as_str().unwrap_or(""),
+                            a["target"].as_str().unwrap_or(""),
+                            a["diff"].as_str().unwrap_or("")
+                        ));
+                    }
                     text.push_str(&format!(
                         "\nsession: {id} ({turns} turns, {tool_calls} tool calls)"
                     ));
@@ -196,32 +210,44 @@ impl BosunMcp {
                     r.structured_content = Some(json!({
                         "status": status.as_str(), "verdict": verdict, "answer": answer, "state": state,
                         "report": report, "session": id, "turns": turns,
-                        "tool_calls": tool_calls, "error": null}));
+                        "tool_calls": tool_calls, "approvals": approvals, "error": null}));
                     break r;
+                }
+                Event::GuardDecision(d) if d.diff.is_some() => {
+                    let a = approval_json(&d);
+                    let msg = format!(
+                        "approval {} for {}.{} {}; what it changes:\n{}",
+                        a["decision"].as_str().unwrap_or(""),
+                        d.tool,
+                        d.operation.as_deref().unwrap_or("?"),
+                        d.target.as_deref().unwrap_or(""),
+                        d.diff.as_deref().unwrap_or("")
+                    );
+                    approvals.push(a);
+                    Some(msg)
                 }
                 Event::TaskFailed { error } => break failure(&error, Some(&id)),
                 Event::TaskInterrupted => break failure("interrupted", Some(&id)),
                 Event::ToolCallFinished {
                     tool, ok, output, ..
                 } => {
-                    if let Some(token) = &progress {
-                        step += 1.0;
-                        let first = output.lines().next().unwrap_or("");
-                        let msg = format!(
-                            "{tool}: {}{}",
-                            if ok { "" } else { "refused/failed: " },
-                            first.chars().take(200).collect::<String>()
-                        );
-                        let _ = ctx
-                            .peer
-                            .notify_progress(
-                                ProgressNotificationParam::new(token.clone(), step)
-                                    .with_message(msg),
-                            )
-                            .await;
-                    }
+                    let first = output.lines().next().unwrap_or("");
+                    Some(format!(
+                        "{tool}: {}{}",
+                        if ok { "" } else { "refused/failed: " },
+                        first.chars().take(200).collect::<String>()
+                    ))
                 }
-                _ => {}
+                _ => None,
+            };
+            if let (Some(token), Some(msg)) = (&progress, note) {
+                step += 1.0;
+                let _ = ctx
+                    .peer
+                    .notify_progress(
+                        ProgressNotificationParam::new(token.clone(), step).with_message(msg),
+                    )
+                    .await;
             }
         };
         session.submit(Op::Shutdown);
@@ -266,13 +292,28 @@ impl BosunMcp {
             interrupt: None,
         };
         let d = env.call(&call, State::Deployment).await;
-        let content = vec![ContentBlock::text(d.output)];
+        let mut text = d.output;
+        if let (false, Some(diff)) = (d.ok, &d.decision.diff) {
+            // a refused approval: the caller sees what the change would have done
+            text.push_str(&format!("\nwhat it would change:\n{diff}"));
+        }
+        let content = vec![ContentBlock::text(text)];
         if d.ok {
             CallToolResult::success(content)
         } else {
             CallToolResult::error(content)
         }
     }
+}
+
+/// A guard decision that asked a human, for the caller: who decided and what it would change.
+fn approval_json(d: &crate::guard::Decision) -> Value {
+    json!({
+        "decision": if d.approved_by.is_some() { "approved" } else { "denied" },
+        "approved_by": d.approved_by, "reason": d.reason, "tool": d.tool,
+        "operation": d.operation, "target": d.target, "fingerprint": d.fingerprint,
+        "diff": d.diff,
+    })
 }
 
 fn random_suffix() -> String {

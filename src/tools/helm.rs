@@ -10,6 +10,11 @@
 //! `release=<r> namespace=<ns> context=<ctx>`, content = chart reference + version + hash of a
 //! local chart's files + the values as written (references, not values) + create_namespace.
 //! `rollback` and `uninstall` take `dry_run` and share the identity of their dry-run.
+//!
+//! `upgrade` does not wait for readiness and is not `--atomic`: its declared check
+//! (`rollout_status`) waits, and a failed check is undone by `restore` — helm's own rollback to
+//! the revision the release had before bosun's upgrade, or an uninstall of a release that
+//! upgrade installed — dry-run first, through the guard, audited, like every other change.
 
 use super::confined::{self, Root};
 use super::exec::{self, Cmd};
@@ -33,11 +38,13 @@ const OPERATIONS: &[(&str, EffectClass)] = &[
     ("status", EffectClass::ReadOnly),
     ("history", EffectClass::ReadOnly),
     ("show_values", EffectClass::ReadOnly),
+    ("rollout_status", EffectClass::ReadOnly),
     ("template", EffectClass::ReadOnly),
     ("lint", EffectClass::ReadOnly),
     ("upgrade_dry_run", EffectClass::DryRun),
     ("upgrade", EffectClass::Mutating),
     ("rollback", EffectClass::Mutating),
+    ("restore", EffectClass::Mutating),
     ("uninstall", EffectClass::Destructive),
 ];
 
@@ -56,6 +63,8 @@ enum Operation {
     Upgrade,
     Rollback,
     Uninstall,
+    RolloutStatus,
+    Restore,
 }
 
 impl Operation {
@@ -70,6 +79,8 @@ impl Operation {
             Self::Upgrade => "upgrade",
             Self::Rollback => "rollback",
             Self::Uninstall => "uninstall",
+            Self::RolloutStatus => "rollout_status",
+            Self::Restore => "restore",
         }
     }
 }
@@ -92,7 +103,7 @@ struct Args {
     values: Option<String>,
     /// rollback: target revision; status/show_values: a past one.
     revision: Option<u32>,
-    /// rollback/uninstall: true = simulate, needed before the real call.
+    /// rollback/uninstall/restore: true = simulate, needed before the real call.
     dry_run: Option<bool>,
     create_namespace: Option<bool>,
     timeout_seconds: Option<u64>,
@@ -363,6 +374,9 @@ pub struct Helm {
     kube: KubeTarget,
     major: tokio::sync::OnceCell<u32>,
     clusters: Clusters,
+    /// For each release target bosun upgraded: the revision it had before (`None`: that
+    /// upgrade installed it) — what `restore` returns to.
+    before: std::sync::Mutex<std::collections::HashMap<String, Option<u32>>>,
 }
 
 /// A parsed, validated call.
@@ -396,6 +410,7 @@ impl Helm {
             kube: kube.clone(),
             major: tokio::sync::OnceCell::new(),
             clusters: Clusters::default(),
+            before: Default::default(),
         }
     }
 
@@ -538,6 +553,10 @@ impl Helm {
             Operation::Uninstall => (
                 json!({"op": "uninstall"}),
                 "call helm uninstall with dry_run: true".to_string(),
+            ),
+            Operation::Restore => (
+                json!({"op": "restore"}),
+                "call helm restore with dry_run: true".to_string(),
             ),
             _ => return None,
         };
@@ -743,15 +762,20 @@ impl Helm {
                 });
                 (out.stdout, ns)
             }
-            Operation::Rollback | Operation::Uninstall => {
+            Operation::Rollback | Operation::Uninstall | Operation::Restore => {
                 // what the release holds now, and for a rollback what it returns to
                 let now = self.live_manifest(ctx, c, None).await?.unwrap_or_default();
-                let to = match (c.op, c.a.revision) {
-                    (Operation::Rollback, Some(r)) => self
+                let revision = match c.op {
+                    Operation::Rollback => c.a.revision,
+                    Operation::Restore => self.before_of(c)?,
+                    _ => None,
+                };
+                let to = match revision {
+                    Some(r) => self
                         .live_manifest(ctx, c, Some(r))
                         .await?
                         .unwrap_or_default(),
-                    _ => String::new(),
+                    None => String::new(),
                 };
                 (format!("{now}\n---\n{to}"), None)
             }
@@ -827,6 +851,8 @@ impl Helm {
             Operation::UpgradeDryRun | Operation::Upgrade => self.upgrade(&c, ctx).await,
             Operation::Rollback => self.rollback(&c, ctx).await,
             Operation::Uninstall => self.uninstall(&c, ctx).await,
+            Operation::RolloutStatus => self.rollout_status(&c, ctx).await,
+            Operation::Restore => self.restore(c, ctx).await,
         }
     }
 
@@ -947,25 +973,7 @@ impl Helm {
                 exec::compact(&out.stdout, 300, 10)
             ));
         }
-        let mut args = vec![
-            "get".to_string(),
-            "values".into(),
-            c.release.clone(),
-            "-o".into(),
-            "json".into(),
-        ];
-        if let Some(r) = c.a.revision {
-            args.push("--revision".into());
-            args.push(r.to_string());
-        }
-        args.extend(Self::where_args(c));
-        let out = self.helm(ctx, args, Duration::from_secs(60)).await?;
-        if !out.success() {
-            return Err(fail("helm get values", &out));
-        }
-        let mut v: Value = serde_json::from_str(json_part(&out.stdout)).unwrap_or(Value::Null);
-        // a release's values hold resolved secrets: mask every secret-looking key
-        mask_sensitive(&mut v);
+        let v = self.live_values(ctx, c, c.a.revision).await?;
         if v.is_null() || v.as_object().is_some_and(|m| m.is_empty()) {
             return Ok(format!("release {} has no user-supplied values", c.release));
         }
@@ -976,12 +984,70 @@ impl Helm {
         ))
     }
 
+    /// The user-supplied values of the release (at `revision`, else the current one), every
+    /// secret-looking key masked (a release's values hold resolved secrets).
+    async fn live_values(
+        &self,
+        ctx: &ToolCtx,
+        c: &Call,
+        revision: Option<u32>,
+    ) -> Result<Value, ToolError> {
+        let mut args = vec![
+            "get".to_string(),
+            "values".into(),
+            c.release.clone(),
+            "-o".into(),
+            "json".into(),
+        ];
+        if let Some(r) = revision {
+            args.push("--revision".into());
+            args.push(r.to_string());
+        }
+        args.extend(Self::where_args(c));
+        let out = self.helm(ctx, args, Duration::from_secs(60)).await?;
+        if !out.success() {
+            return Err(fail("helm get values", &out));
+        }
+        let mut v: Value = serde_json::from_str(json_part(&out.stdout)).unwrap_or(Value::Null);
+        mask_sensitive(&mut v);
+        Ok(v)
+    }
+
+    /// The values as written (references, not secrets) against the live release's, as a
+    /// unified diff — the `helm diff` view of the values, for the dry-run and its approval.
+    async fn values_diff(&self, ctx: &ToolCtx, c: &Call, live: bool) -> Result<String, ToolError> {
+        let empty = |v: &Value| v.is_null() || v.as_object().is_some_and(|m| m.is_empty());
+        let old = if live {
+            self.live_values(ctx, c, None).await?
+        } else {
+            Value::Null
+        };
+        let mut new = c.values.clone();
+        mask_sensitive(&mut new);
+        if old == new || (empty(&old) && empty(&new)) {
+            return Ok("values: unchanged\n".into());
+        }
+        let y = |v: &Value| {
+            if empty(v) {
+                String::new()
+            } else {
+                manifests::to_yaml(v)
+            }
+        };
+        let (a, b) = (y(&old), y(&new));
+        let d = similar::TextDiff::from_lines(&a, &b)
+            .unified_diff()
+            .context_radius(2)
+            .header("live values", "new values")
+            .to_string();
+        Ok(format!("values:\n{}", exec::compact(&d, 80, 10)))
+    }
+
     async fn upgrade(&self, c: &Call, ctx: &ToolCtx) -> Result<String, ToolError> {
         let Some(chart) = &c.chart else {
             return Err(ToolError::InvalidArguments("`chart` is required".into()));
         };
         let dry = c.op == Operation::UpgradeDryRun;
-        let major = self.major(ctx).await;
         // a secret may only flow into Secret data: proven on stand-ins before anything resolves
         self.check_secret_flow(c, chart, ctx).await?;
         // references are resolved here, inside the runtime, into a private file
@@ -998,18 +1064,20 @@ impl Helm {
         if c.a.create_namespace.unwrap_or(false) {
             args.push("--create-namespace".into());
         }
+        // no --wait/--atomic: readiness is the declared check (`rollout_status`), and a failed
+        // check is undone by `restore` through the guard, dry-run first
         if dry {
             args.push("--dry-run=server".into());
-        } else if major >= 4 {
-            args.push("--rollback-on-failure".into());
-            args.push("--wait=watcher".into());
-        } else {
-            args.push("--atomic".into());
         }
         let live = if dry {
             self.live_manifest(ctx, c, None).await?
         } else {
             None
+        };
+        let prior = if dry {
+            None
+        } else {
+            Some(self.current_revision(c, ctx).await?)
         };
         let out = self.helm(ctx, args, Duration::from_secs(secs + 30)).await;
         drop(vf);
@@ -1026,7 +1094,11 @@ impl Helm {
         }
         let rel: Value = serde_json::from_str(json_part(&out.stdout))
             .map_err(|e| ToolError::Failed(format!("unexpected helm output (not JSON): {e}")))?;
-        if !dry {
+        if let Some(prior) = prior {
+            if let Ok(mut m) = self.before.lock() {
+                // what bosun's last upgrade of this release replaced
+                m.insert(Self::target(c), prior);
+            }
             return Ok(format!("upgrade done: {}", release_summary(&rel, false)));
         }
         let manifest = rel.get("manifest").and_then(Value::as_str).unwrap_or("");
@@ -1063,6 +1135,7 @@ impl Helm {
             }
         }
         let mut diff = manifests::diff_objects(&shown_old, &shown_new, 200);
+        diff.push_str(&self.values_diff(ctx, c, live.is_some()).await?);
         if masked > 0 {
             diff.push_str(&format!(
                 "{masked} value(s) computed from data not shown to you (secrets, lookups, random values) are masked as <hidden #…>\n"
@@ -1239,6 +1312,146 @@ impl Helm {
         ))
     }
 
+    /// The revision bosun's last upgrade of this release replaced (`None`: it installed it).
+    fn before_of(&self, c: &Call) -> Result<Option<u32>, ToolError> {
+        let m = self
+            .before
+            .lock()
+            .map_err(|_| ToolError::Failed("the helm tool's undo record is unusable".into()))?;
+        m.get(&Self::target(c)).copied().ok_or_else(|| {
+            ToolError::InvalidArguments(format!(
+                "bosun has not upgraded release {} in {} in this session, so there is nothing to restore; use rollback with a revision from history",
+                c.release, c.namespace
+            ))
+        })
+    }
+
+    /// The release's current revision, `None` when it does not exist.
+    async fn current_revision(&self, c: &Call, ctx: &ToolCtx) -> Result<Option<u32>, ToolError> {
+        let mut args = vec![
+            "status".to_string(),
+            c.release.clone(),
+            "-o".into(),
+            "json".into(),
+        ];
+        args.extend(Self::where_args(c));
+        let out = self.helm(ctx, args, Duration::from_secs(60)).await?;
+        if !out.success() {
+            if out.combined().contains("not found") {
+                return Ok(None);
+            }
+            return Err(fail("helm status", &out));
+        }
+        let v: Value = serde_json::from_str(json_part(&out.stdout))
+            .map_err(|e| ToolError::Failed(format!("unexpected helm status output: {e}")))?;
+        Ok(v.get("version")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok()))
+    }
+
+    /// Wait until every Deployment, StatefulSet and DaemonSet of the release's current manifest
+    /// has rolled out (the same judgement as kubectl's `rollout_status`); fails when one is
+    /// stuck or not done within `timeout_seconds` (default 30).
+    async fn rollout_status(&self, c: &Call, ctx: &ToolCtx) -> Result<String, ToolError> {
+        let manifest = self.live_manifest(ctx, c, None).await?.ok_or_else(|| {
+            ToolError::Failed(format!(
+                "release {} not found in {}",
+                c.release, c.namespace
+            ))
+        })?;
+        let docs = manifests::parse_docs(&manifest)
+            .map_err(|e| ToolError::Failed(format!("the release's manifest is invalid: {e}")))?;
+        let cluster = self.cluster(c).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(Self::timeout(c, 30));
+        let started = tokio::time::Instant::now();
+        let mut lines = Vec::new();
+        for d in &docs {
+            let kind = d.get("kind").and_then(Value::as_str).unwrap_or("");
+            let plural = match kind {
+                "Deployment" => "deployments",
+                "StatefulSet" => "statefulsets",
+                "DaemonSet" => "daemonsets",
+                _ => continue,
+            };
+            if d.get("apiVersion").and_then(Value::as_str) != Some("apps/v1") {
+                continue;
+            }
+            let name = d
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let ns = d
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(&c.namespace);
+            let api = k8s::api(&cluster, &k8s::ar("apps", "v1", kind, plural), true, ns);
+            loop {
+                let o = api
+                    .get(name)
+                    .await
+                    .map_err(|e| k8s::kube_err(e, &cluster.context))?;
+                let (done, stuck, state) = k8s::rollout_state(kind, &o.data);
+                if done {
+                    lines.push(format!("{kind} {ns}/{name} rolled out: {state}"));
+                    break;
+                }
+                if stuck || tokio::time::Instant::now() + Duration::from_secs(1) > deadline {
+                    return Err(ToolError::Failed(format!(
+                        "release {} is not ready: {kind} {ns}/{name} {} after {} s: {state}. Check its pods and warning events",
+                        c.release,
+                        if stuck { "rollout failed" } else { "rollout not complete" },
+                        started.elapsed().as_secs()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        if lines.is_empty() {
+            return Ok(format!(
+                "release {} has no Deployment, StatefulSet or DaemonSet to wait for",
+                c.release
+            ));
+        }
+        Ok(format!(
+            "release {} is ready ({} workload(s), waited {} s)\n{}",
+            c.release,
+            lines.len(),
+            started.elapsed().as_secs(),
+            lines.join("\n")
+        ))
+    }
+
+    /// Undo bosun's last upgrade of the release: helm's rollback to the revision it replaced,
+    /// or uninstall when that upgrade installed the release.
+    async fn restore(&self, c: Call, ctx: &ToolCtx) -> Result<String, ToolError> {
+        let before = self.before_of(&c)?;
+        let dry = c.a.dry_run.unwrap_or(false);
+        let target = Self::target(&c);
+        let out = match before {
+            Some(rev) => {
+                let c = Call {
+                    a: Args {
+                        revision: Some(rev),
+                        ..c.a.clone()
+                    },
+                    op: Operation::Rollback,
+                    ..c
+                };
+                self.rollback(&c, ctx).await?
+            }
+            None => {
+                let out = self.uninstall(&c, ctx).await?;
+                format!("{out} (bosun's upgrade had installed it)")
+            }
+        };
+        if !dry {
+            if let Ok(mut m) = self.before.lock() {
+                m.remove(&target);
+            }
+        }
+        Ok(out)
+    }
+
     async fn uninstall(&self, c: &Call, ctx: &ToolCtx) -> Result<String, ToolError> {
         let dry = c.a.dry_run.unwrap_or(false);
         let secs = Self::timeout(c, 300);
@@ -1409,7 +1622,9 @@ impl Tool for Helm {
         };
         let dry_run = match c.op {
             Operation::UpgradeDryRun => true,
-            Operation::Rollback | Operation::Uninstall => c.a.dry_run.unwrap_or(false),
+            Operation::Rollback | Operation::Uninstall | Operation::Restore => {
+                c.a.dry_run.unwrap_or(false)
+            }
             _ => false,
         };
         Ok(Invocation {
@@ -1456,6 +1671,42 @@ impl Tool for Helm {
             inv.change = Some(change);
             Ok(inv)
         })
+    }
+
+    /// An upgrade is verified by `rollout_status` of its release and undone by `restore`
+    /// (known only once the upgrade ran: the revision it replaced).
+    fn follow_ups(&self, args: &Value) -> super::FollowUps {
+        let mut out = super::FollowUps::default();
+        let Ok(c) = self.parse(args) else {
+            return out;
+        };
+        if c.op != Operation::Upgrade {
+            return out;
+        }
+        let base = json!({"release": c.release, "namespace": c.namespace, "context": c.context});
+        let with = |op: &str, extra: Value| {
+            let mut a = base.clone();
+            a["operation"] = json!(op);
+            if let (Some(a), Some(e)) = (a.as_object_mut(), extra.as_object()) {
+                a.extend(e.clone());
+            }
+            a
+        };
+        out.verify.push(super::FollowUp {
+            tool: NAME.into(),
+            arguments: with("rollout_status", json!({"timeout_seconds": 30})),
+        });
+        let known = self
+            .before
+            .lock()
+            .is_ok_and(|m| m.contains_key(&Self::target(&c)));
+        if known {
+            out.rollback = Some(super::FollowUp {
+                tool: NAME.into(),
+                arguments: with("restore", json!({})),
+            });
+        }
+        out
     }
 
     fn execute<'a>(

@@ -23,7 +23,7 @@ pub mod vault;
 pub use crate::agent::BUILTIN_TOOL_NAMES;
 pub use crate::call::{
     canonical_hash, schema, sha256_hex, Change, FollowUp, FollowUps, Invocation, ObjectRef,
-    Registered, Registry, Scope, Tool, ToolCtx, ToolError,
+    Registered, Registry, Scope, Tool, ToolCtx, ToolError, UNDO_HEADER,
 };
 pub use crate::table;
 

@@ -804,13 +804,14 @@ impl Terraform {
         ctx: &ToolCtx,
         c: &Call,
         rec: &PlanRecord,
-    ) -> Result<usize, ToolError> {
+    ) -> Result<(usize, String), ToolError> {
         Self::intact(c, rec)?;
         let v = self.show_json(ctx, c, Some(&rec.path)).await?;
         if let Some(why) = check::check_plan(&v).refusal(&self.providers) {
             return Err(ToolError::Failed(why));
         }
-        Ok(summarise_plan(&v, ctx, !rec.secret_inputs).deletes)
+        let deletes = summarise_plan(&v, ctx, !rec.secret_inputs).deletes;
+        Ok((deletes, undo_plan(&v, !rec.secret_inputs)))
     }
 
     /// The planfile holds exactly the bytes plan wrote, from the configuration as it is now.
@@ -843,7 +844,7 @@ impl Terraform {
     ) -> Result<String, ToolError> {
         let rec = self.record(&c)?;
         // judged again from the planfile itself, just before it runs
-        let deletes = self.judge_saved_plan(ctx, &c, &rec).await?;
+        let (deletes, undo) = self.judge_saved_plan(ctx, &c, &rec).await?;
         if deletes > 0 && effect != EffectClass::Destructive {
             return Err(ToolError::Failed(format!(
                 "the plan {} deletes or replaces {deletes} resource(s), but it was admitted as a non-destructive change; run plan again and apply it with approval",
@@ -908,13 +909,14 @@ impl Terraform {
             })
             .collect();
         Ok(format!(
-            "applied {}:\n{}",
+            "applied {}:\n{}\n{}\n{undo}",
             c.planfile,
             if summary.is_empty() {
                 text
             } else {
                 summary.join("\n")
-            }
+            },
+            super::UNDO_HEADER
         ))
     }
 }
@@ -1225,6 +1227,72 @@ fn summarise_plan(v: &Value, ctx: &ToolCtx, values: bool) -> PlanSummary {
     }
 }
 
+/// The inverse of an applied plan, from the same `show -json`: what a plan undoing it would do —
+/// created resources destroyed, updated ones set back to their prior values (names only when
+/// `values` is false or the value is sensitive), deleted ones re-created from their prior
+/// configuration (their data is not restored), replaced ones replaced again. bosun does not run
+/// it: terraform is reported with its undo, for a human (or a `destroy_plan`/`plan`) to act on.
+fn undo_plan(v: &Value, values: bool) -> String {
+    let (mut destroy, mut revert, mut recreate) = (0, 0, 0);
+    let mut lines = Vec::new();
+    for rc in v
+        .get("resource_changes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let addr = rc.get("address").and_then(Value::as_str).unwrap_or("?");
+        let ch = rc.get("change").cloned().unwrap_or(Value::Null);
+        let get = |k: &str| ch.get(k).cloned().unwrap_or(Value::Null);
+        let actions: Vec<&str> = ch
+            .get("actions")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let line = match actions.as_slice() {
+            ["create"] => {
+                destroy += 1;
+                format!("- {addr} (created by this apply: would be destroyed)")
+            }
+            ["update"] => {
+                revert += 1;
+                // after → before: the undo's direction
+                let attrs = changed_attrs(
+                    &get("after"),
+                    &get("before"),
+                    &get("after_sensitive"),
+                    &get("before_sensitive"),
+                    None,
+                    values,
+                );
+                format!("~ {addr} (back to its prior values): {}", attrs.join(", "))
+            }
+            ["delete"] => {
+                recreate += 1;
+                format!("+ {addr} (deleted by this apply: would be re-created from its prior configuration; its data is not restored)")
+            }
+            ["delete", "create"] | ["create", "delete"] => {
+                recreate += 1;
+                format!("-/+ {addr} (replaced by this apply: would be replaced again with its prior configuration)")
+            }
+            _ => continue,
+        };
+        lines.push(line);
+    }
+    let total = lines.len();
+    let mut text = format!(
+        "Undo plan (not run; terraform changes are undone by a new plan): {destroy} to destroy, {revert} to change back, {recreate} to re-create\n"
+    );
+    for l in lines.iter().take(100) {
+        text.push_str(l);
+        text.push('\n');
+    }
+    if total > 100 {
+        text.push_str(&format!("… {} more resources\n", total - 100));
+    }
+    text
+}
+
 fn changed_attrs(
     before: &Value,
     after: &Value,
@@ -1407,7 +1475,7 @@ impl Tool for Terraform {
             if Self::intact(&c, &rec).is_err() {
                 return Ok(inv);
             }
-            let deletes = self.judge_saved_plan(ctx, &c, &rec).await?;
+            let (deletes, _) = self.judge_saved_plan(ctx, &c, &rec).await?;
             if deletes > 0 {
                 inv.min_effect = Some(EffectClass::Destructive);
             }

@@ -370,3 +370,81 @@ turns:
     assert!(!out.stderr.contains(&0x1b), "{stderr:?}");
     assert!(!stderr.contains("model thinking"), "{stderr}");
 }
+
+/// `bosun chat` in a clean environment against `url`, the sandbox and the agent in `agent`.
+fn chat_cmd(home: &std::path::Path, url: &str, agent: &std::path::Path) -> String {
+    bosun_in_tmux(home, url, "", "chat").replace(
+        &format!("--agent {}", common::repo_root().display()),
+        &format!("--agent {}", agent.display()),
+    )
+}
+
+/// An approval prompt in the REPL shows what the change does — the dry-run's diff against the
+/// live object, old and new value — before it asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_approval_prompt_shows_the_diff_against_the_live_object() {
+    let ns = common::namespace("chat-approve").await;
+    let cm = |level: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: {ns}\ndata:\n  level: \"{level}\"\n")
+    };
+    common::create(serde_saphyr::from_str(&cm("1")).expect("yaml")).await;
+    let m = serde_json::to_string(&cm("3")).expect("json string");
+    let script = Script::from_yaml(&format!(
+        r#"
+turns:
+  - reply:
+      tool_calls:
+        - {{name: transition, arguments: {{to: validation, justification: "dry-run"}}}}
+        - {{name: kubectl, arguments: {{operation: apply_dry_run, force_conflicts: true, namespace: {ns}, manifests: {m}}}}}
+        - {{name: transition, arguments: {{to: deployment, justification: "validated"}}}}
+        - {{name: kubectl, arguments: {{operation: apply, force_conflicts: true, namespace: {ns}, manifests: {m}}}}}
+  - expect:
+      last_tool_result_contains: ["server-side apply"]
+    reply: {{content: "level is 3 now."}}
+"#
+    ))
+    .expect("script");
+    let server = ScriptedServer::start(script).await.expect("server");
+    // the shipped agent, with a policy that wants a human for changes in this namespace
+    let agent = common::agent_copy();
+    std::fs::write(
+        agent.path().join("policy.yaml"),
+        format!("environments:\n  dev: [bosun-sandbox]\nrules:\n  - name: changes in {ns} need a human\n    action: approve\n    match:\n      namespace: {ns}\n      effect: [mutating, destructive]\n"),
+    )
+    .expect("policy");
+    let home = tempfile::tempdir().expect("tempdir");
+    let cmd = chat_cmd(home.path(), &server.base_url(), agent.path());
+    let screen = tokio::task::spawn_blocking(move || {
+        let t = Tmux::start(&cmd);
+        t.wait_for("intake>", 1);
+        t.send(&["set level to 3", "Enter"]);
+        let prompt = t.wait_for("approve? [y/N]", 1);
+        t.send(&["y", "Enter"]);
+        t.wait_for("level is 3 now.", 1);
+        t.send(&["C-d"]);
+        t.wait_for("EXITED-0", 1);
+        prompt
+    })
+    .await
+    .expect("tmux driver");
+    assert!(screen.contains("approval needed"), "{screen}");
+    assert!(screen.contains("what will change"), "{screen}");
+    assert!(
+        screen.contains("-  level: '1'") || screen.contains("-  level: \"1\""),
+        "the old value:\n{screen}"
+    );
+    assert!(
+        screen.contains("+  level: '3'") || screen.contains("+  level: \"3\""),
+        "the new value:\n{screen}"
+    );
+    assert_eq!(server.failures(), Vec::<String>::new());
+    let api: kube::api::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::api::Api::namespaced(common::kube().await, &ns);
+    let level = api
+        .get("settings")
+        .await
+        .expect("get")
+        .data
+        .and_then(|d| d.get("level").cloned());
+    assert_eq!(level.as_deref(), Some("3"), "approved, so applied");
+}

@@ -515,3 +515,89 @@ async fn preflight_stops_a_run_without_a_usable_cluster_before_any_model_call() 
         "{err}"
     );
 }
+
+// ---- outcomes decided by the runtime (issue 16's scenarios): a limit after an apply, and a
+// run whose every apply was refused
+
+/// `bosun run --output json` with `extra`; the exit code and the JSON report.
+async fn run_json(server: &ScriptedServer, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut args = vec!["--output", "json"];
+    args.extend_from_slice(extra);
+    let out = run_bosun(server, &args, "set the level").await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}\nstdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), json)
+}
+
+fn level_configmap(ns: &str) -> String {
+    serde_json::to_string(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: {ns}\ndata:\n  level: \"3\"\n"
+    ))
+    .expect("json string")
+}
+
+#[tokio::test]
+async fn a_limit_after_an_apply_fails_and_reports_the_applied_change() {
+    let ns = common::namespace("limit").await;
+    let m = level_configmap(&ns);
+    let script = Script::from_yaml(&format!(
+        "turns:\n{}  - reply: {{tool_calls: [{{name: kubectl, arguments: {{operation: get, kind: configmaps, namespace: {ns}}}}}]}}\n",
+        common::dry_run_then_apply(&ns, &m, &m)
+    ))
+    .expect("script");
+    let server = ScriptedServer::start(script).await.expect("server");
+    let (code, json) = run_json(&server, &["--max-turns", "2"]).await;
+    assert_eq!(code, Some(1), "{json:#}");
+    assert_eq!(json["status"], "failed", "{json:#}");
+    let applied: Vec<_> = json["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["operation"] == "apply" && c["ok"] == true)
+        .collect();
+    assert_eq!(
+        applied.len(),
+        1,
+        "the applied ConfigMap is listed: {json:#}"
+    );
+    assert_eq!(
+        json["changes_applied"].as_array().map(Vec::len),
+        Some(1),
+        "{json:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_whose_every_apply_was_refused_fails_whatever_the_model_says() {
+    let ns = common::namespace("refused").await;
+    let m = level_configmap(&ns);
+    // the apply is not the change that was dry-run: the dry-run rule refuses it
+    let other = m.replace("\\\"3\\\"", "\\\"4\\\"");
+    assert_ne!(m, other);
+    let script = Script::from_yaml(&format!(
+        "turns:\n{}  - reply: {{content: \"Success: the level is 3.\"}}\n",
+        common::dry_run_then_apply(&ns, &m, &other)
+    ))
+    .expect("script");
+    let server = ScriptedServer::start(script).await.expect("server");
+    let (code, json) = run_json(&server, &[]).await;
+    assert_eq!(code, Some(1), "{json:#}");
+    assert_eq!(json["status"], "failed", "{json:#}");
+    assert!(
+        json["verdict"]
+            .as_str()
+            .unwrap_or("")
+            .contains("tried to change"),
+        "{json:#}"
+    );
+    assert_eq!(
+        json["changes"].as_array().map(Vec::len),
+        Some(0),
+        "{json:#}"
+    );
+}

@@ -1,6 +1,7 @@
 //! The guard's rules on the real sandbox, through the real kubectl tool: a prod change waits
 //! for approval, the approval is bound to the exact change (a different manifest needs a new
-//! one), and kube-system is not writable.
+//! one), the approver is shown what the change does (the dry-run's diff against the live
+//! objects, Secret data masked), and kube-system is not writable.
 
 use crate::common;
 
@@ -19,6 +20,8 @@ use std::sync::{Arc, Mutex};
 struct Human {
     yes: AtomicBool,
     asked: Mutex<Vec<String>>,
+    /// What each request showed as the change.
+    diffs: Mutex<Vec<Option<String>>>,
 }
 
 impl Approver for Human {
@@ -26,6 +29,9 @@ impl Approver for Human {
         Box::pin(async move {
             if let Ok(mut a) = self.asked.lock() {
                 a.push(format!("{}:{}", req.reason, req.fingerprint));
+            }
+            if let Ok(mut d) = self.diffs.lock() {
+                d.push(req.diff.clone());
             }
             if self.yes.load(Ordering::SeqCst) {
                 ApprovalDecision::Approved { by: "alice".into() }
@@ -119,6 +125,87 @@ async fn a_prod_change_waits_for_approval_and_the_approval_is_bound_to_that_chan
             .and_then(|d| d.get("level").cloned()),
         Some("1".to_string()),
         "v2 never ran"
+    );
+}
+
+#[tokio::test]
+async fn an_approval_shows_the_diff_against_the_live_objects_with_secret_data_masked() {
+    let ns = common::namespace("approve-diff").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let human = Arc::new(Human {
+        yes: AtomicBool::new(true),
+        ..Default::default()
+    });
+    // a dev cluster whose policy wants a human for every change in this namespace
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        format!("environments:\n  dev: [bosun-sandbox]\nrules:\n  - name: changes in {ns} need a human\n    action: approve\n    match:\n      namespace: {ns}\n      effect: [mutating, destructive]\n"),
+    )
+    .expect("policy");
+    let policy = bosun::policy::Policy::load(dir.path()).expect("policy loads");
+    let h = Harness::new(GuardConfig {
+        approver: human.clone(),
+        policy: Arc::new(policy),
+        ..Default::default()
+    })
+    .with_vault();
+    let path = common::vault_path();
+    common::vault_write(&path, json!({"password": "new-pass-0815", "user": "app"})).await;
+    // live: a Deployment with 1 replica and a Secret
+    let deployment = |replicas: u32| {
+        format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: {ns}\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n        - name: web\n          image: registry.example/web:1.0.0\n          resources:\n            requests: {{cpu: 10m, memory: 16Mi}}\n            limits: {{cpu: 100m, memory: 64Mi}}\n")
+    };
+    let secret = |password: &str, user: &str| {
+        format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: {ns}\nstringData:\n  password: {password}\n  user: {user}\n")
+    };
+    common::create(serde_saphyr::from_str(&deployment(1)).expect("yaml")).await;
+    common::create(serde_saphyr::from_str(&secret("old-pass-4711", "app")).expect("yaml")).await;
+    // the change: 3 replicas, a new password, and a new ConfigMap
+    let manifests = format!(
+        "{}---\n{}---\n{}",
+        deployment(3),
+        secret(
+            &format!("\"vault:secret/{path}#password\""),
+            &format!("\"vault:secret/{path}#user\"")
+        ),
+        configmap(&ns, "debug")
+    );
+    let args = |op: &str| json!({"operation": op, "namespace": ns, "manifests": manifests, "force_conflicts": true});
+    h.call("kubectl", args("apply_dry_run"), State::Validation)
+        .await
+        .expect("dry-run");
+    h.call("kubectl", args("apply"), State::Deployment)
+        .await
+        .expect("approved apply");
+    let diffs = human.diffs.lock().expect("lock").clone();
+    assert_eq!(diffs.len(), 1, "{diffs:?}");
+    let diff = diffs[0]
+        .clone()
+        .expect("the request carries the dry-run's diff");
+    // the changed field, old and new value, from the server's dry-run against the live object
+    assert!(diff.contains("-  replicas: 1"), "{diff}");
+    assert!(diff.contains("+  replicas: 3"), "{diff}");
+    assert!(
+        diff.contains("ConfigMap") && diff.contains("would be created"),
+        "{diff}"
+    );
+    // the Secret: which key changes, never a value (plain or base64)
+    assert!(diff.contains("<hidden, changed>"), "{diff}");
+    for secret_text in ["old-pass-4711", "new-pass-0815", "app"] {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(secret_text);
+        assert!(
+            !diff.contains(&b64),
+            "{secret_text} leaked base64-encoded: {diff}"
+        );
+    }
+    assert!(
+        !diff.contains("old-pass-4711") && !diff.contains("new-pass-0815"),
+        "{diff}"
+    );
+    assert!(
+        !diff.contains("managedFields:") && !diff.contains("resourceVersion:"),
+        "{diff}"
     );
 }
 

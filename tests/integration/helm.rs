@@ -185,6 +185,13 @@ async fn helm3_install_upgrade_rollback_uninstall_through_the_guard() {
         dry.contains("-  greeting: v1") && dry.contains("+  greeting: v2"),
         "{dry}"
     );
+    // and the values against the live release's, helm-diff style
+    assert!(
+        dry.contains("--- live values")
+            && dry.contains("\n-greeting: v1\n")
+            && dry.contains("\n+greeting: v2"),
+        "{dry}"
+    );
     // editing the chart after the dry-run invalidates it
     std::fs::write(chart.join("templates/extra.yaml"), "# nothing\n").expect("edit");
     let r = d

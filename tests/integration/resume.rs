@@ -9,9 +9,7 @@ use std::process::Stdio;
 
 /// The first scripted turn: dry-run, then apply, the ConfigMap `m` in `ns`.
 fn dry_run_and_apply(ns: &str, m: &str) -> String {
-    format!(
-        "  - reply:\n      tool_calls:\n        - {{name: transition, arguments: {{to: validation, justification: \"dry-run\"}}}}\n        - {{name: kubectl, arguments: {{operation: apply_dry_run, namespace: {ns}, manifests: {m}}}}}\n        - {{name: transition, arguments: {{to: deployment, justification: \"validated\"}}}}\n        - {{name: kubectl, arguments: {{operation: apply, namespace: {ns}, manifests: {m}}}}}\n"
-    )
+    common::dry_run_then_apply(ns, m, m)
 }
 
 fn configmap(ns: &str) -> String {

@@ -332,6 +332,83 @@ async fn a_plan_that_deletes_needs_approval() {
     assert!(r.contains("needs human approval"), "{r}");
 }
 
+/// Each apply's result ends with the plan that would undo it, computed from the applied plan's
+/// JSON; the audit log keeps it next to the change, and the report (`changes[].undo`, read with
+/// `audit::read_changes`) lists it: a create is undone by a destroy, an update by the prior
+/// values, a delete by a re-create.
+#[tokio::test]
+async fn an_apply_is_reported_with_the_plan_that_would_undo_it() {
+    let ws = tempfile::tempdir().expect("workspace");
+    let d = Driver::offline(
+        vec![terraform(None)],
+        Some(Driver::dev_approver()),
+        ws.path().to_path_buf(),
+    );
+    let logs = tempfile::tempdir().expect("audit dir");
+    let log = bosun::audit::AuditLog::open(logs.path(), "tf-undo").expect("audit log");
+    let env = bosun::dispatch::CallEnv {
+        audit: Some(&log),
+        ..d.env()
+    };
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().to_path_buf();
+    let mut n = 0;
+    let mut call = |op: &'static str, state: State| {
+        n += 1;
+        let c = bosun::model::ToolCall {
+            id: format!("call-{n}"),
+            name: "terraform".into(),
+            arguments: json!({"operation": op, "dir": dir}).to_string(),
+        };
+        let env = &env;
+        async move {
+            let r = env.call(&c, state).await;
+            assert!(r.ok, "{op}: {}", r.output);
+            r.output
+        }
+    };
+    std::fs::write(
+        dir.join("main.tf"),
+        "resource \"terraform_data\" \"a\" {\n  input = \"one\"\n}\nresource \"terraform_data\" \"b\" {}\n",
+    )
+    .expect("write");
+    call("plan", V).await;
+    let first = call("apply", D).await;
+    assert!(
+        first.contains("what would undo it:") && first.contains("2 to destroy"),
+        "{first}"
+    );
+    // a changes in place, b is removed
+    std::fs::write(
+        dir.join("main.tf"),
+        "resource \"terraform_data\" \"a\" {\n  input = \"two\"\n}\n",
+    )
+    .expect("write");
+    call("plan", V).await;
+    call("apply", D).await;
+
+    let (changes, _) = bosun::audit::read_changes(log.path());
+    let applies: Vec<_> = changes.iter().filter(|c| c.operation == "apply").collect();
+    assert_eq!(applies.len(), 2, "{changes:#?}");
+    let undo = |i: usize| applies[i].undo.clone().unwrap_or_default();
+    assert!(
+        undo(0).contains("2 to destroy, 0 to change back, 0 to re-create")
+            && undo(0).contains("- terraform_data.a (created by this apply: would be destroyed)")
+            && undo(0).contains("- terraform_data.b (created by this apply"),
+        "{}",
+        undo(0)
+    );
+    assert!(
+        undo(1).contains("0 to destroy, 1 to change back, 1 to re-create")
+            && undo(1).contains(
+                "~ terraform_data.a (back to its prior values): input: \"two\" → \"one\""
+            )
+            && undo(1).contains("+ terraform_data.b (deleted by this apply"),
+        "{}",
+        undo(1)
+    );
+}
+
 fn walk(p: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![p.to_path_buf()];

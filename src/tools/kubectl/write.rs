@@ -348,7 +348,8 @@ pub(super) async fn apply(
                         .iter_all_changes()
                         .filter(|c| c.tag() != similar::ChangeTag::Equal)
                         .count();
-                    if mode == Mode::Diff {
+                    // a dry-run shows its diff too: it is what an approval of the change shows
+                    if mode != Mode::Apply {
                         diffs.push(
                             td.unified_diff()
                                 .context_radius(3)
@@ -396,6 +397,15 @@ pub(super) async fn apply(
                 &diffs.join("\n"),
                 k.max_tokens * 3 / 4,
             ));
+        }
+    }
+    if mode == Mode::DryRun && !diffs.is_empty() {
+        out.push_str(
+            "changes against the live objects (managedFields, status, resourceVersion left out):\n",
+        );
+        out.push_str(&compact::fit_budget(&diffs.join("\n"), k.max_tokens / 2));
+        if !out.ends_with('\n') {
+            out.push('\n');
         }
     }
     if failures > 0 {

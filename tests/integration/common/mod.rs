@@ -143,6 +143,34 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A copy of the shipped agent (agent.md, policy.yaml, skills, tools, prompts, blocks) in a
+/// temp dir, for tests that change part of it.
+pub fn agent_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = repo_root();
+    for f in ["agent.md", "policy.yaml"] {
+        std::fs::copy(root.join(f), dir.path().join(f)).expect("copy");
+    }
+    for d in ["skills", "tools", "prompts", "blocks"] {
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(root.join(d))
+            .arg(dir.path())
+            .status()
+            .expect("cp");
+        assert!(status.success());
+    }
+    dir
+}
+
+/// A scripted model turn: dry-run the manifests `dry` (a JSON string) in `ns`, move to
+/// deployment, apply the manifests `apply` (the same, or another change to see it refused).
+pub fn dry_run_then_apply(ns: &str, dry: &str, apply: &str) -> String {
+    format!(
+        "  - reply:\n      tool_calls:\n        - {{name: transition, arguments: {{to: validation, justification: \"dry-run\"}}}}\n        - {{name: kubectl, arguments: {{operation: apply_dry_run, namespace: {ns}, manifests: {dry}}}}}\n        - {{name: transition, arguments: {{to: deployment, justification: \"validated\"}}}}\n        - {{name: kubectl, arguments: {{operation: apply, namespace: {ns}, manifests: {apply}}}}}\n"
+    )
+}
+
 /// The bosun binary under test.
 pub fn bosun_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_bosun"))
