@@ -67,6 +67,8 @@ pub struct Ran {
     pub effect: EffectClass,
     pub fingerprint: Option<crate::guard::Fingerprint>,
     pub args: serde_json::Value,
+    /// The namespace the call acts in, as the tool resolved it (for the policy's metric checks).
+    pub namespace: Option<String>,
 }
 
 impl Ran {
@@ -77,6 +79,7 @@ impl Ran {
             effect: a.effect,
             fingerprint: a.fingerprint.clone(),
             args: a.args.clone(),
+            namespace: a.scope.namespace.clone(),
         }
     }
 }

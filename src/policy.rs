@@ -169,12 +169,17 @@ pub struct Example {
 }
 
 /// What to do when the checks a change declares fail after it was applied.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Verification {
     /// Roll the change back automatically (its undo call: dry-run first, then the real one).
     #[serde(default)]
     pub rollback: bool,
+    /// PromQL conditions every applied change must pass (after its own checks) before it counts
+    /// as verified: run as `metrics check` calls through the guard by the verification gate; a
+    /// failed one fails verification (and rolls back as above). Needs the `metrics` tool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<crate::tools::metrics::MetricCheck>,
 }
 
 /// The terraform section: which providers a terraform configuration may use.

@@ -25,6 +25,7 @@ pub const MANIFESTS: &[(&str, &str)] = &[
     ),
     ("helm", include_str!("../../tools/helm.yaml")),
     ("kubectl", include_str!("../../tools/kubectl.yaml")),
+    ("metrics", include_str!("../../tools/metrics.yaml")),
     ("shell", include_str!("../../tools/shell.yaml")),
     ("terraform", include_str!("../../tools/terraform.yaml")),
 ];

@@ -1,6 +1,7 @@
 //! `bosun sandbox`: a throwaway, real local platform on 127.0.0.1 — etcd, kube-apiserver
-//! (+ kube-controller-manager), an OpenBao dev server, and a bare git repository as GitOps remote,
-//! with the Flux CRDs installed. Everything lives in one state directory; `down` stops exactly the
+//! (+ kube-controller-manager), an OpenBao dev server, a bare git repository as GitOps remote and —
+//! when its binary is installed — a Prometheus scraping the API server and etcd, with the Flux CRDs
+//! installed. Everything lives in one state directory; `down` stops exactly the
 //! processes `up` started (pids checked against their executable) and removes it.
 //!
 //! Binaries are looked up in `$BOSUN_BIN_DIR`, then `~/.cache/bosun/bin` (where
@@ -108,6 +109,10 @@ pub struct SandboxState {
     pub vault_addr: String,
     pub vault_token: String,
     pub gitops_remote: PathBuf,
+    /// The sandbox's Prometheus (scraping kube-apiserver and etcd every second); `None` when the
+    /// `prometheus` binary is not installed (`scripts/install-deps.sh` installs it).
+    #[serde(default)]
+    pub prometheus_url: Option<String>,
     pub processes: Vec<Proc>,
     pub started_at: String,
     /// Milliseconds from `up` to ready.
@@ -118,7 +123,12 @@ impl SandboxState {
     /// Shell lines that point a shell at this sandbox.
     pub fn env_exports(&self) -> String {
         let q = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
-        format!(
+        let prometheus = match &self.prometheus_url {
+            Some(u) => format!("export {}={}\n", crate::tools::metrics::URL_ENV, q(u)),
+            None => String::new(),
+        };
+        prometheus
+            + &format!(
             "export KUBECONFIG={}\nexport VAULT_ADDR={}\nexport VAULT_TOKEN={}\nexport BOSUN_GITOPS_REMOTE={}\nexport BOSUN_SANDBOX_DIR={}\n",
             q(&self.kubeconfig.display().to_string()),
             q(&self.vault_addr),
@@ -266,6 +276,8 @@ pub async fn up(
         None
     };
     let bao = need("bao")?;
+    // optional: without it the sandbox runs, and the `metrics` tool says how to install it
+    let prometheus = find_binary("prometheus");
 
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(io(format!("removing stale {}", dir.display())))?;
@@ -301,6 +313,7 @@ pub async fn up(
     let etcd_peer = process::free_port().map_err(io("finding a free port"))?;
     let api_port = process::free_port().map_err(io("finding a free port"))?;
     let bao_port = process::free_port().map_err(io("finding a free port"))?;
+    let prom_port = process::free_port().map_err(io("finding a free port"))?;
     let mut procs: Vec<Proc> = Vec::new();
     let result = async {
         // etcd and OpenBao start in parallel
@@ -480,6 +493,45 @@ pub async fn up(
             });
         }
 
+        let prometheus_url = match &prometheus {
+            Some(bin) => {
+                progress(Progress::Started("prometheus"));
+                let t_prom = Instant::now();
+                let url = format!("http://127.0.0.1:{prom_port}");
+                let config = write(
+                    "prometheus.yml",
+                    &prometheus_config(&api_url, &ca, &write_token_file(dir, &token)?, etcd_port),
+                )?;
+                let log = dir.join("prometheus.log");
+                let pid = process::spawn(
+                    bin,
+                    &[
+                        format!("--config.file={}", config.display()),
+                        format!("--storage.tsdb.path={}", dir.join("prometheus-data").display()),
+                        format!("--web.listen-address=127.0.0.1:{prom_port}"),
+                        "--storage.tsdb.retention.time=1d".into(),
+                    ],
+                    &log,
+                    opts.lifetime,
+                )
+                .map_err(io(format!("starting {}", bin.display())))?;
+                procs.push(Proc {
+                    name: "prometheus".into(),
+                    pid,
+                    exe: "prometheus".into(),
+                    log,
+                });
+                let p = procs[procs.len() - 1].clone();
+                wait_http(&http, &format!("{url}/-/ready"), "prometheus", &p, 60).await?;
+                progress(Progress::Ready {
+                    step: "prometheus",
+                    ms: t_prom.elapsed().as_millis() as u64,
+                });
+                Some(url)
+            }
+            None => None,
+        };
+
         if let Some(bosun) = &opts.kubelet {
             progress(Progress::Started(KUBELET));
             let t_kubelet = Instant::now();
@@ -523,6 +575,7 @@ pub async fn up(
             vault_addr: format!("http://127.0.0.1:{bao_port}"),
             vault_token,
             gitops_remote: remote,
+            prometheus_url,
             processes: procs.clone(),
             started_at: jiff::Timestamp::now().to_string(),
             ready_ms: 0,
@@ -544,6 +597,35 @@ pub async fn up(
         }
     }
     result
+}
+
+/// Write the API server's bearer token to a file of its own (mode 0600) for Prometheus'
+/// `credentials_file`, and return its path.
+fn write_token_file(dir: &Path, token: &str) -> Result<PathBuf, SandboxError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let p = dir.join("pki/prometheus.token");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&p)
+        .map_err(io(format!("writing {}", p.display())))?;
+    f.write_all(token.as_bytes())
+        .map_err(io(format!("writing {}", p.display())))?;
+    Ok(p)
+}
+
+/// The sandbox Prometheus' configuration: kube-apiserver (`job="kube-apiserver"`, HTTPS with the
+/// sandbox CA and the admin token) and etcd (`job="etcd"`), every second.
+fn prometheus_config(api_url: &str, ca: &Path, token_file: &Path, etcd_port: u16) -> String {
+    let api_host = api_url.trim_start_matches("https://");
+    format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: kube-apiserver\n    scheme: https\n    tls_config:\n      ca_file: {ca}\n    authorization:\n      credentials_file: {token}\n    static_configs:\n      - targets: ['{api_host}']\n  - job_name: etcd\n    static_configs:\n      - targets: ['127.0.0.1:{etcd_port}']\n",
+        ca = ca.display(),
+        token = token_file.display(),
+    )
 }
 
 async fn wait_http(

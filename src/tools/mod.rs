@@ -17,6 +17,7 @@ pub mod helm;
 pub mod k8s;
 pub mod kubectl;
 pub mod manifests;
+pub mod metrics;
 pub mod schema;
 pub mod shell;
 pub mod table;
@@ -658,6 +659,7 @@ pub fn implementations(agent: &Agent, kube: &crate::kube_client::KubeTarget) -> 
         Arc::new(git::Git::new(kube)),
         Arc::new(terraform::Terraform::from_env().with_policy(&agent.policy.terraform)),
         Arc::new(vault::VaultTool::from_env()),
+        Arc::new(metrics::Metrics::from_env()),
         // offered only when the agent lists `shell` in its tools (the opt-in)
         Arc::new(shell::Shell),
         Arc::new(flux::Flux::new(

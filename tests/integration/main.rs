@@ -17,6 +17,7 @@ mod guard_sandbox;
 mod helm;
 mod kubectl;
 mod mcp;
+mod metrics;
 mod model_client;
 mod modes;
 mod planner;

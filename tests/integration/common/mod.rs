@@ -656,3 +656,79 @@ pub fn tool_results(req: &serde_json::Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Whole tasks on the runtime.
+
+/// A copy of the shipped agent (agent.md, policy.yaml, skills, tools, prompts, blocks) to edit.
+pub fn agent_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = repo_root();
+    for f in ["agent.md", "policy.yaml"] {
+        std::fs::copy(root.join(f), dir.path().join(f)).expect("copy");
+    }
+    for d in ["skills", "tools", "prompts", "blocks"] {
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(root.join(d))
+            .arg(dir.path())
+            .status()
+            .expect("cp");
+        assert!(status.success(), "cp -r {d}");
+    }
+    dir
+}
+
+/// Submit `task` and read events until the task ends (each within `secs`).
+pub async fn run_task(
+    s: &mut bosun::session::SessionHandle,
+    task: &str,
+    secs: u64,
+) -> Vec<bosun::session::Event> {
+    use bosun::session::{Event, Op};
+    s.submit(Op::UserTurn { text: task.into() });
+    let mut events = Vec::new();
+    while let Some(e) = tokio::time::timeout(std::time::Duration::from_secs(secs), s.next_event())
+        .await
+        .expect("events in time")
+    {
+        let end = matches!(e, Event::TaskComplete { .. } | Event::TaskFailed { .. });
+        events.push(e);
+        if end {
+            break;
+        }
+    }
+    events
+}
+
+/// A scripted model server playing `script`, and a runtime for the agent in `dir` on the sandbox
+/// using it, with `extra_tools` replacing built-in tools of the same name.
+pub async fn scripted_runtime(
+    dir: &Path,
+    script: &str,
+    extra_tools: Vec<std::sync::Arc<dyn bosun::tools::Tool>>,
+) -> (
+    bosun::scripted::ScriptedServer,
+    std::sync::Arc<bosun::session::Runtime>,
+) {
+    use bosun::scripted::{Script, ScriptedServer};
+    let server = ScriptedServer::start(Script::from_yaml(script).expect("script"))
+        .await
+        .expect("server");
+    let model = bosun::model::OpenAiClient::new(&bosun::config::ModelConfig {
+        base_url: Some(server.base_url()),
+        ..Default::default()
+    })
+    .expect("client");
+    let rt = bosun::session::Runtime::from_dir(
+        dir,
+        std::sync::Arc::new(model),
+        bosun::session::RuntimeOptions {
+            kube: kube_target(),
+            extra_tools,
+            ..Default::default()
+        },
+    )
+    .expect("runtime");
+    (server, rt)
+}
