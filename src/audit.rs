@@ -128,6 +128,12 @@ pub struct ChangeRecord {
     pub dry_run_evidence: Option<String>,
     /// The runtime's own undo of a change whose checks failed.
     pub rollback: bool,
+    /// The kube context of the change, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// The Kubernetes objects it touched, as the tool resolved them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<crate::tools::ObjectRef>,
 }
 
 /// A check the runtime ran on an applied change.
@@ -172,6 +178,8 @@ pub fn read_changes(path: &Path) -> (Vec<ChangeRecord>, Vec<CheckRecord>) {
                         ok: None,
                         result: String::new(),
                         dry_run_evidence: None,
+                        context: d["context"].as_str().map(str::to_string),
+                        objects: serde_json::from_value(d["objects"].clone()).unwrap_or_default(),
                     }),
                     Some("dry_run") => {
                         dry_ids.insert(id, s(&d["fingerprint"]));

@@ -134,6 +134,12 @@ pub struct Decision {
     /// The environment of the call's kube context, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<Environment>,
+    /// For a change: the kube context and the objects it touches as the tool resolved them
+    /// (the report reads them back from the audit log to find the access points).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<crate::tools::ObjectRef>,
 }
 
 /// Why the guard refused a call.
@@ -390,6 +396,8 @@ impl Guard {
             approved_by: None,
             refusal: None,
             environment: None,
+            context: None,
+            objects: Vec::new(),
         };
         match self.decide(registry, call, state, ctx, &mut d).await {
             Ok(admitted) => {
@@ -453,6 +461,10 @@ impl Guard {
             registered
         };
         d.effect = Some(effect);
+        if effect >= EffectClass::Mutating {
+            d.context = inv.scope.context.clone();
+            d.objects = inv.scope.objects.clone();
+        }
         self.check_mode(call, &inv, effect)?;
         self.check_scope(call, &inv, effect)?;
         Self::check_state(call, &inv, effect, state)?;

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod access_points;
 mod blocks;
 mod chat;
 mod cli_run;

@@ -732,3 +732,25 @@ pub async fn scripted_runtime(
     .expect("runtime");
     (server, rt)
 }
+
+/// `bosun run` of the shipped agent on the sandbox against the scripted model `server`.
+pub async fn run_bosun(
+    server: &bosun::scripted::ScriptedServer,
+    extra: &[&str],
+    task: &str,
+) -> std::process::Output {
+    let home = tempfile::tempdir().expect("tempdir");
+    let st = sandbox();
+    let mut cmd = bosun_cmd(home.path());
+    cmd.env("OPENAI_BASE_URL", server.base_url())
+        .env("KUBECONFIG", &st.kubeconfig)
+        .arg("--agent")
+        .arg(repo_root())
+        .arg("run")
+        .args(extra)
+        .arg(task);
+    tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("running bosun")
+}
