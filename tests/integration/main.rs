@@ -17,6 +17,7 @@ mod guard_property;
 mod guard_sandbox;
 mod helm;
 mod kubectl;
+mod kustomize;
 mod mcp;
 mod metrics;
 mod model_client;
