@@ -16,6 +16,7 @@ pub const BUILTIN_DIR: &str = "<built-in>";
 
 /// The default manifests of the built-in tools, by tool name.
 pub const MANIFESTS: &[(&str, &str)] = &[
+    ("argocd", include_str!("../../tools/argocd.yaml")),
     ("blocks", include_str!("../../tools/blocks.yaml")),
     ("flux", include_str!("../../tools/flux.yaml")),
     ("git", include_str!("../../tools/git.yaml")),

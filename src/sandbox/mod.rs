@@ -47,6 +47,19 @@ pub const FLUX_CRDS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The Argo CD CRDs (Application, AppProject; from argoproj/argo-cd 3.6.0), compiled in like
+/// Flux's: bosun works with Argo CD through them (there are no Argo CD controllers).
+pub const ARGOCD_CRDS: &[(&str, &str)] = &[
+    (
+        "applications",
+        include_str!("../../crds/argocd/application-crd.yaml"),
+    ),
+    (
+        "appprojects",
+        include_str!("../../crds/argocd/appproject-crd.yaml"),
+    ),
+];
+
 const INSTALL_HINT: &str = "run scripts/install-deps.sh (it installs etcd, builds kube-apiserver, fetches helm and OpenBao into ~/.cache/bosun)";
 
 /// Errors of the sandbox. Each says what to do.
@@ -113,6 +126,9 @@ pub struct SandboxState {
     /// `prometheus` binary is not installed (`scripts/install-deps.sh` installs it).
     #[serde(default)]
     pub prometheus_url: Option<String>,
+    /// Why the installed Prometheus did not start, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus_error: Option<String>,
     pub processes: Vec<Proc>,
     pub started_at: String,
     /// Milliseconds from `up` to ready.
@@ -493,44 +509,63 @@ pub async fn up(
             });
         }
 
-        let prometheus_url = match &prometheus {
-            Some(bin) => {
-                progress(Progress::Started("prometheus"));
-                let t_prom = Instant::now();
-                let url = format!("http://127.0.0.1:{prom_port}");
-                let config = write(
-                    "prometheus.yml",
-                    &prometheus_config(&api_url, &ca, &write_token_file(dir, &token)?, etcd_port),
-                )?;
-                let log = dir.join("prometheus.log");
+        // optional, like its binary: a Prometheus that will not start (twice) leaves the
+        // sandbox without one and says why, instead of failing everything else
+        let mut prometheus_error = None;
+        let mut prometheus_url = None;
+        if let Some(bin) = &prometheus {
+            progress(Progress::Started("prometheus"));
+            let t_prom = Instant::now();
+            let config = write(
+                "prometheus.yml",
+                &prometheus_config(&api_url, &ca, &write_token_file(dir, &token)?, etcd_port),
+            )?;
+            for attempt in 1..=2 {
+                let port = match attempt {
+                    1 => prom_port,
+                    _ => process::free_port().map_err(io("finding a free port"))?,
+                };
+                let url = format!("http://127.0.0.1:{port}");
+                let log = dir.join(format!("prometheus-{attempt}.log"));
                 let pid = process::spawn(
                     bin,
                     &[
                         format!("--config.file={}", config.display()),
-                        format!("--storage.tsdb.path={}", dir.join("prometheus-data").display()),
-                        format!("--web.listen-address=127.0.0.1:{prom_port}"),
+                        format!("--storage.tsdb.path={}", dir.join(format!("prometheus-data-{attempt}")).display()),
+                        format!("--web.listen-address=127.0.0.1:{port}"),
                         "--storage.tsdb.retention.time=1d".into(),
                     ],
                     &log,
                     opts.lifetime,
                 )
                 .map_err(io(format!("starting {}", bin.display())))?;
-                procs.push(Proc {
+                let p = Proc {
                     name: "prometheus".into(),
                     pid,
                     exe: "prometheus".into(),
                     log,
-                });
-                let p = procs[procs.len() - 1].clone();
-                wait_http(&http, &format!("{url}/-/ready"), "prometheus", &p, 60).await?;
+                };
+                match wait_http(&http, &format!("{url}/-/ready"), "prometheus", &p, 60).await {
+                    Ok(()) => {
+                        procs.push(p);
+                        prometheus_url = Some(url);
+                        prometheus_error = None;
+                        break;
+                    }
+                    Err(e) => {
+                        process::stop(p.pid, &p.exe, Duration::from_secs(3));
+                        tracing::warn!("sandbox prometheus, attempt {attempt}: {e}");
+                        prometheus_error = Some(e.to_string());
+                    }
+                }
+            }
+            if prometheus_url.is_some() {
                 progress(Progress::Ready {
                     step: "prometheus",
                     ms: t_prom.elapsed().as_millis() as u64,
                 });
-                Some(url)
             }
-            None => None,
-        };
+        }
 
         if let Some(bosun) = &opts.kubelet {
             progress(Progress::Started(KUBELET));
@@ -576,6 +611,7 @@ pub async fn up(
             vault_token,
             gitops_remote: remote,
             prometheus_url,
+            prometheus_error,
             processes: procs.clone(),
             started_at: jiff::Timestamp::now().to_string(),
             ready_ms: 0,
@@ -763,11 +799,11 @@ fn crd_resource() -> ApiResource {
     }
 }
 
-/// Install the Flux CRDs and wait until they are established.
+/// Install the Flux and Argo CD CRDs and wait until they are established.
 pub async fn install_crds(client: &kube::Client) -> Result<(), SandboxError> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &crd_resource());
     let mut names = Vec::new();
-    for (what, text) in FLUX_CRDS {
+    for (what, text) in FLUX_CRDS.iter().chain(ARGOCD_CRDS) {
         let docs: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(text)
             .map_err(|e| SandboxError::Kube(format!("parsing the {what} CRD: {e}")))?;
         for doc in docs.into_iter().filter(|d| d.is_object()) {

@@ -7,6 +7,7 @@
 //! create: there is no path from the model to an executor that skips the guard.
 
 pub mod activate_skill;
+pub mod argocd;
 pub mod blocks;
 pub mod confined;
 pub mod delegate;
@@ -663,6 +664,12 @@ pub fn implementations(agent: &Agent, kube: &crate::kube_client::KubeTarget) -> 
         // offered only when the agent lists `shell` in its tools (the opt-in)
         Arc::new(shell::Shell),
         Arc::new(flux::Flux::new(
+            kube.kubeconfig.clone(),
+            kube.context.clone(),
+        )),
+        // offered when the agent lists `argocd` in its tools (the shipped agent's prompt budget
+        // has no room for it by default)
+        Arc::new(argocd::ArgoCd::new(
             kube.kubeconfig.clone(),
             kube.context.clone(),
         )),

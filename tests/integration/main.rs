@@ -6,6 +6,7 @@
 mod common;
 
 mod access_points;
+mod argocd;
 mod blocks;
 mod chat;
 mod cli_run;

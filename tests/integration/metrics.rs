@@ -15,8 +15,10 @@ use std::time::Duration;
 
 /// The sandbox's Prometheus URL; a sandbox without one fails the test with how to install it.
 pub fn prometheus_url() -> String {
-    common::sandbox().prometheus_url.clone().unwrap_or_else(|| {
-        panic!("the sandbox has no Prometheus: install it with scripts/install-deps.sh (apt-get install prometheus)")
+    let st = common::sandbox();
+    st.prometheus_url.clone().unwrap_or_else(|| match &st.prometheus_error {
+        Some(e) => panic!("the sandbox's Prometheus did not start: {e}"),
+        None => panic!("the sandbox has no Prometheus: install it with scripts/install-deps.sh (apt-get install prometheus)"),
     })
 }
 
