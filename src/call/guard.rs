@@ -68,6 +68,8 @@ pub struct Receipt {
     pub effect: EffectClass,
     pub fingerprint: Option<Fingerprint>,
     pub args: Value,
+    /// The namespace the call acts in, as the tool resolved it (for the policy's metric checks).
+    pub namespace: Option<String>,
     _seal: Seal,
 }
 
@@ -83,6 +85,7 @@ impl Admitted {
             effect: self.effect,
             fingerprint: self.fingerprint.clone(),
             args: self.args.clone(),
+            namespace: self.scope.namespace.clone(),
             _seal: Seal,
         }
     }
@@ -163,6 +166,12 @@ pub struct Decision {
     /// ([`ApprovalRequest::diff`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
+    /// For a change: the kube context and the objects it touches as the tool resolved them
+    /// (the report reads them back from the audit log to find the access points).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<ObjectRef>,
 }
 
 /// Why the guard refused a call.
@@ -449,6 +458,8 @@ impl Guard {
             refusal: None,
             environment: None,
             diff: None,
+            context: None,
+            objects: Vec::new(),
         };
         match self.decide(registry, call, state, ctx, &mut d).await {
             Ok(admitted) => {
@@ -512,6 +523,10 @@ impl Guard {
             registered
         };
         d.effect = Some(effect);
+        if effect >= EffectClass::Mutating {
+            d.context = inv.scope.context.clone();
+            d.objects = inv.scope.objects.clone();
+        }
         self.check_mode(call, &inv, effect)?;
         self.check_scope(call, &inv, effect)?;
         Self::check_state(call, &inv, effect, state)?;

@@ -29,7 +29,12 @@ pub struct Report {
     pub verification: Vec<bosun::audit::CheckRecord>,
     /// Changes the policy denied or that wait for approval.
     pub blocked: Vec<Blocked>,
+    /// Where what the task changed is reached, read from the cluster after the task (Services
+    /// of type LoadBalancer/NodePort and Ingress hosts and paths of the changed objects); see
+    /// [`Report::read_access_points`].
     pub access_points: Vec<String>,
+    /// URLs the model's answer names: its claim, not checked.
+    pub claimed_access_points: Vec<String>,
     /// `vault:` references only — never values.
     pub credentials: Vec<String>,
     pub turns: Option<u32>,
@@ -88,6 +93,7 @@ impl Report {
             changes_applied: vec![],
             blocked: vec![],
             access_points: vec![],
+            claimed_access_points: vec![],
             credentials: vec![],
             turns: None,
             tool_calls: None,
@@ -125,7 +131,7 @@ impl Report {
                     text.push('\n');
                     text.push_str(&c.result);
                 }
-                urls(&text, &mut r.access_points);
+                urls(&text, &mut r.claimed_access_points);
                 r.credentials = bosun::secrets::find_refs(&text)
                     .into_iter()
                     .map(|v| v.to_string())
@@ -156,6 +162,61 @@ impl Report {
             }
         }
         r
+    }
+
+    /// Fill `access_points` from the cluster: the objects the audit log says were changed
+    /// successfully (rollbacks left out), per kube context. A cluster that cannot be reached is
+    /// said in the list instead.
+    pub async fn read_access_points(&mut self, kube: &bosun::kube_client::KubeTarget) {
+        let mut by_context: std::collections::BTreeMap<
+            Option<String>,
+            Vec<bosun::tools::ObjectRef>,
+        > = Default::default();
+        for c in self
+            .changes
+            .iter()
+            .filter(|c| c.ok == Some(true) && !c.rollback)
+        {
+            if c.objects.is_empty() {
+                continue;
+            }
+            let v = by_context.entry(c.context.clone()).or_default();
+            for o in &c.objects {
+                if !v.contains(o) {
+                    v.push(o.clone());
+                }
+            }
+        }
+        for (context, objects) in by_context {
+            let target = bosun::kube_client::KubeTarget {
+                kubeconfig: kube.kubeconfig.clone(),
+                context: context.clone().or_else(|| kube.context.clone()),
+            };
+            let read = async {
+                match bosun::kube_client::connect(&target).await {
+                    Ok(cluster) => bosun::tools::blocks::access_points(&cluster, &objects)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            };
+            let found = tokio::time::timeout(std::time::Duration::from_secs(20), read)
+                .await
+                .unwrap_or_else(|_| Err("no answer within 20 s".into()));
+            match found {
+                Ok(v) => {
+                    for a in v {
+                        if !self.access_points.contains(&a) {
+                            self.access_points.push(a);
+                        }
+                    }
+                }
+                Err(e) => self.access_points.push(format!(
+                    "(could not read access points from context {}: {e})",
+                    context.as_deref().unwrap_or("(current)")
+                )),
+            }
+        }
     }
 
     fn markdown(&self) -> String {
@@ -274,10 +335,16 @@ impl Report {
         }
         m.push_str("\n## Access points\n\n");
         if self.access_points.is_empty() {
-            m.push_str("None reported.\n");
+            m.push_str("None found in the cluster.\n");
         }
         for a in &self.access_points {
             m.push_str(&format!("- {a}\n"));
+        }
+        if !self.claimed_access_points.is_empty() {
+            m.push_str("\nNamed by the model (not checked):\n\n");
+            for a in &self.claimed_access_points {
+                m.push_str(&format!("- {a}\n"));
+            }
         }
         m.push_str("\n## Credentials (vault references)\n\n");
         if self.credentials.is_empty() {

@@ -522,7 +522,9 @@ pub async fn run_task(
     if let (Some(a), OutputFormat::Text, false) = (&audit, format, quiet) {
         eprintln!("audit log: {a}");
     }
-    let report = report::Report::new(task, &session_id, &agent, &model, audit.as_deref(), &result);
+    let mut report =
+        report::Report::new(task, &session_id, &agent, &model, audit.as_deref(), &result);
+    report.read_access_points(&session_rt.kube).await;
     if let Some(path) = &outputs.report {
         report.write(path)?;
         if format == OutputFormat::Text && !quiet {

@@ -167,6 +167,16 @@ pub async fn tools(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
             println!("    {op:<20} {:<16} {what}", effect.as_str());
         }
     }
+    // built-in tools this agent does not list (opt-in ones such as shell and argocd)
+    let idle: Vec<&str> = bosun::defaults::manifest_names()
+        .filter(|n| registry.get(n).is_none())
+        .collect();
+    if !idle.is_empty() {
+        println!(
+            "\nalso built in, not offered (add to agent.md's tools: to offer; `bosun tools --manifest NAME` shows the operations): {}",
+            idle.join(", ")
+        );
+    }
     Ok(ExitCode::from(exit::SUCCESS))
 }
 

@@ -16,6 +16,7 @@ pub const BUILTIN_DIR: &str = "<built-in>";
 
 /// The default manifests of the built-in tools, by tool name.
 pub const MANIFESTS: &[(&str, &str)] = &[
+    ("argocd", include_str!("../../tools/argocd.yaml")),
     ("blocks", include_str!("../../tools/blocks.yaml")),
     ("flux", include_str!("../../tools/flux.yaml")),
     ("git", include_str!("../../tools/git.yaml")),
@@ -25,6 +26,7 @@ pub const MANIFESTS: &[(&str, &str)] = &[
     ),
     ("helm", include_str!("../../tools/helm.yaml")),
     ("kubectl", include_str!("../../tools/kubectl.yaml")),
+    ("metrics", include_str!("../../tools/metrics.yaml")),
     ("shell", include_str!("../../tools/shell.yaml")),
     ("terraform", include_str!("../../tools/terraform.yaml")),
 ];

@@ -363,6 +363,10 @@ async fn run_once(task: &Task, run: u32, opts: &EvalOptions) -> RunRecord {
             ("EVAL_WORKDIR".into(), vars.workdir.clone()),
             ("TASK_DIR".into(), vars.task_dir.clone()),
             (
+                crate::tools::metrics::URL_ENV.into(),
+                st.prometheus_url.clone().unwrap_or_default(),
+            ),
+            (
                 "BOSUN_EVAL_AUDIT_DIR".into(),
                 dir.join("audit").display().to_string(),
             ),
@@ -875,6 +879,27 @@ async fn checks(task: &Task, opts: &EvalOptions, env: &RunEnv, rec: &mut RunReco
             if !report.contains(s.as_str()) {
                 rec.reasons
                     .push(format!("the report does not mention {s:?}"));
+            }
+        }
+    }
+    if !c.access_points.is_empty() {
+        let points: Vec<String> = (1..=task.prompts.len())
+            .filter_map(|i| std::fs::read_to_string(env.dir.join(format!("report-{i}.json"))).ok())
+            .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
+            .flat_map(|v| {
+                v.get("access_points")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        for want in &c.access_points {
+            let want = render(want, &env.vars).unwrap_or_else(|_| want.clone());
+            if !points.iter().any(|p| p.contains(&want)) {
+                rec.reasons.push(format!(
+                    "no access point of the report contains {want:?} (found: {points:?})"
+                ));
             }
         }
     }

@@ -141,6 +141,10 @@ pub struct Checks {
     /// Substrings the task report must contain.
     #[serde(default)]
     pub report_contains: Vec<String>,
+    /// Substrings (templated) that some access point of the report must contain — the access
+    /// points bosun read from the cluster for what the task changed, not the model's words.
+    #[serde(default)]
+    pub access_points: Vec<String>,
 }
 
 /// A loaded task.

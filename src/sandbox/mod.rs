@@ -1,6 +1,7 @@
 //! `bosun sandbox`: a throwaway, real local platform on 127.0.0.1 — etcd, kube-apiserver
-//! (+ kube-controller-manager), an OpenBao dev server, and a bare git repository as GitOps remote,
-//! with the Flux CRDs installed. Everything lives in one state directory; `down` stops exactly the
+//! (+ kube-controller-manager), an OpenBao dev server, a bare git repository as GitOps remote and —
+//! when its binary is installed — a Prometheus scraping the API server and etcd, with the Flux CRDs
+//! installed. Everything lives in one state directory; `down` stops exactly the
 //! processes `up` started (pids checked against their executable) and removes it.
 //!
 //! Binaries are looked up in `$BOSUN_BIN_DIR`, then `~/.cache/bosun/bin` (where
@@ -11,6 +12,9 @@ pub mod kubelet;
 pub mod process;
 
 pub use process::Lifetime;
+
+/// Where bosun's `metrics` tool finds Prometheus (set by `sandbox env` when the sandbox runs one).
+pub const PROMETHEUS_URL_ENV: &str = "BOSUN_PROMETHEUS_URL";
 
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::discovery::ApiResource;
@@ -43,6 +47,19 @@ pub const FLUX_CRDS: &[(&str, &str)] = &[
     (
         "helmreleases",
         include_str!("../../crds/flux/helm.toolkit.fluxcd.io_helmreleases.yaml"),
+    ),
+];
+
+/// The Argo CD CRDs (Application, AppProject; from argoproj/argo-cd 3.6.0), compiled in like
+/// Flux's: bosun works with Argo CD through them (there are no Argo CD controllers).
+pub const ARGOCD_CRDS: &[(&str, &str)] = &[
+    (
+        "applications",
+        include_str!("../../crds/argocd/application-crd.yaml"),
+    ),
+    (
+        "appprojects",
+        include_str!("../../crds/argocd/appproject-crd.yaml"),
     ),
 ];
 
@@ -108,6 +125,13 @@ pub struct SandboxState {
     pub vault_addr: String,
     pub vault_token: String,
     pub gitops_remote: PathBuf,
+    /// The sandbox's Prometheus (scraping kube-apiserver and etcd every second); `None` when the
+    /// `prometheus` binary is not installed (`scripts/install-deps.sh` installs it).
+    #[serde(default)]
+    pub prometheus_url: Option<String>,
+    /// Why the installed Prometheus did not start, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus_error: Option<String>,
     pub processes: Vec<Proc>,
     pub started_at: String,
     /// Milliseconds from `up` to ready.
@@ -118,7 +142,12 @@ impl SandboxState {
     /// Shell lines that point a shell at this sandbox.
     pub fn env_exports(&self) -> String {
         let q = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
-        format!(
+        let prometheus = match &self.prometheus_url {
+            Some(u) => format!("export {}={}\n", PROMETHEUS_URL_ENV, q(u)),
+            None => String::new(),
+        };
+        prometheus
+            + &format!(
             "export KUBECONFIG={}\nexport VAULT_ADDR={}\nexport VAULT_TOKEN={}\nexport BOSUN_GITOPS_REMOTE={}\nexport BOSUN_SANDBOX_DIR={}\n",
             q(&self.kubeconfig.display().to_string()),
             q(&self.vault_addr),
@@ -266,6 +295,8 @@ pub async fn up(
         None
     };
     let bao = need("bao")?;
+    // optional: without it the sandbox runs, and the `metrics` tool says how to install it
+    let prometheus = find_binary("prometheus");
 
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(io(format!("removing stale {}", dir.display())))?;
@@ -301,6 +332,7 @@ pub async fn up(
     let etcd_peer = process::free_port().map_err(io("finding a free port"))?;
     let api_port = process::free_port().map_err(io("finding a free port"))?;
     let bao_port = process::free_port().map_err(io("finding a free port"))?;
+    let prom_port = process::free_port().map_err(io("finding a free port"))?;
     let mut procs: Vec<Proc> = Vec::new();
     let result = async {
         // etcd and OpenBao start in parallel
@@ -480,6 +512,64 @@ pub async fn up(
             });
         }
 
+        // optional, like its binary: a Prometheus that will not start (twice) leaves the
+        // sandbox without one and says why, instead of failing everything else
+        let mut prometheus_error = None;
+        let mut prometheus_url = None;
+        if let Some(bin) = &prometheus {
+            progress(Progress::Started("prometheus"));
+            let t_prom = Instant::now();
+            let config = write(
+                "prometheus.yml",
+                &prometheus_config(&api_url, &ca, &write_token_file(dir, &token)?, etcd_port),
+            )?;
+            for attempt in 1..=2 {
+                let port = match attempt {
+                    1 => prom_port,
+                    _ => process::free_port().map_err(io("finding a free port"))?,
+                };
+                let url = format!("http://127.0.0.1:{port}");
+                let log = dir.join(format!("prometheus-{attempt}.log"));
+                let pid = process::spawn(
+                    bin,
+                    &[
+                        format!("--config.file={}", config.display()),
+                        format!("--storage.tsdb.path={}", dir.join(format!("prometheus-data-{attempt}")).display()),
+                        format!("--web.listen-address=127.0.0.1:{port}"),
+                        "--storage.tsdb.retention.time=1d".into(),
+                    ],
+                    &log,
+                    opts.lifetime,
+                )
+                .map_err(io(format!("starting {}", bin.display())))?;
+                let p = Proc {
+                    name: "prometheus".into(),
+                    pid,
+                    exe: "prometheus".into(),
+                    log,
+                };
+                match wait_http(&http, &format!("{url}/-/ready"), "prometheus", &p, 60).await {
+                    Ok(()) => {
+                        procs.push(p);
+                        prometheus_url = Some(url);
+                        prometheus_error = None;
+                        break;
+                    }
+                    Err(e) => {
+                        process::stop(p.pid, &p.exe, Duration::from_secs(3));
+                        tracing::warn!("sandbox prometheus, attempt {attempt}: {e}");
+                        prometheus_error = Some(e.to_string());
+                    }
+                }
+            }
+            if prometheus_url.is_some() {
+                progress(Progress::Ready {
+                    step: "prometheus",
+                    ms: t_prom.elapsed().as_millis() as u64,
+                });
+            }
+        }
+
         if let Some(bosun) = &opts.kubelet {
             progress(Progress::Started(KUBELET));
             let t_kubelet = Instant::now();
@@ -523,6 +613,8 @@ pub async fn up(
             vault_addr: format!("http://127.0.0.1:{bao_port}"),
             vault_token,
             gitops_remote: remote,
+            prometheus_url,
+            prometheus_error,
             processes: procs.clone(),
             started_at: jiff::Timestamp::now().to_string(),
             ready_ms: 0,
@@ -544,6 +636,35 @@ pub async fn up(
         }
     }
     result
+}
+
+/// Write the API server's bearer token to a file of its own (mode 0600) for Prometheus'
+/// `credentials_file`, and return its path.
+fn write_token_file(dir: &Path, token: &str) -> Result<PathBuf, SandboxError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let p = dir.join("pki/prometheus.token");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&p)
+        .map_err(io(format!("writing {}", p.display())))?;
+    f.write_all(token.as_bytes())
+        .map_err(io(format!("writing {}", p.display())))?;
+    Ok(p)
+}
+
+/// The sandbox Prometheus' configuration: kube-apiserver (`job="kube-apiserver"`, HTTPS with the
+/// sandbox CA and the admin token) and etcd (`job="etcd"`), every second.
+fn prometheus_config(api_url: &str, ca: &Path, token_file: &Path, etcd_port: u16) -> String {
+    let api_host = api_url.trim_start_matches("https://");
+    format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: kube-apiserver\n    scheme: https\n    tls_config:\n      ca_file: {ca}\n    authorization:\n      credentials_file: {token}\n    static_configs:\n      - targets: ['{api_host}']\n  - job_name: etcd\n    static_configs:\n      - targets: ['127.0.0.1:{etcd_port}']\n",
+        ca = ca.display(),
+        token = token_file.display(),
+    )
 }
 
 async fn wait_http(
@@ -681,11 +802,11 @@ fn crd_resource() -> ApiResource {
     }
 }
 
-/// Install the Flux CRDs and wait until they are established.
+/// Install the Flux and Argo CD CRDs and wait until they are established.
 pub async fn install_crds(client: &kube::Client) -> Result<(), SandboxError> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &crd_resource());
     let mut names = Vec::new();
-    for (what, text) in FLUX_CRDS {
+    for (what, text) in FLUX_CRDS.iter().chain(ARGOCD_CRDS) {
         let docs: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(text)
             .map_err(|e| SandboxError::Kube(format!("parsing the {what} CRD: {e}")))?;
         for doc in docs.into_iter().filter(|d| d.is_object()) {

@@ -73,6 +73,8 @@ pub struct Runtime {
     /// Runtimes of the agent's subagents, by id (they share this runtime's workspace, redactor,
     /// secrets and guard settings).
     pub subagents: BTreeMap<String, Arc<Runtime>>,
+    /// The cluster the Kubernetes tools talk to (the report reads access points from it).
+    pub kube: KubeTarget,
     /// Keeps a temporary workspace alive as long as the runtime.
     _workspace_dir: Option<tempfile::TempDir>,
 }
@@ -166,6 +168,7 @@ impl Runtime {
                 guard_config,
                 audit_dir: opts.audit_dir,
                 sessions_dir: opts.sessions_dir,
+                kube: opts.kube.clone(),
                 _workspace_dir: tmp,
             },
             warnings,

@@ -161,7 +161,14 @@ impl Session {
         use crate::effect::EffectClass;
         let redactor = &rt.ctx.redactor;
         if ex.ok && ran.effect >= EffectClass::Mutating {
-            let follow = ex.follow_ups.clone();
+            let mut follow = ex.follow_ups.clone();
+            // the policy's metric checks, after the change's own
+            let checks = &rt.guard_config.policy.verification.metrics;
+            follow.verify.extend(
+                checks
+                    .iter()
+                    .map(|c| crate::tools::metrics::check_follow_up(c, ran.namespace.as_deref())),
+            );
             if !follow.verify.is_empty() || follow.rollback.is_some() {
                 self.pending.push(Pending {
                     tool: ran.tool.clone(),

@@ -58,6 +58,9 @@ impl Session {
             return Ok(Err(msg));
         }
         let mut all_rolled_back = true;
+        // the undo calls are not gated again (the policy's metric checks just failed; they
+        // would fail the undo too): what they would add to `pending` is dropped below
+        let pending_before = self.pending.len();
         for (p, _) in &failed {
             let Some(rb) = &p.follow.rollback else {
                 all_rolled_back = false;
@@ -108,6 +111,7 @@ impl Session {
             all_rolled_back &= done;
             msg.push_str(&format!("- {} {}: {outcome}\n", p.tool, p.target));
         }
+        self.pending.truncate(pending_before);
         msg.push_str(if all_rolled_back {
             "The policy rolled the failed changes back. Move to failed with a report of what happened, or back to coding to fix the change."
         } else {

@@ -342,6 +342,279 @@ enum ReleaseState {
     Failed,
 }
 
+/// Where a Service is reached: per port, its load-balancer address (`LoadBalancer,
+/// configured`) or its in-cluster name; for a NodePort (or LoadBalancer) also `<node>:<nodePort>`.
+pub fn service_access(svc: &DynamicObject, purpose: &str) -> Vec<String> {
+    let d = &svc.data;
+    let name = svc.metadata.name.as_deref().unwrap_or_default();
+    let ns = svc.metadata.namespace.as_deref().unwrap_or_default();
+    let lb = d.pointer("/status/loadBalancer/ingress/0").map(|i| {
+        if s(i, "/ip").is_empty() {
+            s(i, "/hostname").to_string()
+        } else {
+            s(i, "/ip").to_string()
+        }
+    });
+    let mut out = Vec::new();
+    for p in d
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(port) = p.get("port").and_then(Value::as_i64) else {
+            continue;
+        };
+        out.push(match &lb {
+            Some(addr) if !addr.is_empty() => {
+                format!("{addr}:{port}{purpose} (LoadBalancer, configured)")
+            }
+            _ => format!("{name}.{ns}.svc:{port}{purpose} (in-cluster)"),
+        });
+        if let Some(np) = p.get("nodePort").and_then(Value::as_i64) {
+            out.push(format!(
+                "<node-ip>:{np}{purpose} (NodePort of Service {name} port {port})"
+            ));
+        }
+    }
+    out
+}
+
+/// The URLs an Ingress serves (`scheme://host/path`, https for TLS hosts) and whether it has a
+/// load-balancer address yet.
+pub fn ingress_access(ing: &DynamicObject) -> (Vec<String>, bool) {
+    let d = &ing.data;
+    let name = ing.metadata.name.as_deref().unwrap_or_default();
+    let tls_hosts: Vec<&str> = d
+        .pointer("/spec/tls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|t| {
+            t.get("hosts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(Value::as_str)
+        .collect();
+    let addr = d.pointer("/status/loadBalancer/ingress/0").is_some();
+    let mut out = Vec::new();
+    for r in d
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let host = s(r, "/host");
+        if host.is_empty() {
+            continue;
+        }
+        let scheme = if tls_hosts.contains(&host) {
+            "https"
+        } else {
+            "http"
+        };
+        let paths: Vec<&str> = r
+            .pointer("/http/paths")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|p| s(p, "/path"))
+            .filter(|p| !p.is_empty() && *p != "/")
+            .collect();
+        let urls: Vec<String> = if paths.is_empty() {
+            vec![format!("{scheme}://{host}")]
+        } else {
+            paths
+                .iter()
+                .map(|p| format!("{scheme}://{host}{p}"))
+                .collect()
+        };
+        for u in urls {
+            out.push(format!(
+                "{u} (Ingress {name}, configured{})",
+                if addr {
+                    ", has an address"
+                } else {
+                    ", no address yet"
+                }
+            ));
+        }
+    }
+    (out, addr)
+}
+
+/// The Services (`backend.service.name`, or `serviceName` of the old API) an Ingress routes to.
+fn ingress_backends(ing: &DynamicObject) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut push = |b: &Value| {
+        let n = b
+            .pointer("/service/name")
+            .or_else(|| b.get("serviceName"))
+            .and_then(Value::as_str);
+        if let Some(n) = n {
+            if !out.iter().any(|o| o == n) {
+                out.push(n.to_string());
+            }
+        }
+    };
+    let d = &ing.data;
+    if let Some(b) = d
+        .pointer("/spec/defaultBackend")
+        .or_else(|| d.pointer("/spec/backend"))
+    {
+        push(b);
+    }
+    for r in d
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for p in r
+            .pointer("/http/paths")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(b) = p.get("backend") {
+                push(b);
+            }
+        }
+    }
+    out
+}
+
+/// The pod labels a workload object creates pods with (its template's, or a Pod's own).
+fn pod_labels(o: &DynamicObject, kind: &str) -> Option<serde_json::Map<String, Value>> {
+    let p = match kind {
+        "Pod" => "/metadata/labels",
+        "CronJob" => "/spec/jobTemplate/spec/template/metadata/labels",
+        _ => "/spec/template/metadata/labels",
+    };
+    if kind == "Pod" {
+        return o.metadata.labels.as_ref().map(|l| {
+            l.iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect()
+        });
+    }
+    o.data.pointer(p).and_then(Value::as_object).cloned()
+}
+
+/// The access points of what a task changed, read from the cluster (never from the model):
+/// for each changed Service of type LoadBalancer or NodePort, its addresses; for each changed
+/// workload, the LoadBalancer/NodePort Services that select its pods; and the hosts and paths
+/// of every Ingress that was changed or routes to any of those Services (or to a changed
+/// Service of any type). Objects that are gone are skipped.
+pub async fn access_points(
+    cluster: &Cluster,
+    objects: &[super::ObjectRef],
+) -> Result<Vec<String>, ToolError> {
+    const WORKLOADS: &[&str] = &[
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "Pod",
+        "Job",
+        "CronJob",
+    ];
+    let ctxname = &cluster.context;
+    let mut out: Vec<String> = Vec::new();
+    let push = |v: Vec<String>, out: &mut Vec<String>| {
+        for a in v {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    };
+    let namespaces: std::collections::BTreeSet<&str> = objects
+        .iter()
+        .filter_map(|o| o.namespace.as_deref())
+        .collect();
+    let svc_ar = k8s::ar("", "v1", "Service", "services");
+    let ing_ar = k8s::ar("networking.k8s.io", "v1", "Ingress", "ingresses");
+    for ns in namespaces {
+        let here: Vec<&super::ObjectRef> = objects
+            .iter()
+            .filter(|o| o.namespace.as_deref() == Some(ns))
+            .collect();
+        let svc_api: Api<DynamicObject> = Api::namespaced_with(cluster.client.clone(), ns, &svc_ar);
+        let services = svc_api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| kube_err(e, ctxname))?
+            .items;
+        let exposed =
+            |svc: &DynamicObject| matches!(s(&svc.data, "/spec/type"), "LoadBalancer" | "NodePort");
+        // the Services the task touched or that select a workload it touched
+        let mut routed: Vec<String> = Vec::new();
+        for o in &here {
+            if o.kind == "Service" && o.group.is_empty() {
+                if let Some(svc) = services
+                    .iter()
+                    .find(|x| x.metadata.name.as_deref() == Some(o.name.as_str()))
+                {
+                    routed.push(o.name.clone());
+                    if exposed(svc) {
+                        push(service_access(svc, ""), &mut out);
+                    }
+                }
+                continue;
+            }
+            if !WORKLOADS.contains(&o.kind.as_str()) {
+                continue;
+            }
+            let ar = match o.kind.as_str() {
+                "Pod" => k8s::ar("", "v1", "Pod", "pods"),
+                "Job" => k8s::ar("batch", "v1", "Job", "jobs"),
+                "CronJob" => k8s::ar("batch", "v1beta1", "CronJob", "cronjobs"),
+                k => k8s::ar("apps", "v1", k, &format!("{}s", k.to_ascii_lowercase())),
+            };
+            let api: Api<DynamicObject> = Api::namespaced_with(cluster.client.clone(), ns, &ar);
+            let Ok(Some(w)) = api.get_opt(&o.name).await else {
+                continue;
+            };
+            let Some(labels) = pod_labels(&w, &o.kind) else {
+                continue;
+            };
+            for svc in &services {
+                let Some(sel) = svc
+                    .data
+                    .pointer("/spec/selector")
+                    .and_then(Value::as_object)
+                else {
+                    continue;
+                };
+                let selects = !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v));
+                if selects {
+                    let name = svc.metadata.name.clone().unwrap_or_default();
+                    if exposed(svc) {
+                        push(service_access(svc, ""), &mut out);
+                    }
+                    if !routed.contains(&name) {
+                        routed.push(name);
+                    }
+                }
+            }
+        }
+        let ing_api: Api<DynamicObject> = Api::namespaced_with(cluster.client.clone(), ns, &ing_ar);
+        let Ok(ingresses) = ing_api.list(&ListParams::default()).await else {
+            continue; // no Ingress API served
+        };
+        for ing in &ingresses.items {
+            let iname = ing.metadata.name.as_deref().unwrap_or_default();
+            let changed = here.iter().any(|o| o.kind == "Ingress" && o.name == iname);
+            if changed || ingress_backends(ing).iter().any(|b| routed.contains(b)) {
+                push(ingress_access(ing).0, &mut out);
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn s<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or("")
 }
@@ -829,7 +1102,6 @@ async fn service(
     name: String,
     f: &mut Findings,
 ) -> Result<(), ToolError> {
-    let ns = l.ns;
     let svc_api: Api<DynamicObject> = Api::namespaced_with(
         l.cluster.client.clone(),
         l.ns,
@@ -875,36 +1147,12 @@ async fn service(
     } else {
         f.evidence.push(line);
     }
-    let d = &svc.data;
-    let ports: Vec<i64> = d
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .map(|ps| {
-            ps.iter()
-                .filter_map(|p| p.get("port").and_then(Value::as_i64))
-                .collect()
-        })
-        .unwrap_or_default();
     let purpose = sref
         .purpose
         .clone()
         .map(|p| format!(" ({p})"))
         .unwrap_or_default();
-    let lb = d.pointer("/status/loadBalancer/ingress/0").map(|i| {
-        if s(i, "/ip").is_empty() {
-            s(i, "/hostname").to_string()
-        } else {
-            s(i, "/ip").to_string()
-        }
-    });
-    for p in ports {
-        f.access.push(match &lb {
-            Some(addr) if !addr.is_empty() => {
-                format!("{addr}:{p}{purpose} (LoadBalancer, configured)")
-            }
-            _ => format!("{name}.{ns}.svc:{p}{purpose} (in-cluster)"),
-        });
-    }
+    f.access.extend(service_access(&svc, &purpose));
     Ok(())
 }
 
@@ -926,47 +1174,8 @@ async fn ingress(
         f.missing.push(format!("Ingress {name}"));
         return Ok(());
     };
-    let d = &ing.data;
-    let tls_hosts: Vec<String> = d
-        .pointer("/spec/tls")
-        .and_then(Value::as_array)
-        .map(|ts| {
-            ts.iter()
-                .flat_map(|t| {
-                    t.get("hosts")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default()
-                })
-                .filter_map(|h| h.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let addr = d.pointer("/status/loadBalancer/ingress/0").is_some();
-    for r in d
-        .pointer("/spec/rules")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-    {
-        let host = s(&r, "/host");
-        if host.is_empty() {
-            return Ok(());
-        }
-        let scheme = if tls_hosts.iter().any(|h| h == host) {
-            "https"
-        } else {
-            "http"
-        };
-        f.access.push(format!(
-            "{scheme}://{host} (Ingress {name}, configured{})",
-            if addr {
-                ", has an address"
-            } else {
-                ", no address yet"
-            }
-        ));
-    }
+    let (urls, addr) = ingress_access(&ing);
+    f.access.extend(urls);
     if !addr {
         f.progressing
             .push(format!("Ingress {name} has no load-balancer address yet"));

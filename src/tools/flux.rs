@@ -340,7 +340,7 @@ impl Flux {
 /// A `.yaml` path without `..` components: relative to the workspace, or absolute (then it must
 /// lie inside the workspace — e.g. inside the clone `git open` printed). Argument parsing only:
 /// the write itself is confined by `confined::Root`.
-fn safe_relative(p: &str) -> Result<PathBuf, ToolError> {
+pub(crate) fn safe_relative(p: &str) -> Result<PathBuf, ToolError> {
     let path = Path::new(p.trim());
     let ok = !p.trim().is_empty()
         && path.components().all(|c| {
@@ -360,7 +360,7 @@ fn safe_relative(p: &str) -> Result<PathBuf, ToolError> {
 
 /// `file` as a path relative to the workspace, inside its `gitops/` directory (where `git open`
 /// clones).
-fn in_workspace(file: &Path, workspace: &Path) -> Result<PathBuf, ToolError> {
+pub(crate) fn in_workspace(file: &Path, workspace: &Path) -> Result<PathBuf, ToolError> {
     let rel = if file.is_absolute() {
         let canonical = workspace.canonicalize().ok();
         file.strip_prefix(workspace)
@@ -769,7 +769,7 @@ async fn suspend(
 }
 
 /// Validate a rendered object with a server-side dry-run create/apply.
-async fn server_check(cluster: &Cluster, obj: &Value) -> Result<String, ToolError> {
+pub(crate) async fn server_check(cluster: &Cluster, obj: &Value) -> Result<String, ToolError> {
     let api_version = s(obj, "/apiVersion");
     let kind = s(obj, "/kind");
     let (ar, namespaced) = match k8s::resolve_gvk(cluster, api_version, kind).await {
@@ -791,7 +791,8 @@ async fn server_check(cluster: &Cluster, obj: &Value) -> Result<String, ToolErro
         )),
         Err(kube::Error::Api(e)) if e.code == 403 => Ok(format!("not checked by the server (forbidden: {})", e.message)),
         Err(kube::Error::Api(e)) => Err(ToolError::Failed(format!(
-            "the rendered {kind} is invalid for the cluster's Flux CRD: {} — fix the arguments and render again",
+            "the rendered {kind} is invalid for the cluster's {} CRD: {} — fix the arguments and render again",
+            if api_version.starts_with("argoproj.io/") { "Argo CD" } else { "Flux" },
             e.message
         ))),
         Err(e) => Ok(format!("not checked by the server ({e})")),

@@ -13,6 +13,7 @@
 //! [`crate::compact`]: tables, counts by status, unhealthy objects first, "… N more" markers.
 
 mod effect;
+mod kustomize;
 mod read;
 mod write;
 
@@ -119,10 +120,12 @@ pub(crate) struct Args {
     pub label_selector: Option<String>,
     pub field_selector: Option<String>,
     pub context: Option<String>,
-    /// get: more columns (node, IP, images, labels).
+    /// get: more columns.
     pub wide: Option<bool>,
     /// apply_dry_run/apply/diff: YAML documents.
     pub manifests: Option<String>,
+    /// Instead of manifests: a kustomization dir.
+    pub kustomize: Option<String>,
     /// apply: take over fields owned by other managers.
     pub force_conflicts: Option<bool>,
     pub replicas: Option<i32>,
@@ -137,15 +140,15 @@ pub(crate) struct Args {
     /// logs: the previous (crashed) instance.
     pub previous: Option<bool>,
     pub warnings_only: Option<bool>,
-    /// auth_can_i: e.g. get, patch; kind is the resource (`pods/log`).
+    /// auth_can_i: e.g. get; kind is the resource (`pods/log`).
     pub verb: Option<String>,
     /// auth_can_i: as ServiceAccount `namespace/name`.
     pub as_service_account: Option<String>,
-    /// wait: `condition=Available`, `delete` or `jsonpath={.status.phase}=Running`.
+    /// wait: e.g. `condition=Available`, `delete`.
     pub wait_for: Option<String>,
     /// drain: also evict unmanaged and emptyDir pods.
     pub force: Option<bool>,
-    /// Changes other than apply: true = server-side dry-run only, needed before the real call.
+    /// Changes other than apply: true = server-side dry-run, needed first.
     pub dry_run: Option<bool>,
     pub timeout_seconds: Option<u64>,
 }
@@ -156,6 +159,9 @@ pub struct Kubectl {
     /// What each object was just before bosun's last real apply of it (`None`: it did not
     /// exist), keyed by context, group, kind, namespace and name — for `restore`.
     snapshots: write::Snapshots,
+    /// The last build of each kustomization dir that was applied (for `follow_ups`, which
+    /// declares the checks and the undo of exactly what was applied).
+    built: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// Token budget of one result.
     pub(crate) max_tokens: usize,
 }
@@ -174,6 +180,7 @@ impl Kubectl {
         Self {
             access: ClusterAccess::new(kubeconfig, default_context),
             snapshots: Default::default(),
+            built: Default::default(),
             max_tokens: crate::compact::DEFAULT_RESULT_TOKENS,
         }
     }
@@ -215,9 +222,20 @@ impl Kubectl {
                     ));
                 }
             }
-            ApplyDryRun | Apply | Diff | Restore => {
-                need(&a.manifests, "manifests", op)?;
-            }
+            ApplyDryRun | Apply | Diff | Restore => match (&a.manifests, &a.kustomize) {
+                (Some(_), Some(_)) => {
+                    return Err(ToolError::InvalidArguments(
+                        "give `manifests` or `kustomize`, not both".into(),
+                    ))
+                }
+                (None, Some(k)) if k.trim().is_empty() => {
+                    return Err(ToolError::InvalidArguments("`kustomize` is empty".into()))
+                }
+                (None, Some(_)) => {}
+                _ => {
+                    need(&a.manifests, "manifests", op)?;
+                }
+            },
             Scale => {
                 need(&a.kind, "kind", op)?;
                 need(&a.name, "name", op)?;
@@ -335,6 +353,28 @@ fn read_target(a: &Args, ctx: Option<&str>, ns: Option<&str>) -> String {
     t
 }
 
+/// A diff: a dry-run that identifies no change.
+fn diff_invocation(target: String, scope: Scope) -> Invocation {
+    Invocation {
+        min_effect: None,
+        operation: Operation::Diff.as_str().into(),
+        target,
+        change: None,
+        dry_run: true,
+        scope,
+    }
+}
+
+/// `args` with the built overlay as `manifests` (and no `kustomize`).
+fn with_built(args: &Value, text: &str) -> Value {
+    let mut v = args.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("kustomize");
+        o.insert("manifests".into(), Value::String(text.to_string()));
+    }
+    v
+}
+
 impl Tool for Kubectl {
     fn name(&self) -> &str {
         NAME
@@ -344,6 +384,14 @@ impl Tool for Kubectl {
     /// is undone by `restore` of the same manifests: every object back to exactly what it was
     /// before the apply, and deleted if the apply created it.
     fn follow_ups(&self, args: &Value) -> super::FollowUps {
+        // an overlay: the checks and the undo of exactly what its build applied
+        if let Some(dir) = args.get("kustomize").and_then(Value::as_str) {
+            let text = self.built.lock().ok().and_then(|m| m.get(dir).cloned());
+            return match text {
+                Some(t) => self.follow_ups(&with_built(args, &t)),
+                None => super::FollowUps::default(),
+            };
+        }
         let mut out = super::FollowUps::default();
         if args.get("operation").and_then(Value::as_str) != Some("apply") {
             return out;
@@ -421,6 +469,34 @@ impl Tool for Kubectl {
                 )
                 .with_scope(scope))
             }
+            // an overlay: what it builds is known only in `resolve` (which has the workspace);
+            // the change's identity there is computed from the built objects
+            ApplyDryRun | Apply | Diff | Restore if a.manifests.is_none() => {
+                let dir = a.kustomize.clone().unwrap_or_default();
+                let human = format!("kustomization {dir} (context {ctx_s})");
+                if op == Diff {
+                    return Ok(diff_invocation(human, scope));
+                }
+                (
+                    json!({"op": if op == Restore { "restore" } else { "apply" }, "kustomize": dir,
+                        "force_conflicts": a.force_conflicts.unwrap_or(false)}),
+                    format!("context={ctx_s} namespace={ns_s}"),
+                    human,
+                    format!(
+                        "call kubectl {} with the same kustomize dir, context and namespace{}",
+                        if op == Restore {
+                            "restore"
+                        } else {
+                            "apply_dry_run"
+                        },
+                        if op == Restore {
+                            " and dry_run: true"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+            }
             ApplyDryRun | Apply | Diff | Restore => {
                 let docs = parse_manifests(a.manifests.as_deref().unwrap_or(""))?;
                 // vault: references resolve only into Secret data: refused before anything runs
@@ -455,14 +531,7 @@ impl Tool for Kubectl {
                     crate::compact::clip_line(&ids.join(", "), 200)
                 );
                 if op == Diff {
-                    return Ok(Invocation {
-                        min_effect: None,
-                        operation: op.as_str().into(),
-                        target: human,
-                        change: None,
-                        dry_run: true,
-                        scope,
-                    });
+                    return Ok(diff_invocation(human, scope));
                 }
                 let objects: Vec<Value> = docs.iter().map(k8s::normalise).collect();
                 if op == Restore {
@@ -562,7 +631,7 @@ impl Tool for Kubectl {
         &'a self,
         inv: Invocation,
         args: &'a Value,
-        _ctx: &'a ToolCtx,
+        ctx: &'a ToolCtx,
     ) -> BoxFuture<'a, Result<Invocation, ToolError>> {
         Box::pin(async move {
             // reads need no resolution; changes, their dry-runs and diffs are judged per object
@@ -571,7 +640,15 @@ impl Tool for Kubectl {
             }
             let a = Self::parse(args)?;
             let cluster = self.cluster(&a).await?;
-            effect::resolve(&cluster, &a, inv).await
+            match &a.kustomize {
+                // the overlay, built now, takes the manifests' path (and their checks in `plan`)
+                Some(dir) => {
+                    let built = with_built(args, &kustomize::build(&ctx.workspace, dir).await?);
+                    let inv = self.plan(&built)?;
+                    effect::resolve(&cluster, &Self::parse(&built)?, inv).await
+                }
+                None => effect::resolve(&cluster, &a, inv).await,
+            }
         })
     }
 
@@ -581,7 +658,24 @@ impl Tool for Kubectl {
         ctx: &'a ToolCtx,
     ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {
-            let a = Self::parse(&call.args)?;
+            let mut a = Self::parse(&call.args)?;
+            if let Some(dir) = a.kustomize.clone() {
+                // build again and run exactly what was admitted: an overlay edited since is refused
+                let text = kustomize::build(&ctx.workspace, &dir).await?;
+                let built = with_built(&call.args, &text);
+                let cluster = self.cluster(&a).await?;
+                let now =
+                    effect::resolve(&cluster, &Self::parse(&built)?, self.plan(&built)?).await?;
+                call.still_the_same(
+                    now.change.as_ref(),
+                    &format!("output of kustomization {dir}"),
+                    "run the dry-run again",
+                )?;
+                a = Self::parse(&built)?;
+                if let Ok(mut m) = self.built.lock() {
+                    m.insert(dir, text);
+                }
+            }
             let secs = a.timeout_seconds.unwrap_or(30).clamp(1, 600);
             // operations that wait report their own timeout with details; this is the backstop
             let waits = matches!(

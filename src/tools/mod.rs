@@ -7,6 +7,7 @@
 //! create: there is no path from the model to an executor that skips the guard.
 
 pub mod activate_skill;
+pub mod argocd;
 pub mod blocks;
 pub mod confined;
 pub mod exec;
@@ -16,6 +17,7 @@ pub mod helm;
 pub mod k8s;
 pub mod kubectl;
 pub mod manifests;
+pub mod metrics;
 pub mod shell;
 pub mod terraform;
 pub mod vault;
@@ -41,9 +43,16 @@ pub fn implementations(agent: &Agent, kube: &crate::kube_client::KubeTarget) -> 
         Arc::new(git::Git::new(kube)),
         Arc::new(terraform::Terraform::from_env().with_policy(&agent.policy.terraform)),
         Arc::new(vault::VaultTool::from_env()),
+        Arc::new(metrics::Metrics::from_env()),
         // offered only when the agent lists `shell` in its tools (the opt-in)
         Arc::new(shell::Shell),
         Arc::new(flux::Flux::new(
+            kube.kubeconfig.clone(),
+            kube.context.clone(),
+        )),
+        // offered when the agent lists `argocd` in its tools (the shipped agent's prompt budget
+        // has no room for it by default)
+        Arc::new(argocd::ArgoCd::new(
             kube.kubeconfig.clone(),
             kube.context.clone(),
         )),

@@ -4,23 +4,6 @@ use crate::common;
 
 use bosun::scripted::{Script, ScriptedServer};
 
-async fn run_bosun(server: &ScriptedServer, extra: &[&str], task: &str) -> std::process::Output {
-    let home = tempfile::tempdir().expect("tempdir");
-    let st = common::sandbox();
-    let mut cmd = common::bosun_cmd(home.path());
-    cmd.env("OPENAI_BASE_URL", server.base_url())
-        .env("KUBECONFIG", &st.kubeconfig)
-        .arg("--agent")
-        .arg(common::repo_root())
-        .arg("run")
-        .args(extra)
-        .arg(task);
-    tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .expect("join")
-        .expect("running bosun")
-}
-
 fn namespace_task_script(ns: &str) -> Script {
     Script::from_yaml(&format!(
         r#"
@@ -52,7 +35,7 @@ async fn run_answers_from_the_real_cluster() {
         .await
         .expect("server");
 
-    let out = run_bosun(&server, &[], "Which pods look unhealthy?").await;
+    let out = common::run_bosun(&server, &[], "Which pods look unhealthy?").await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -91,7 +74,7 @@ async fn run_streams_and_gives_the_same_answer() {
     let server = ScriptedServer::start(namespace_task_script(&ns))
         .await
         .expect("server");
-    let out = run_bosun(&server, &["--stream"], "Which pods look unhealthy?").await;
+    let out = common::run_bosun(&server, &["--stream"], "Which pods look unhealthy?").await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -123,7 +106,7 @@ turns:
     )
     .expect("script");
     let server = ScriptedServer::start(script).await.expect("server");
-    let out = run_bosun(&server, &[], "do things").await;
+    let out = common::run_bosun(&server, &[], "do things").await;
     assert!(
         out.status.success(),
         "{}",
@@ -172,7 +155,7 @@ turns:
     )
     .expect("script");
     let server = ScriptedServer::start(script).await.expect("server");
-    let out = run_bosun(&server, &[], "load the kubernetes skill").await;
+    let out = common::run_bosun(&server, &[], "load the kubernetes skill").await;
     assert!(
         out.status.success(),
         "{}",
@@ -256,7 +239,7 @@ async fn max_turns_stops_a_looping_model() {
     let turn = "  - reply:\n      tool_calls:\n        - {name: kubectl, arguments: {operation: api_resources}}\n";
     let script = Script::from_yaml(&format!("turns:\n{}", turn.repeat(3))).expect("script");
     let server = ScriptedServer::start(script).await.expect("server");
-    let out = run_bosun(&server, &["--max-turns", "3"], "loop").await;
+    let out = common::run_bosun(&server, &["--max-turns", "3"], "loop").await;
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("all 3 turns"), "{err}");
@@ -272,7 +255,7 @@ async fn a_repeated_call_is_nudged_then_fails_the_task() {
     ))
     .expect("script");
     let server = ScriptedServer::start(script).await.expect("server");
-    let out = run_bosun(&server, &[], "loop").await;
+    let out = common::run_bosun(&server, &[], "loop").await;
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -523,7 +506,7 @@ async fn preflight_stops_a_run_without_a_usable_cluster_before_any_model_call() 
 async fn run_json(server: &ScriptedServer, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
     let mut args = vec!["--output", "json"];
     args.extend_from_slice(extra);
-    let out = run_bosun(server, &args, "set the level").await;
+    let out = common::run_bosun(server, &args, "set the level").await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let json = serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!(

@@ -5,7 +5,9 @@
 
 mod common;
 
+mod access_points;
 mod architecture;
+mod argocd;
 mod blocks;
 mod chat;
 mod cli_run;
@@ -19,7 +21,9 @@ mod guard_sandbox;
 mod helm;
 mod interrupt;
 mod kubectl;
+mod kustomize;
 mod mcp;
+mod metrics;
 mod model_client;
 mod modes;
 mod planner;

@@ -48,7 +48,7 @@ fn the_shipped_agent_validates() {
     let (code, out, err) = validate(&common::repo_root());
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
-        out.contains("agent `infrastructure-engineer` (5 skills, 7 tool manifests"),
+        out.contains("agent `infrastructure-engineer` (5 skills, 8 tool manifests"),
         "{out}"
     );
     assert!(!err.contains("error:"), "{err}");

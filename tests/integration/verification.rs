@@ -32,7 +32,6 @@ fn image(d: &Deployment) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_verification_rolls_back_and_leaves_the_previous_version_running() {
     let ns = common::namespace("verify").await;
-    let st = common::sandbox();
     // version 1, running and ready (the test plays the kubelet)
     let v1: serde_json::Value = serde_saphyr::from_str(&manifest(&ns, "1.0.0")).expect("yaml");
     common::create(v1).await;
@@ -76,9 +75,6 @@ turns:
   - reply: {{content: "Fail: web 2.0.0 never became ready; bosun rolled it back to 1.0.0."}}
 "#
     );
-    let server = ScriptedServer::start(Script::from_yaml(&script).expect("script"))
-        .await
-        .expect("server");
     // an agent copy whose policy rolls back failed verifications
     let dir = common::agent_copy();
     let policy = std::fs::read_to_string(dir.path().join("policy.yaml")).expect("policy");
@@ -86,38 +82,9 @@ turns:
         policy.contains("verification: {rollback: true}"),
         "the shipped policy rolls back failed verifications"
     );
-    let model = OpenAiClient::new(&ModelConfig {
-        base_url: Some(server.base_url()),
-        ..Default::default()
-    })
-    .expect("client");
-    let rt = Runtime::from_dir(
-        dir.path(),
-        Arc::new(model),
-        RuntimeOptions {
-            kube: KubeTarget {
-                kubeconfig: Some(st.kubeconfig.clone()),
-                context: None,
-            },
-            ..Default::default()
-        },
-    )
-    .expect("runtime");
+    let (server, rt) = common::scripted_runtime(dir.path(), &script, vec![]).await;
     let mut s = rt.spawn_session(None).expect("session");
-    s.submit(Op::UserTurn {
-        text: "roll out web 2.0.0".into(),
-    });
-    let mut events = Vec::new();
-    while let Some(e) = tokio::time::timeout(Duration::from_secs(120), s.next_event())
-        .await
-        .expect("events in time")
-    {
-        let end = matches!(e, Event::TaskComplete { .. } | Event::TaskFailed { .. });
-        events.push(e);
-        if end {
-            break;
-        }
-    }
+    let events = common::run_task(&mut s, "roll out web 2.0.0", 120).await;
     let outputs: Vec<String> = events
         .iter()
         .filter_map(|e| match e {

@@ -689,3 +689,82 @@ pub fn tool_results(req: &serde_json::Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Whole tasks on the runtime.
+
+/// Submit `task` and read events until the task ends (each within `secs`).
+pub async fn run_task(
+    s: &mut bosun::session::SessionHandle,
+    task: &str,
+    secs: u64,
+) -> Vec<bosun::session::Event> {
+    use bosun::session::{Event, Op};
+    s.submit(Op::UserTurn { text: task.into() });
+    let mut events = Vec::new();
+    while let Some(e) = tokio::time::timeout(std::time::Duration::from_secs(secs), s.next_event())
+        .await
+        .expect("events in time")
+    {
+        let end = matches!(e, Event::TaskComplete { .. } | Event::TaskFailed { .. });
+        events.push(e);
+        if end {
+            break;
+        }
+    }
+    events
+}
+
+/// A scripted model server playing `script`, and a runtime for the agent in `dir` on the sandbox
+/// using it, with `extra_tools` replacing built-in tools of the same name.
+pub async fn scripted_runtime(
+    dir: &Path,
+    script: &str,
+    extra_tools: Vec<std::sync::Arc<dyn bosun::tools::Tool>>,
+) -> (
+    bosun::scripted::ScriptedServer,
+    std::sync::Arc<bosun::session::Runtime>,
+) {
+    use bosun::scripted::{Script, ScriptedServer};
+    let server = ScriptedServer::start(Script::from_yaml(script).expect("script"))
+        .await
+        .expect("server");
+    let model = bosun::model::OpenAiClient::new(&bosun::config::ModelConfig {
+        base_url: Some(server.base_url()),
+        ..Default::default()
+    })
+    .expect("client");
+    let rt = bosun::session::Runtime::from_dir(
+        dir,
+        std::sync::Arc::new(model),
+        bosun::session::RuntimeOptions {
+            kube: kube_target(),
+            extra_tools,
+            ..Default::default()
+        },
+    )
+    .expect("runtime");
+    (server, rt)
+}
+
+/// `bosun run` of the shipped agent on the sandbox against the scripted model `server`.
+pub async fn run_bosun(
+    server: &bosun::scripted::ScriptedServer,
+    extra: &[&str],
+    task: &str,
+) -> std::process::Output {
+    let home = tempfile::tempdir().expect("tempdir");
+    let st = sandbox();
+    let mut cmd = bosun_cmd(home.path());
+    cmd.env("OPENAI_BASE_URL", server.base_url())
+        .env("KUBECONFIG", &st.kubeconfig)
+        .arg("--agent")
+        .arg(repo_root())
+        .arg("run")
+        .args(extra)
+        .arg(task);
+    tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("running bosun")
+}
