@@ -39,6 +39,7 @@ pub mod model;
 pub mod planner;
 pub mod policy;
 pub mod prompt;
+pub mod proposal;
 pub mod redact;
 pub mod sandbox;
 pub mod scope;

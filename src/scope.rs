@@ -1,4 +1,4 @@
-//! What a task may touch: its [`Mode`] (apply, or read-only) and its [`TaskScope`] (the kube
+//! What a task may touch: its [`Mode`] (apply, suggest or read-only) and its [`TaskScope`] (the kube
 //! context and namespace writes are confined to). The guard enforces both (`check_mode`,
 //! `check_scope`); this module also decides what the model is offered and told.
 
@@ -19,6 +19,11 @@ pub enum Mode {
     Apply,
     /// Only `read_only` operations are offered and admitted; nothing is dry-run or changed.
     ReadOnly,
+    /// Reads and dry-runs run; every change is offered but never applied: the guard judges it
+    /// as it would in apply mode (scope, state, policy, a matching dry-run) and then refuses it
+    /// as [`crate::guard::RefusalKind::Proposed`] — the session records it in a change proposal
+    /// that `bosun apply` replays later.
+    Suggest,
 }
 
 impl Mode {
@@ -26,20 +31,31 @@ impl Mode {
         match self {
             Self::Apply => "apply",
             Self::ReadOnly => "read-only",
+            Self::Suggest => "suggest",
         }
     }
 
-    /// The strictest effect class this mode admits.
+    /// The strictest effect class this mode lets run.
     pub fn max_effect(self) -> EffectClass {
         match self {
             Self::Apply => EffectClass::Destructive,
             Self::ReadOnly => EffectClass::ReadOnly,
+            Self::Suggest => EffectClass::DryRun,
         }
     }
 
     /// Whether an operation of class `effect` may run in this mode.
     pub fn allows(self, effect: EffectClass) -> bool {
         effect <= self.max_effect()
+    }
+
+    /// Whether an operation of class `effect` is offered to the model in this mode: in suggest
+    /// mode changes are offered too (calling one is how the model proposes it), though none runs.
+    pub fn offers(self, effect: EffectClass) -> bool {
+        match self {
+            Self::Suggest => true,
+            m => m.allows(effect),
+        }
     }
 }
 
@@ -83,14 +99,14 @@ pub fn offered_effects(reg: &crate::tools::Registered, mode: Mode) -> Vec<Effect
     reg.operations
         .values()
         .copied()
-        .filter(|e| mode.allows(*e))
+        .filter(|e| mode.offers(*e))
         .collect()
 }
 
 /// The tool specs offered in `mode`: in read-only mode, operations above `read_only` leave each
 /// schema's `operation` enum, and a tool left with no operation is not offered at all.
 pub fn offered_specs(registry: &Registry, specs: Vec<ToolSpec>, mode: Mode) -> Vec<ToolSpec> {
-    if mode == Mode::Apply {
+    if mode != Mode::ReadOnly {
         return specs;
     }
     specs
@@ -100,7 +116,7 @@ pub fn offered_specs(registry: &Registry, specs: Vec<ToolSpec>, mode: Mode) -> V
             let allowed: Vec<&str> = reg
                 .operations
                 .iter()
-                .filter(|(_, e)| mode.allows(**e))
+                .filter(|(_, e)| mode.offers(**e))
                 .map(|(o, _)| o.as_str())
                 .collect();
             if allowed.is_empty() {
@@ -122,7 +138,7 @@ pub fn offered_prompt_tools(
     tools: Vec<PromptTool>,
     mode: Mode,
 ) -> Vec<PromptTool> {
-    if mode == Mode::Apply {
+    if mode != Mode::ReadOnly {
         return tools;
     }
     tools
@@ -130,7 +146,7 @@ pub fn offered_prompt_tools(
         .filter_map(|mut t| {
             let reg = registry.get(&t.name)?;
             t.operations
-                .retain(|o| reg.operations.get(&o.name).is_some_and(|e| mode.allows(*e)));
+                .retain(|o| reg.operations.get(&o.name).is_some_and(|e| mode.offers(*e)));
             (!t.operations.is_empty()).then_some(t)
         })
         .collect()
@@ -143,6 +159,12 @@ pub fn prompt_facts(mode: Mode, scope: Option<&TaskScope>) -> BTreeMap<String, S
         facts.insert(
             "mode".into(),
             "read-only: only read operations are offered and allowed; do not dry-run or change anything — answer from what you read, and describe any change you would recommend instead of making it".into(),
+        );
+    }
+    if mode == Mode::Suggest {
+        facts.insert(
+            "mode".into(),
+            "suggest: nothing is applied in this task. Work exactly as you would to make the change — read, dry-run, move to deployment and call the change itself with the same arguments — and the guard records each change whose dry-run passed as a proposal instead of applying it (it answers `recorded as a proposal`). Do not retry a proposed change; once every change is proposed, move on to verification and completion and summarise the proposal for a human, who applies it with `bosun apply`".into(),
         );
     }
     if let Some(s) = scope.filter(|s| !s.is_empty()) {
@@ -176,6 +198,10 @@ mod tests {
         assert!(Mode::ReadOnly.allows(EffectClass::ReadOnly));
         assert!(!Mode::ReadOnly.allows(EffectClass::DryRun));
         assert!(Mode::Apply.allows(EffectClass::Destructive));
+        assert!(Mode::Suggest.allows(EffectClass::DryRun));
+        assert!(!Mode::Suggest.allows(EffectClass::Mutating));
+        assert!(Mode::Suggest.offers(EffectClass::Destructive));
+        assert!(!Mode::ReadOnly.offers(EffectClass::DryRun));
     }
 
     #[test]

@@ -58,6 +58,19 @@ pub struct Session {
     verification_failed: bool,
     /// A change was attempted in this task (admitted, or refused for want of a dry-run).
     change_attempted: bool,
+    /// Successful dry-runs of changes in this task, by short fingerprint: the call and its
+    /// redacted output (suggest mode turns them into the proposal).
+    validated: std::collections::HashMap<String, Validated>,
+    /// Suggest mode: the changes the guard refused as proposals, in order.
+    proposed: Vec<crate::proposal::ProposedChange>,
+}
+
+/// A successful dry-run of a change, kept for the proposal.
+#[derive(Debug, Clone)]
+struct Validated {
+    fingerprint: crate::guard::Fingerprint,
+    call: crate::proposal::RecordedCall,
+    output: String,
 }
 
 /// What distinguishes a new, a resumed and a child session; the rest starts empty.
@@ -95,6 +108,8 @@ impl Session {
             events,
             verification_failed: false,
             change_attempted: false,
+            validated: Default::default(),
+            proposed: vec![],
         }
     }
 

@@ -114,6 +114,11 @@ pub struct Outcome {
     pub applied: Vec<AppliedChange>,
     /// Calls the policy denied or that waited for an approval that was not given.
     pub blocked: Vec<Decision>,
+    /// Suggest mode: the change proposal — each change whose dry-run passed, with the calls
+    /// that validate and make it (`bosun apply` replays them). Empty in other modes.
+    pub proposed: Vec<crate::proposal::ProposedChange>,
+    /// Where the proposal was written (`proposal.json` + one file per change), if it was.
+    pub proposal_dir: Option<std::path::PathBuf>,
 }
 
 /// A change that was applied, with its evidence.
@@ -147,6 +152,8 @@ pub enum SessionError {
     Interrupted,
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Proposal(#[from] crate::proposal::ProposalError),
 }
 
 /// Operations a frontend sends to a running session.

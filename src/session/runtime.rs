@@ -43,6 +43,9 @@ pub struct RuntimeOptions {
     pub audit_dir: Option<PathBuf>,
     /// Where sessions are saved (`<id>.jsonl`) for `--resume`; `None`: not saved.
     pub sessions_dir: Option<PathBuf>,
+    /// Suggest mode: the directory a task's change proposal is written to (replaced by each
+    /// task); `None`: `<sessions_dir>/<session>.proposal`, or not written without a sessions dir.
+    pub proposal_dir: Option<PathBuf>,
     /// Tools of the embedding application, offered like built-in ones (each needs a manifest
     /// `tools/<name>.yaml` and a place in the agent's `tools:`; they pass the same guard).
     pub extra_tools: Vec<Arc<dyn tools::Tool>>,
@@ -69,6 +72,8 @@ pub struct Runtime {
     pub guard_config: GuardConfig,
     pub audit_dir: Option<PathBuf>,
     pub sessions_dir: Option<PathBuf>,
+    /// See [`RuntimeOptions::proposal_dir`].
+    pub proposal_dir: Option<PathBuf>,
     /// Runtimes of the agent's subagents, by id (they share this runtime's workspace, redactor,
     /// secrets and guard settings).
     pub subagents: BTreeMap<String, Arc<Runtime>>,
@@ -159,6 +164,7 @@ impl Runtime {
                 guard_config,
                 audit_dir: opts.audit_dir,
                 sessions_dir: opts.sessions_dir,
+                proposal_dir: opts.proposal_dir,
                 _workspace_dir: tmp,
             },
             warnings,

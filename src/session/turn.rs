@@ -24,16 +24,28 @@ impl Session {
         self.blocked.clear();
         self.change_attempted = false;
         self.verification_failed = false;
-        let result = self.drive(&rt).await;
+        self.validated.clear();
+        self.proposed.clear();
+        let mut result = self.drive(&rt).await;
         if matches!(result, Err(SessionError::Interrupted)) {
             self.repair_after_interrupt();
             if !self.is_child {
+                self.save_outcome("interrupted", "the user interrupted the task");
                 self.emit(Event::TaskInterrupted);
             }
             return result;
         }
         if self.is_child {
             return result;
+        }
+        if let Ok(o) = &mut result {
+            if let Err(e) = self.write_proposal(&rt, task, o) {
+                result = Err(e);
+            }
+        }
+        match &result {
+            Ok(o) => self.save_outcome(o.status.as_str(), &o.verdict),
+            Err(e) => self.save_outcome("error", &e.to_string()),
         }
         match &result {
             Ok(o) => self.emit(Event::TaskComplete {
@@ -78,6 +90,9 @@ impl Session {
         let adm = self.env(rt).admit(call, state).await;
         if adm.decision.refusal.is_some_and(|k| k.blocks_change()) {
             self.blocked.push(adm.decision.clone());
+        }
+        if adm.decision.refusal == Some(crate::guard::RefusalKind::Proposed) {
+            self.propose(rt, call, &adm.decision);
         }
         // the task set out to change something when a change was admitted, or refused for want
         // of its dry-run (the model tried to apply): only completion makes that a success. A
@@ -142,6 +157,17 @@ impl Session {
         if ran.effect == EffectClass::DryRun {
             self.evidence
                 .insert(fp.short(), redactor.redact(&head(&ex.output)));
+            self.validated.insert(
+                fp.short(),
+                super::Validated {
+                    fingerprint: fp.clone(),
+                    call: crate::proposal::RecordedCall {
+                        tool: ran.tool.clone(),
+                        arguments: redact_json(redactor, &ran.args),
+                    },
+                    output: redactor.redact(&ex.output),
+                },
+            );
         } else if ran.effect >= EffectClass::Mutating {
             self.applied.push(AppliedChange {
                 tool: ran.tool.clone(),
@@ -333,6 +359,8 @@ impl Session {
         usage.completion_tokens -= t.start_usage.completion_tokens;
         let (status, verdict) = self.verdict();
         Ok(Some(Outcome {
+            proposed: self.proposed.clone(),
+            proposal_dir: None,
             status,
             verdict,
             answer,
@@ -429,5 +457,111 @@ impl TaskLoop {
             call.name,
             *seen - 1
         )))
+    }
+}
+
+/// A JSON value with every known secret masked (through its text, as session files are).
+fn redact_json(redactor: &crate::redact::Redactor, v: &serde_json::Value) -> serde_json::Value {
+    let text = redactor.redact(&v.to_string());
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+impl Session {
+    /// Suggest mode: the guard refused `call` as a proposal (it passed every check and has a
+    /// fresh matching dry-run): record the change with that dry-run's call and evidence.
+    fn propose(&mut self, rt: &Runtime, call: &crate::model::ToolCall, d: &crate::guard::Decision) {
+        let Some(short) = &d.fingerprint else { return };
+        if self.proposed.iter().any(|p| &p.short == short) {
+            return;
+        }
+        let Some(v) = self.validated.get(short) else {
+            return;
+        };
+        let redactor = &rt.ctx.redactor;
+        let arguments = serde_json::from_str(&call.arguments)
+            .map(|a| redact_json(redactor, &a))
+            .unwrap_or(serde_json::Value::Null);
+        self.proposed.push(crate::proposal::ProposedChange {
+            tool: call.name.clone(),
+            operation: d.operation.clone().unwrap_or_default(),
+            target: d.target.clone().unwrap_or_default(),
+            effect: d.effect.unwrap_or(crate::effect::EffectClass::Mutating),
+            fingerprint: v.fingerprint.clone(),
+            short: short.clone(),
+            dry_run: v.call.clone(),
+            apply: Some(crate::proposal::RecordedCall {
+                tool: call.name.clone(),
+                arguments,
+            }),
+            evidence_sha256: crate::tools::sha256_hex(v.output.as_bytes()),
+            evidence: v.output.clone(),
+        });
+    }
+
+    /// Suggest mode, at the end of a task: the proposal — every proposed change, then every
+    /// other change whose dry-run passed (validated, never asked for: not replayable) — goes
+    /// into the outcome and, when the runtime has a proposal or sessions directory, to disk.
+    fn write_proposal(
+        &mut self,
+        rt: &Runtime,
+        task: &str,
+        o: &mut Outcome,
+    ) -> Result<(), SessionError> {
+        if rt.guard_config.mode != crate::scope::Mode::Suggest {
+            return Ok(());
+        }
+        let mut changes = self.proposed.clone();
+        let mut rest: Vec<&super::Validated> = self
+            .validated
+            .iter()
+            .filter(|(k, _)| !changes.iter().any(|c| &c.short == *k))
+            .map(|(_, v)| v)
+            .collect();
+        rest.sort_by_key(|v| v.fingerprint.short());
+        for v in rest {
+            changes.push(crate::proposal::ProposedChange {
+                tool: v.call.tool.clone(),
+                operation: v
+                    .call
+                    .arguments
+                    .get("operation")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                target: v.fingerprint.target.clone(),
+                effect: crate::effect::EffectClass::DryRun,
+                short: v.fingerprint.short(),
+                fingerprint: v.fingerprint.clone(),
+                dry_run: v.call.clone(),
+                apply: None,
+                evidence_sha256: crate::tools::sha256_hex(v.output.as_bytes()),
+                evidence: v.output.clone(),
+            });
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        o.proposed = changes.clone();
+        let dir = rt.proposal_dir.clone().or_else(|| {
+            rt.sessions_dir
+                .as_ref()
+                .map(|d| d.join(format!("{}.proposal", self.id)))
+        });
+        if let Some(dir) = dir {
+            let p = crate::proposal::Proposal::new(&self.id, &rt.agent.def.id, task, changes);
+            p.write(&dir, &rt.ctx.redactor)?;
+            o.proposal_dir = Some(dir);
+        }
+        Ok(())
+    }
+}
+
+impl Session {
+    /// The task's outcome in the session file (for `bosun sessions list`).
+    fn save_outcome(&self, status: &str, verdict: &str) {
+        self.save(&crate::store::Entry::Outcome {
+            status: status.to_string(),
+            verdict: verdict.to_string(),
+        });
     }
 }

@@ -1,5 +1,7 @@
 //! Modes and scope on the real sandbox, through the real binary: `--mode read-only` offers and
-//! admits only reads; `-n NAMESPACE` confines dry-runs and changes to that namespace. Also the
+//! admits only reads; `--mode suggest` changes nothing and writes a change proposal that
+//! `bosun apply` re-validates and applies; `-n NAMESPACE` confines dry-runs and changes to that
+//! namespace; `sessions list` shows outcomes. Also the
 //! generated completions and man page, `bosun version`, and plain output under `NO_COLOR`.
 
 use crate::common;
@@ -335,9 +337,35 @@ async fn guard_config_scope_and_mode_for_embedders() {
         .await
         .expect_err("read-only");
     assert!(r.contains("read-only mode"), "{r}");
-    h.call("kubectl", read, State::Intake)
+    h.call("kubectl", read.clone(), State::Intake)
         .await
         .expect("read in read-only mode");
+
+    // suggest: the dry-run runs; the change after it is refused as a proposal, and not applied
+    let h = common::Harness::new(GuardConfig {
+        mode: Mode::Suggest,
+        ..Default::default()
+    });
+    h.call("kubectl", cm("c"), State::Validation)
+        .await
+        .expect("dry-run in suggest mode");
+    let mut change = cm("c");
+    change["operation"] = "apply".into();
+    let r = h
+        .call("kubectl", change.clone(), State::Deployment)
+        .await
+        .expect_err("suggest");
+    assert!(r.contains("recorded as a proposal"), "{r}");
+    // without its dry-run the change is refused for that, not proposed
+    let mut other = cm("d");
+    other["operation"] = "apply".into();
+    let r = h
+        .call("kubectl", other, State::Deployment)
+        .await
+        .expect_err("no dry-run");
+    assert!(r.contains("no successful dry-run"), "{r}");
+    let cms: Api<ConfigMap> = Api::namespaced(common::kube().await, &ns);
+    assert!(cms.get_opt("c").await.expect("get").is_none());
 
     // the runtime offers only reads in read-only mode, and says so in the system prompt
     let model = bosun::model::OpenAiClient::new(&bosun::config::ModelConfig {
@@ -371,4 +399,277 @@ async fn guard_config_scope_and_mode_for_embedders() {
             }
         }
     }
+}
+
+/// A whole change as a model makes it: read, dry-run, deploy, verify, complete.
+fn change_script(ns: &str, manifest: &str) -> String {
+    format!(
+        r#"
+turns:
+  - reply:
+      tool_calls:
+        - {{name: kubectl, arguments: {{operation: get, kind: configmaps, namespace: {ns}}}}}
+        - {{name: transition, arguments: {{to: validation, justification: "dry-run it"}}}}
+        - {{name: kubectl, arguments: {{operation: apply_dry_run, manifests: {manifest}}}}}
+        - {{name: transition, arguments: {{to: deployment, justification: "validated"}}}}
+        - {{name: kubectl, arguments: {{operation: apply, manifests: {manifest}}}}}
+        - {{name: transition, arguments: {{to: verification, justification: "check it"}}}}
+        - {{name: transition, arguments: {{to: completion, justification: "done", report: "the ConfigMap"}}}}
+  - reply: {{content: "Done."}}
+"#
+    )
+}
+
+/// `bosun run --mode suggest` of [`change_script`] for ConfigMap `name` in `ns`: the run's
+/// output, the scripted server, and the proposal directory (under `state`).
+async fn suggest(
+    ns: &str,
+    name: &str,
+    state: &std::path::Path,
+) -> (std::process::Output, ScriptedServer, std::path::PathBuf) {
+    let script = change_script(ns, &config_map(ns, name));
+    let server = ScriptedServer::start(Script::from_yaml(&script).expect("script"))
+        .await
+        .expect("server");
+    let dir = state.join(format!("{name}.proposal"));
+    let sessions = state.join("sessions");
+    let out = run_bosun(
+        &server,
+        &[
+            "--mode",
+            "suggest",
+            "--proposal-dir",
+            dir.to_str().expect("utf-8"),
+            "--sessions-dir",
+            sessions.to_str().expect("utf-8"),
+            "-o",
+            "json",
+        ],
+        &[],
+        &format!("Create the ConfigMap {name}"),
+    )
+    .await;
+    (out, server, dir)
+}
+
+/// `bosun apply DIR` against the sandbox (audit logs next to the proposal directory).
+async fn apply_proposal(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let home = tempfile::tempdir().expect("tempdir");
+    let st = common::sandbox();
+    let mut cmd = common::bosun_cmd(home.path());
+    cmd.env("KUBECONFIG", &st.kubeconfig)
+        .arg("--agent")
+        .arg(common::repo_root())
+        .arg("apply")
+        .arg(dir)
+        .arg("--audit-dir")
+        .arg(dir.with_extension("audit"))
+        .args(extra);
+    tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("running bosun apply")
+}
+
+#[tokio::test]
+async fn suggest_mode_changes_nothing_and_its_proposal_applies_to_the_apply_mode_end_state() {
+    let ns = common::namespace("suggest").await;
+    let twin = common::namespace("suggest-twin").await;
+    let state = tempfile::tempdir().expect("tempdir");
+    let (out, server, dir) = suggest(&ns, "proposed", state.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", codes(&out));
+    assert_eq!(server.failures(), Vec::<String>::new());
+    let reqs = server.requests();
+    // the model is told, and every change operation is still offered (calling it proposes it)
+    assert!(reqs[0]["messages"][0]["content"]
+        .as_str()
+        .is_some_and(|s| s.contains("suggest")));
+    let ops = offered_ops(&reqs[0], "kubectl").expect("kubectl offered");
+    assert!(ops.contains(&"apply".to_string()), "{ops:?}");
+    let results = common::tool_results(&reqs[1]);
+    assert_eq!(results.len(), 7, "{results:?}");
+    assert!(results[2].contains("would be created"), "{}", results[2]);
+    assert!(
+        results[4].contains("suggest mode") && results[4].contains("recorded as a proposal"),
+        "{}",
+        results[4]
+    );
+    assert!(!results[6].contains("refused"), "{}", results[6]);
+
+    // the API server: nothing was created
+    let cms: Api<ConfigMap> = Api::namespaced(common::kube().await, &ns);
+    assert!(cms.get_opt("proposed").await.expect("get").is_none());
+
+    // the report: success, and the proposal with its evidence
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(report["status"], "success", "{report}");
+    assert!(
+        report["verdict"]
+            .as_str()
+            .unwrap_or("")
+            .contains("proposal"),
+        "{report}"
+    );
+    let listed = &report["proposal"]["changes"];
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{report}");
+    assert_eq!(listed[0]["tool"], "kubectl");
+    assert_eq!(listed[0]["operation"], "apply");
+    assert_eq!(listed[0]["replayable"], true);
+    assert!(listed[0]["dry_run_evidence"]
+        .as_str()
+        .unwrap_or("")
+        .contains("would be created"));
+    assert_eq!(report["proposal"]["dir"], dir.display().to_string());
+
+    // the directory: an index and one file per change, with both calls and the fingerprint
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("proposal.json")).expect("index"))
+            .expect("index json");
+    assert_eq!(index["changes"][0]["file"], "01-kubectl-apply.json");
+    assert_eq!(index["changes"][0]["fingerprint"], listed[0]["fingerprint"]);
+    let change: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("01-kubectl-apply.json")).expect("change"),
+    )
+    .expect("change json");
+    assert_eq!(change["dry_run"]["arguments"]["operation"], "apply_dry_run");
+    assert_eq!(change["apply"]["arguments"]["operation"], "apply");
+    assert!(change["apply"]["arguments"]["manifests"]
+        .as_str()
+        .is_some_and(|m| m.contains("name: proposed")));
+    assert!(change["fingerprint"]["content_hash"].is_string());
+
+    // sessions list: the outcome and the final state
+    let list = bosun(&[
+        "sessions",
+        "list",
+        "--json",
+        "--dir",
+        state.path().join("sessions").to_str().expect("utf-8"),
+    ]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("list json");
+    assert_eq!(list[0]["outcome"], "success", "{list}");
+    assert_eq!(list[0]["state"], "completion", "{list}");
+
+    // bosun apply: re-validated, applied through the guard, no model
+    let applied = apply_proposal(&dir, &["-o", "json"]).await;
+    assert_eq!(applied.status.code(), Some(0), "{}", codes(&applied));
+    let r: serde_json::Value = serde_json::from_slice(&applied.stdout).expect("apply json");
+    assert_eq!(r["status"], "success", "{r}");
+    assert_eq!(r["changes"][0]["result"], "applied", "{r}");
+    let audit =
+        std::fs::read_to_string(r["audit_log"].as_str().expect("audit log")).expect("audit");
+    assert!(
+        audit.contains("apply_dry_run") && audit.contains("\"apply\""),
+        "{audit}"
+    );
+
+    // the same task in apply mode, in a twin namespace: the same end state
+    let script = change_script(&twin, &config_map(&twin, "proposed"));
+    let server = ScriptedServer::start(Script::from_yaml(&script).expect("script"))
+        .await
+        .expect("server");
+    let out = run_bosun(&server, &[], &[], "Create the ConfigMap proposed").await;
+    assert_eq!(out.status.code(), Some(0), "{}", codes(&out));
+    let kube = common::kube().await;
+    let from_proposal = Api::<ConfigMap>::namespaced(kube.clone(), &ns)
+        .get("proposed")
+        .await
+        .expect("applied from the proposal");
+    let from_run = Api::<ConfigMap>::namespaced(kube, &twin)
+        .get("proposed")
+        .await
+        .expect("applied by the run");
+    assert_eq!(from_proposal.data, from_run.data);
+    assert_eq!(from_proposal.metadata.labels, from_run.metadata.labels);
+    assert_eq!(
+        from_proposal.metadata.annotations,
+        from_run.metadata.annotations
+    );
+
+    // applied once: the proposal's change is now `unchanged`, so a second apply is drift
+    let again = apply_proposal(&dir, &[]).await;
+    assert_eq!(again.status.code(), Some(3), "{}", codes(&again));
+}
+
+#[tokio::test]
+async fn a_tampered_or_drifted_proposal_is_refused_and_applies_nothing() {
+    let ns = common::namespace("drift").await;
+    let state = tempfile::tempdir().expect("tempdir");
+    let (out, _server, dir) = suggest(&ns, "drifting", state.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", codes(&out));
+    let cms: Api<ConfigMap> = Api::namespaced(common::kube().await, &ns);
+
+    // tampered: the manifest in the change file edited after the proposal was written
+    let tampered = state.path().join("tampered");
+    std::fs::create_dir_all(&tampered).expect("mkdir");
+    for f in ["proposal.json", "01-kubectl-apply.json"] {
+        let text = std::fs::read_to_string(dir.join(f)).expect("read");
+        let text = if f == "proposal.json" {
+            text
+        } else {
+            assert!(text.contains("k: v"), "{text}");
+            text.replace("k: v", "k: evil")
+        };
+        std::fs::write(tampered.join(f), text).expect("write");
+    }
+    let r = apply_proposal(&tampered, &[]).await;
+    assert_eq!(r.status.code(), Some(3), "{}", codes(&r));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        stderr.contains("proposal file was edited") && stderr.contains("nothing was applied"),
+        "{stderr}"
+    );
+    assert!(cms.get_opt("drifting").await.expect("get").is_none());
+
+    // drifted: someone else created the object since (same data, their label): the change
+    // computes the same fingerprint, but its dry-run no longer says `would be created`
+    let theirs: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "drifting", "namespace": ns, "labels": {"owner": "someone-else"}},
+        "data": {"k": "v"}
+    }))
+    .expect("configmap");
+    cms.create(&Default::default(), &theirs)
+        .await
+        .expect("create");
+    let r = apply_proposal(&dir, &["-o", "json"]).await;
+    assert_eq!(r.status.code(), Some(3), "{}", codes(&r));
+    let rep: serde_json::Value = serde_json::from_slice(&r.stdout).expect("json");
+    assert_eq!(rep["status"], "drifted", "{rep}");
+    assert_eq!(rep["changes"][0]["result"], "drifted", "{rep}");
+    assert!(
+        rep["changes"][0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("live state drifted") && d.contains("would be created")),
+        "{rep}"
+    );
+    // their object is left as they made it, and nothing was applied (no apply in the audit)
+    let live = cms.get("drifting").await.expect("get");
+    assert!(live
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .iter()
+        .all(|m| m.manager.as_deref() != Some("bosun")));
+    let audit = std::fs::read_to_string(rep["audit_log"].as_str().expect("audit")).expect("read");
+    assert!(!audit.contains("\"operation\":\"apply\""), "{audit}");
+
+    // a conflicting drift (their value for the same field): the fresh dry-run itself fails
+    cms.delete("drifting", &Default::default())
+        .await
+        .expect("delete");
+    let mut conflicting = theirs.clone();
+    conflicting.metadata.labels = None;
+    conflicting.data = Some([("k".to_string(), "theirs".to_string())].into());
+    cms.create(&Default::default(), &conflicting)
+        .await
+        .expect("create");
+    let r = apply_proposal(&dir, &[]).await;
+    assert_eq!(r.status.code(), Some(3), "{}", codes(&r));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.contains("fresh dry-run did not pass"), "{stderr}");
+    let live = cms.get("drifting").await.expect("get");
+    assert_eq!(
+        live.data.and_then(|d| d.get("k").cloned()).as_deref(),
+        Some("theirs")
+    );
 }
