@@ -174,6 +174,7 @@ impl BosunMcp {
                     tool_calls,
                     state,
                     report,
+                    proposal,
                     ..
                 } => {
                     let mut text = answer.clone();
@@ -183,6 +184,13 @@ impl BosunMcp {
                     ));
                     if let Some(r) = &report {
                         text.push_str(&format!("\nreport: {r}"));
+                    }
+                    if let Some(p) = &proposal {
+                        text.push_str(&format!(
+                            "\nproposal (suggest mode, nothing applied): {} change(s) in {}; apply with `bosun apply`",
+                            p.changes,
+                            p.dir.display()
+                        ));
                     }
                     text.push_str(&format!(
                         "\nsession: {id} ({turns} turns, {tool_calls} tool calls)"
@@ -197,7 +205,8 @@ impl BosunMcp {
                     r.structured_content = Some(json!({
                         "status": status.as_str(), "verdict": verdict, "answer": answer, "state": state,
                         "report": report, "session": id, "turns": turns,
-                        "tool_calls": tool_calls, "error": null}));
+                        "tool_calls": tool_calls, "error": null,
+                        "proposal": proposal.as_ref().map(|p| p.dir.display().to_string())}));
                     break r;
                 }
                 Event::TaskFailed { error } => break failure(&error, Some(&id)),
@@ -330,7 +339,8 @@ fn run_tool(rt: &Runtime, name: &str) -> McpTool {
             "session": nullable("string"),
             "turns": nullable("integer"),
             "tool_calls": nullable("integer"),
-            "error": nullable("string")
+            "error": nullable("string"),
+            "proposal": nullable("string")
         },
         "required": ["status"]
     });

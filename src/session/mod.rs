@@ -14,7 +14,9 @@ mod turn;
 mod verify;
 
 pub use handle::{ChannelApprover, Interrupt, SessionHandle};
-pub use protocol::{AppliedChange, Event, EventSink, Op, Outcome, SessionError, TaskStatus};
+pub use protocol::{
+    AppliedChange, Event, EventSink, Op, Outcome, ProposalWritten, SessionError, TaskStatus,
+};
 pub use runtime::{Runtime, RuntimeError, RuntimeOptions, DEFAULT_MAX_TURNS};
 
 use crate::guard::{Decision, Guard};

@@ -63,9 +63,19 @@ pub enum Event {
         usage: Usage,
         state: State,
         report: Option<String>,
+        /// Suggest mode: where the change proposal was written, and how many changes it holds.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        proposal: Option<ProposalWritten>,
     },
     /// The task ended with an error.
     TaskFailed { error: String },
+}
+
+/// A change proposal written at the end of a suggest-mode task.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProposalWritten {
+    pub dir: std::path::PathBuf,
+    pub changes: usize,
 }
 
 /// Where events go. A closed receiver is not an error: the session keeps working.

@@ -43,8 +43,9 @@ pub struct RuntimeOptions {
     pub audit_dir: Option<PathBuf>,
     /// Where sessions are saved (`<id>.jsonl`) for `--resume`; `None`: not saved.
     pub sessions_dir: Option<PathBuf>,
-    /// Suggest mode: the directory a task's change proposal is written to (replaced by each
-    /// task); `None`: `<sessions_dir>/<session>.proposal`, or not written without a sessions dir.
+    /// Suggest mode: the directory a task's change proposal is written to (`{session}` in it
+    /// becomes the session id; each task of a session replaces the last one's);
+    /// `None`: `<sessions_dir>/<session>.proposal`, or not written without a sessions dir.
     pub proposal_dir: Option<PathBuf>,
     /// Tools of the embedding application, offered like built-in ones (each needs a manifest
     /// `tools/<name>.yaml` and a place in the agent's `tools:`; they pass the same guard).

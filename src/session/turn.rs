@@ -57,6 +57,10 @@ impl Session {
                 usage: o.usage,
                 state: o.state,
                 report: o.report.clone(),
+                proposal: o.proposal_dir.clone().map(|dir| super::ProposalWritten {
+                    dir,
+                    changes: o.proposed.len(),
+                }),
             }),
             Err(e) => self.emit(Event::TaskFailed {
                 error: e.to_string(),
@@ -542,7 +546,11 @@ impl Session {
             return Ok(());
         }
         o.proposed = changes.clone();
-        let dir = rt.proposal_dir.clone().or_else(|| {
+        let dir = rt
+            .proposal_dir
+            .as_ref()
+            .map(|d| std::path::PathBuf::from(d.to_string_lossy().replace("{session}", &self.id)));
+        let dir = dir.or_else(|| {
             rt.sessions_dir
                 .as_ref()
                 .map(|d| d.join(format!("{}.proposal", self.id)))

@@ -427,8 +427,16 @@ async fn suggest(
     name: &str,
     state: &std::path::Path,
 ) -> (std::process::Output, ScriptedServer, std::path::PathBuf) {
-    let script = change_script(ns, &config_map(ns, name));
-    let server = ScriptedServer::start(Script::from_yaml(&script).expect("script"))
+    suggest_script(&change_script(ns, &config_map(ns, name)), name, state).await
+}
+
+/// `bosun run --mode suggest` of `script`, its proposal in `state/<name>.proposal`.
+async fn suggest_script(
+    script: &str,
+    name: &str,
+    state: &std::path::Path,
+) -> (std::process::Output, ScriptedServer, std::path::PathBuf) {
+    let server = ScriptedServer::start(Script::from_yaml(script).expect("script"))
         .await
         .expect("server");
     let dir = state.join(format!("{name}.proposal"));
@@ -672,4 +680,57 @@ async fn a_tampered_or_drifted_proposal_is_refused_and_applies_nothing() {
         live.data.and_then(|d| d.get("k").cloned()).as_deref(),
         Some("theirs")
     );
+}
+
+#[tokio::test]
+async fn a_destructive_proposal_is_applied_only_with_an_approval() {
+    let ns = common::namespace("doomed").await;
+    let cms: Api<ConfigMap> = Api::namespaced(common::kube().await, &ns);
+    let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "doomed", "namespace": ns}, "data": {"k": "v"}
+    }))
+    .expect("configmap");
+    cms.create(&Default::default(), &cm).await.expect("create");
+    let script = format!(
+        r#"
+turns:
+  - reply:
+      tool_calls:
+        - {{name: transition, arguments: {{to: validation, justification: "dry-run it"}}}}
+        - {{name: kubectl, arguments: {{operation: delete, kind: configmaps, name: doomed, namespace: {ns}, dry_run: true}}}}
+        - {{name: transition, arguments: {{to: deployment, justification: "validated"}}}}
+        - {{name: kubectl, arguments: {{operation: delete, kind: configmaps, name: doomed, namespace: {ns}}}}}
+  - reply: {{content: "Proposed the deletion."}}
+"#
+    );
+    let state = tempfile::tempdir().expect("tempdir");
+    let (out, server, dir) = suggest_script(&script, "doomed", state.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", codes(&out));
+    let results = common::tool_results(&server.requests()[1]);
+    assert!(
+        results[3].contains("recorded as a proposal"),
+        "{}",
+        results[3]
+    );
+    assert!(cms.get_opt("doomed").await.expect("get").is_some());
+
+    // nobody approves: the guard refuses the destructive change, exit 3, nothing deleted
+    let r = apply_proposal(&dir, &[]).await;
+    assert_eq!(r.status.code(), Some(3), "{}", codes(&r));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        stderr.contains("re-validated") && stderr.contains("approval"),
+        "{stderr}"
+    );
+    assert!(cms.get_opt("doomed").await.expect("get").is_some());
+
+    // --yes approves it where the policy lets --yes approve (not prod): deleted
+    let r = apply_proposal(&dir, &["--yes"]).await;
+    assert_eq!(r.status.code(), Some(0), "{}", codes(&r));
+    let gone = cms
+        .get_opt("doomed")
+        .await
+        .expect("get")
+        .is_none_or(|c| c.metadata.deletion_timestamp.is_some());
+    assert!(gone);
 }
