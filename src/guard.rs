@@ -16,6 +16,8 @@
 //!    dry-run of an equal [`Change`] (same tool, same target, same content hash) was recorded in
 //!    this session, is younger than the configured maximum age and was not used by an earlier
 //!    apply;
+//!    In suggest mode a change that passes this check is refused as a proposal (it is recorded,
+//!    never applied: `check_proposal`);
 //! 6. approval: `destructive` calls, and every change in `prod`, need an approval from the
 //!    [`Approver`], bound to the change's fingerprint (a different change is a different
 //!    approval);
@@ -371,6 +373,7 @@ impl Guard {
     /// [`check_mode`](Self::check_mode) → [`check_scope`](Self::check_scope) →
     /// [`check_state`](Self::check_state) → [`check_id`](Self::check_id) →
     /// [`check_policy`](Self::check_policy) → [`check_dry_run`](Self::check_dry_run) →
+    /// [`check_proposal`](Self::check_proposal) (suggest mode) →
     /// [`check_approval`](Self::check_approval) → [`commit`](Self::commit), which takes the
     /// call id and **uses up the dry-run under the same lock that checks it**, so of two
     /// identical applies sent at once only one is admitted.
