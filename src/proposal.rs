@@ -40,6 +40,12 @@ pub struct ProposedChange {
     pub fingerprint: Fingerprint,
     /// Its short printable form.
     pub short: String,
+    /// Calls that prepared the workspace for the change, replayed (in order) before its
+    /// dry-run: the successful calls made before it to the same tool when that tool keeps
+    /// workspace state (has a `workspace_write` operation — e.g. git's `open`, `branch`,
+    /// `write_file`), so a GitOps change is rebuilt in `bosun apply`'s own workspace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup: Vec<RecordedCall>,
     /// The call that validated the change (a dry-run).
     pub dry_run: RecordedCall,
     /// The call that makes the change; `None` when the model dry-ran the change but never asked
@@ -254,6 +260,7 @@ mod tests {
             effect: EffectClass::Mutating,
             short: fp.short(),
             fingerprint: fp,
+            setup: vec![],
             dry_run: RecordedCall {
                 tool: "kubectl".into(),
                 arguments: serde_json::json!({"operation": "apply_dry_run"}),

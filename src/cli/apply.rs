@@ -154,6 +154,39 @@ pub async fn apply(dir: &Path, a: ApplyArgs) -> anyhow::Result<ExitCode> {
             ));
             continue;
         }
+        // the workspace the change was made in (e.g. the GitOps clone and its file writes)
+        let mut setup_failed = None;
+        for (k, s) in c.setup.iter().enumerate() {
+            let d = env
+                .call(
+                    &call(format!("apply-{session}-{n}-setup-{k}"), s),
+                    State::Coding,
+                )
+                .await;
+            if !d.ok {
+                setup_failed = Some(d.output);
+                break;
+            }
+        }
+        if let Some(out) = setup_failed {
+            let w = format!(
+                "preparing its workspace failed: {}",
+                out.lines().take(6).collect::<Vec<_>>().join("\n")
+            );
+            if text {
+                eprintln!(
+                    "✗ {}.{} {} ({}): refused — {}",
+                    c.tool,
+                    c.operation,
+                    c.target,
+                    c.short,
+                    bosun::term::printable(&w)
+                );
+            }
+            drifted = true;
+            results.push(result(c, "drifted", w));
+            continue;
+        }
         let dc = call(format!("apply-{session}-{n}-dry-run"), &c.dry_run);
         let adm = env.admit(&dc, State::Validation).await;
         let (ok, raw, fp) = match adm.admitted {

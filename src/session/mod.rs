@@ -65,6 +65,9 @@ pub struct Session {
     validated: std::collections::HashMap<String, Validated>,
     /// Suggest mode: the changes the guard refused as proposals, in order.
     proposed: Vec<crate::proposal::ProposedChange>,
+    /// Successful calls to tools that keep workspace state, in order (a proposed change's
+    /// setup, see [`crate::proposal::ProposedChange::setup`]).
+    workspace_calls: Vec<crate::proposal::RecordedCall>,
 }
 
 /// A successful dry-run of a change, kept for the proposal.
@@ -72,6 +75,8 @@ pub struct Session {
 struct Validated {
     fingerprint: crate::guard::Fingerprint,
     call: crate::proposal::RecordedCall,
+    /// The workspace calls to the same tool that came before it.
+    setup: Vec<crate::proposal::RecordedCall>,
     output: String,
 }
 
@@ -112,6 +117,7 @@ impl Session {
             change_attempted: false,
             validated: Default::default(),
             proposed: vec![],
+            workspace_calls: vec![],
         }
     }
 

@@ -26,6 +26,7 @@ impl Session {
         self.verification_failed = false;
         self.validated.clear();
         self.proposed.clear();
+        self.workspace_calls.clear();
         let mut result = self.drive(&rt).await;
         if matches!(result, Err(SessionError::Interrupted)) {
             self.repair_after_interrupt();
@@ -155,6 +156,17 @@ impl Session {
             }
         }
         let head = |t: &str| t.lines().take(20).collect::<Vec<_>>().join("\n");
+        let stateful = rt.registry.get(&ran.tool).is_some_and(|r| {
+            r.operations
+                .values()
+                .any(|e| *e == EffectClass::WorkspaceWrite)
+        });
+        if ex.ok && ran.effect <= EffectClass::WorkspaceWrite && stateful {
+            self.workspace_calls.push(crate::proposal::RecordedCall {
+                tool: ran.tool.clone(),
+                arguments: redact_json(redactor, &ran.args),
+            });
+        }
         let (true, Some(fp)) = (ex.ok, &ran.fingerprint) else {
             return;
         };
@@ -169,6 +181,12 @@ impl Session {
                         tool: ran.tool.clone(),
                         arguments: redact_json(redactor, &ran.args),
                     },
+                    setup: self
+                        .workspace_calls
+                        .iter()
+                        .filter(|c| c.tool == ran.tool)
+                        .cloned()
+                        .collect(),
                     output: redactor.redact(&ex.output),
                 },
             );
@@ -492,6 +510,7 @@ impl Session {
             effect: d.effect.unwrap_or(crate::effect::EffectClass::Mutating),
             fingerprint: v.fingerprint.clone(),
             short: short.clone(),
+            setup: v.setup.clone(),
             dry_run: v.call.clone(),
             apply: Some(crate::proposal::RecordedCall {
                 tool: call.name.clone(),
@@ -536,6 +555,7 @@ impl Session {
                 effect: crate::effect::EffectClass::DryRun,
                 short: v.fingerprint.short(),
                 fingerprint: v.fingerprint.clone(),
+                setup: v.setup.clone(),
                 dry_run: v.call.clone(),
                 apply: None,
                 evidence_sha256: crate::tools::sha256_hex(v.output.as_bytes()),

@@ -734,3 +734,74 @@ turns:
         .is_none_or(|c| c.metadata.deletion_timestamp.is_some());
     assert!(gone);
 }
+
+/// A GitOps change proposed in suggest mode: the remote is untouched; the proposal carries the
+/// clone and the file write as its setup, and `bosun apply` rebuilds and pushes the same commit.
+#[tokio::test]
+async fn a_gitops_proposal_replays_its_file_writes_and_pushes_in_bosun_apply() {
+    let ns = common::namespace("gitsuggest").await;
+    let (_keep, remote) = common::git_remote();
+    let head = |remote: &std::path::Path| {
+        git2::Repository::open_bare(remote)
+            .expect("remote")
+            .refname_to_id("refs/heads/main")
+            .expect("main")
+    };
+    let before = head(&remote);
+    let content = serde_json::to_string(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-git\n  namespace: {ns}\ndata:\n  k: v\n"
+    ))
+    .expect("json");
+    let remote_s = serde_json::to_string(&remote.display().to_string()).expect("json");
+    let script = format!(
+        r#"
+turns:
+  - reply:
+      tool_calls:
+        - {{name: git, arguments: {{operation: open, remote: {remote_s}}}}}
+        - {{name: git, arguments: {{operation: write_file, path: apps/from-git.yaml, content: {content}}}}}
+        - {{name: transition, arguments: {{to: validation, justification: "dry-run the commit"}}}}
+        - {{name: git, arguments: {{operation: commit_push, dry_run: true}}}}
+        - {{name: transition, arguments: {{to: deployment, justification: "validated"}}}}
+        - {{name: git, arguments: {{operation: commit_push, message: "add from-git"}}}}
+  - reply: {{content: "Proposed the commit."}}
+"#
+    );
+    let state = tempfile::tempdir().expect("tempdir");
+    let (out, server, dir) = suggest_script(&script, "gitops", state.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", codes(&out));
+    let results = common::tool_results(&server.requests()[1]);
+    assert!(results[3].contains("dry-run ok"), "{}", results[3]);
+    assert!(
+        results[5].contains("recorded as a proposal"),
+        "{}",
+        results[5]
+    );
+    assert_eq!(head(&remote), before, "suggest mode pushed");
+
+    let change: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("01-git-commit-push.json")).expect("change file"),
+    )
+    .expect("json");
+    let setup: Vec<&str> = change["setup"]
+        .as_array()
+        .expect("setup")
+        .iter()
+        .filter_map(|c| c["arguments"]["operation"].as_str())
+        .collect();
+    assert_eq!(setup, ["open", "write_file"], "{change:#}");
+
+    let r = apply_proposal(&dir, &[]).await;
+    assert_eq!(r.status.code(), Some(0), "{}", codes(&r));
+    let after = head(&remote);
+    assert_ne!(after, before, "bosun apply did not push");
+    let repo = git2::Repository::open_bare(&remote).expect("remote");
+    let tree = repo
+        .find_commit(after)
+        .expect("commit")
+        .tree()
+        .expect("tree");
+    assert!(tree
+        .get_path(std::path::Path::new("apps/from-git.yaml"))
+        .is_ok());
+}
