@@ -154,73 +154,7 @@ pub async fn apply(dir: &Path, a: ApplyArgs) -> anyhow::Result<ExitCode> {
             ));
             continue;
         }
-        // the workspace the change was made in (e.g. the GitOps clone and its file writes)
-        let mut setup_failed = None;
-        for (k, s) in c.setup.iter().enumerate() {
-            let d = env
-                .call(
-                    &call(format!("apply-{session}-{n}-setup-{k}"), s),
-                    State::Coding,
-                )
-                .await;
-            if !d.ok {
-                setup_failed = Some(d.output);
-                break;
-            }
-        }
-        if let Some(out) = setup_failed {
-            let w = format!(
-                "preparing its workspace failed: {}",
-                out.lines().take(6).collect::<Vec<_>>().join("\n")
-            );
-            if text {
-                eprintln!(
-                    "✗ {}.{} {} ({}): refused — {}",
-                    c.tool,
-                    c.operation,
-                    c.target,
-                    c.short,
-                    bosun::term::printable(&w)
-                );
-            }
-            drifted = true;
-            results.push(result(c, "drifted", w));
-            continue;
-        }
-        let dc = call(format!("apply-{session}-{n}-dry-run"), &c.dry_run);
-        let adm = env.admit(&dc, State::Validation).await;
-        let (ok, raw, fp) = match adm.admitted {
-            Some(ad) => {
-                let fp = ad.fingerprint.clone();
-                let ex = env.execute(ad).await;
-                (ex.ok, ex.output, fp)
-            }
-            None => (false, adm.refusal.clone().unwrap_or_default(), None),
-        };
-        let shown = env.finish(&dc, ok, &raw, adm.started);
-        let why = if !ok {
-            Some(format!(
-                "its fresh dry-run did not pass: {}",
-                shown.lines().take(6).collect::<Vec<_>>().join("\n")
-            ))
-        } else if fp.as_ref() != Some(&c.fingerprint) {
-            Some(format!(
-                "its fresh dry-run computes change {} but the proposal recorded {}: the proposal file was edited, or what the call resolves to changed since",
-                fp.map(|f| f.short()).unwrap_or_else(|| "(none)".into()),
-                c.short
-            ))
-        } else if evidence_is_stable(&c.tool)
-            && bosun::tools::sha256_hex(rt.ctx.redactor.redact(&raw).as_bytes())
-                != c.evidence_sha256
-        {
-            Some(format!(
-                "the live state drifted since the proposal: the dry-run then said\n{}\nand now says\n{}",
-                c.evidence.trim_end(),
-                rt.ctx.redactor.redact(&raw).trim_end()
-            ))
-        } else {
-            None
-        };
+        let why = revalidate(&env, &rt, c, &format!("apply-{session}-{n}")).await;
         match why {
             Some(w) => {
                 drifted = true;
@@ -329,4 +263,61 @@ pub async fn apply(dir: &Path, a: ApplyArgs) -> anyhow::Result<ExitCode> {
         "failed" => exit::TASK_FAILED,
         _ => exit::STOPPED,
     }))
+}
+
+/// Re-validate one change: replay its workspace setup, then its dry-run through the guard.
+/// `None` when the fresh dry-run passed with the proposal's fingerprint (and, where the tool's
+/// dry-run output is deterministic, the same output); else why the change is refused.
+async fn revalidate(
+    env: &CallEnv<'_>,
+    rt: &bosun::session::Runtime,
+    c: &ProposedChange,
+    id: &str,
+) -> Option<String> {
+    // the workspace the change was made in (e.g. the GitOps clone and its file writes)
+    for (k, s) in c.setup.iter().enumerate() {
+        let d = env
+            .call(&call(format!("{id}-setup-{k}"), s), State::Coding)
+            .await;
+        if !d.ok {
+            return Some(format!(
+                "preparing its workspace failed: {}",
+                d.output.lines().take(6).collect::<Vec<_>>().join("\n")
+            ));
+        }
+    }
+    let dc = call(format!("{id}-dry-run"), &c.dry_run);
+    let adm = env.admit(&dc, State::Validation).await;
+    let (ok, raw, fp) = match adm.admitted {
+        Some(ad) => {
+            let fp = ad.fingerprint.clone();
+            let ex = env.execute(ad).await;
+            (ex.ok, ex.output, fp)
+        }
+        None => (false, adm.refusal.clone().unwrap_or_default(), None),
+    };
+    let shown = env.finish(&dc, ok, &raw, adm.started);
+    if !ok {
+        return Some(format!(
+            "its fresh dry-run did not pass: {}",
+            shown.lines().take(6).collect::<Vec<_>>().join("\n")
+        ));
+    }
+    if fp.as_ref() != Some(&c.fingerprint) {
+        return Some(format!(
+            "its fresh dry-run computes change {} but the proposal recorded {}: the proposal file was edited, or what the call resolves to changed since",
+            fp.map(|f| f.short()).unwrap_or_else(|| "(none)".into()),
+            c.short
+        ));
+    }
+    let now = rt.ctx.redactor.redact(&raw);
+    if evidence_is_stable(&c.tool) && bosun::tools::sha256_hex(now.as_bytes()) != c.evidence_sha256
+    {
+        return Some(format!(
+            "the live state drifted since the proposal: the dry-run then said\n{}\nand now says\n{}",
+            c.evidence.trim_end(),
+            now.trim_end()
+        ));
+    }
+    None
 }
