@@ -805,3 +805,62 @@ turns:
         .get_path(std::path::Path::new("apps/from-git.yaml"))
         .is_ok());
 }
+
+/// The embedding API: `GuardConfig { mode: Suggest }` and `RuntimeOptions::proposal_dir` — the
+/// outcome carries the proposal, the directory holds it, the cluster is unchanged.
+#[tokio::test]
+async fn an_embedded_suggest_session_returns_and_writes_its_proposal() {
+    use bosun::guard::GuardConfig;
+    use bosun::scope::Mode;
+    use std::sync::Arc;
+    bosun::init_crypto();
+    let ns = common::namespace("embed-suggest").await;
+    let script = change_script(&ns, &config_map(&ns, "embedded"));
+    let server = ScriptedServer::start(Script::from_yaml(&script).expect("script"))
+        .await
+        .expect("server");
+    let model = bosun::model::OpenAiClient::new(&bosun::config::ModelConfig {
+        base_url: Some(server.base_url()),
+        ..Default::default()
+    })
+    .expect("client");
+    let state = tempfile::tempdir().expect("tempdir");
+    let rt = bosun::session::Runtime::from_dir(
+        &common::repo_root(),
+        Arc::new(model),
+        bosun::session::RuntimeOptions {
+            kube: bosun::kube_client::KubeTarget {
+                kubeconfig: Some(common::sandbox().kubeconfig.clone()),
+                context: None,
+            },
+            guard: GuardConfig {
+                mode: Mode::Suggest,
+                ..Default::default()
+            },
+            proposal_dir: Some(state.path().join("p-{session}")),
+            ..Default::default()
+        },
+    )
+    .expect("runtime");
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut s = bosun::session::Session::new(rt, tx).expect("session");
+    let o = s
+        .run_task("Create the ConfigMap embedded")
+        .await
+        .expect("outcome");
+    assert_eq!(
+        o.status,
+        bosun::session::TaskStatus::Success,
+        "{}",
+        o.verdict
+    );
+    assert!(o.applied.is_empty());
+    assert_eq!(o.proposed.len(), 1);
+    assert_eq!(o.proposed[0].operation, "apply");
+    let dir = o.proposal_dir.expect("written");
+    assert_eq!(dir, state.path().join(format!("p-{}", s.id())));
+    let back = bosun::proposal::Proposal::load(&dir).expect("load");
+    assert_eq!(back.changes, o.proposed);
+    let cms: Api<ConfigMap> = Api::namespaced(common::kube().await, &ns);
+    assert!(cms.get_opt("embedded").await.expect("get").is_none());
+}
