@@ -26,7 +26,9 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub context: Option<String>,
     /// Approve changes that need approval in these environments without asking
-    /// (`--approve env=dev[,tier]`; prod only when named), as for `bosun run`.
+    /// (`--approve env=dev[,tier]`; prod only when named), as for `bosun run`. Without it (and
+    /// without --yes) each change that needs approval is shown on stderr and approved only by
+    /// `yes` on stdin (no answer: denied).
     #[arg(long, value_name = "env=ENV[,ENV]")]
     pub approve: Vec<String>,
     /// Approve in dev and tier (never prod). The dry-run rule still applies.
@@ -114,7 +116,11 @@ pub async fn apply(dir: &Path, a: ApplyArgs) -> anyhow::Result<ExitCode> {
         Some(d) => Some(bosun::audit::AuditLog::open(d, &session)?),
         None => None,
     };
-    let guard = Guard::new(rt.guard_config.clone());
+    let mut cfg = rt.guard_config.clone();
+    if a.approve.is_empty() && !a.yes {
+        cfg.approver = std::sync::Arc::new(StdinApprover);
+    }
+    let guard = Guard::new(cfg);
     let env = CallEnv {
         registry: &rt.registry,
         ctx: &rt.ctx,
@@ -320,4 +326,58 @@ async fn revalidate(
         ));
     }
     None
+}
+
+/// Asks on stderr and reads the answer from stdin, as `terraform apply` does: only `yes`
+/// approves; any other answer, or none (stdin closed), denies.
+struct StdinApprover;
+
+impl bosun::guard::Approver for StdinApprover {
+    fn decide<'a>(
+        &'a self,
+        req: &'a bosun::guard::ApprovalRequest,
+    ) -> futures::future::BoxFuture<'a, bosun::guard::ApprovalDecision> {
+        Box::pin(async move {
+            eprintln!(
+                "\napproval needed: {} — {}.{} ({})\n  target: {}{}\n  change: {}",
+                req.reason,
+                req.tool,
+                req.operation,
+                req.effect,
+                bosun::term::printable(&req.target),
+                req.environment
+                    .map(|e| format!("\n  environment: {e}"))
+                    .unwrap_or_default(),
+                req.fingerprint
+            );
+            for o in &req.objects {
+                eprintln!(
+                    "  object: {} {}{}",
+                    o.kind,
+                    o.namespace
+                        .as_deref()
+                        .map(|n| format!("{n}/"))
+                        .unwrap_or_default(),
+                    o.name
+                );
+            }
+            eprint!("Apply this change? Only 'yes' is accepted: ");
+            let answer = tokio::task::spawn_blocking(|| {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).map(|_| line)
+            })
+            .await;
+            let by = "the user at bosun apply".to_string();
+            match answer {
+                Ok(Ok(l)) if l.trim() == "yes" => bosun::guard::ApprovalDecision::Approved { by },
+                _ => {
+                    eprintln!();
+                    bosun::guard::ApprovalDecision::Denied {
+                        by,
+                        reason: "not approved (only `yes` approves)".into(),
+                    }
+                }
+            }
+        })
+    }
 }

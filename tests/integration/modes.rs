@@ -462,6 +462,15 @@ async fn suggest_script(
 
 /// `bosun apply DIR` against the sandbox (audit logs next to the proposal directory).
 async fn apply_proposal(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    apply_proposal_answering(dir, extra, None).await
+}
+
+/// [`apply_proposal`] with `answer` on its stdin (`None`: stdin closed).
+async fn apply_proposal_answering(
+    dir: &std::path::Path,
+    extra: &[&str],
+    answer: Option<&str>,
+) -> std::process::Output {
     let home = tempfile::tempdir().expect("tempdir");
     let st = common::sandbox();
     let mut cmd = common::bosun_cmd(home.path());
@@ -472,11 +481,23 @@ async fn apply_proposal(dir: &std::path::Path, extra: &[&str]) -> std::process::
         .arg(dir)
         .arg("--audit-dir")
         .arg(dir.with_extension("audit"))
-        .args(extra);
-    tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .expect("join")
-        .expect("running bosun apply")
+        .args(extra)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let answer = answer.map(str::to_string);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = cmd.spawn().expect("running bosun apply");
+        let mut stdin = child.stdin.take().expect("stdin");
+        if let Some(a) = answer {
+            stdin.write_all(a.as_bytes()).expect("answer");
+        }
+        drop(stdin);
+        child.wait_with_output().expect("bosun apply")
+    })
+    .await
+    .expect("join")
 }
 
 #[tokio::test]
@@ -683,7 +704,7 @@ async fn a_tampered_or_drifted_proposal_is_refused_and_applies_nothing() {
 }
 
 #[tokio::test]
-async fn a_destructive_proposal_is_applied_only_with_an_approval() {
+async fn a_destructive_proposal_is_applied_only_when_a_human_types_yes() {
     let ns = common::namespace("doomed").await;
     let cms: Api<ConfigMap> = Api::namespaced(common::kube().await, &ns);
     let cm: ConfigMap = serde_json::from_value(serde_json::json!({
@@ -724,8 +745,20 @@ turns:
     );
     assert!(cms.get_opt("doomed").await.expect("get").is_some());
 
-    // --yes approves it where the policy lets --yes approve (not prod): deleted
-    let r = apply_proposal(&dir, &["--yes"]).await;
+    // asked on stderr: any answer but `yes` denies
+    let r = apply_proposal_answering(&dir, &[], Some("y\n")).await;
+    assert_eq!(r.status.code(), Some(3), "{}", codes(&r));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        stderr.contains("approval needed: destructive operation")
+            && stderr.contains("object: ConfigMap")
+            && stderr.contains("Only 'yes' is accepted"),
+        "{stderr}"
+    );
+    assert!(cms.get_opt("doomed").await.expect("get").is_some());
+
+    // `yes` approves exactly this change: deleted
+    let r = apply_proposal_answering(&dir, &[], Some("yes\n")).await;
     assert_eq!(r.status.code(), Some(0), "{}", codes(&r));
     let gone = cms
         .get_opt("doomed")
