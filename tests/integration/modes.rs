@@ -897,3 +897,57 @@ async fn an_embedded_suggest_session_returns_and_writes_its_proposal() {
     let cms: Api<ConfigMap> = Api::namespaced(common::kube().await, &ns);
     assert!(cms.get_opt("embedded").await.expect("get").is_none());
 }
+
+/// A terraform change proposed in suggest mode: planned (the dry-run), never applied; the
+/// proposal holds the plan's summary as evidence, and `bosun apply` plans again in its own
+/// workspace (same fingerprint) and applies exactly that plan.
+#[tokio::test]
+async fn a_terraform_proposal_is_planned_again_and_applied_by_bosun_apply() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("marker");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("main.tf"),
+        "resource \"terraform_data\" \"marker\" {\n  input = \"proposed\"\n}\n",
+    )
+    .expect("write");
+    let d = serde_json::to_string(&dir.display().to_string()).expect("json");
+    let script = format!(
+        r#"
+turns:
+  - reply:
+      tool_calls:
+        - {{name: transition, arguments: {{to: validation, justification: "plan it"}}}}
+        - {{name: terraform, arguments: {{operation: plan, dir: {d}}}}}
+        - {{name: transition, arguments: {{to: deployment, justification: "planned"}}}}
+        - {{name: terraform, arguments: {{operation: apply, dir: {d}}}}}
+  - reply: {{content: "Proposed the plan."}}
+"#
+    );
+    let state = tempfile::tempdir().expect("tempdir");
+    let (out, server, pdir) = suggest_script(&script, "tf", state.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", codes(&out));
+    let results = common::tool_results(&server.requests()[1]);
+    assert!(results[1].contains("Plan: 1 to add"), "{}", results[1]);
+    assert!(
+        results[3].contains("recorded as a proposal"),
+        "{}",
+        results[3]
+    );
+    let tfstate = dir.join("terraform.tfstate");
+    let in_state = |p: &std::path::Path| {
+        std::fs::read_to_string(p).is_ok_and(|s| s.contains("terraform_data"))
+    };
+    assert!(!in_state(&tfstate), "suggest mode applied the plan");
+    let change: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(pdir.join("01-terraform-apply.json")).expect("change file"),
+    )
+    .expect("json");
+    assert!(change["evidence"]
+        .as_str()
+        .is_some_and(|e| e.contains("+ terraform_data.marker")));
+
+    let r = apply_proposal(&pdir, &[]).await;
+    assert_eq!(r.status.code(), Some(0), "{}", codes(&r));
+    assert!(in_state(&tfstate), "bosun apply did not apply the plan");
+}
