@@ -96,8 +96,13 @@ impl Session {
         if adm.decision.refusal.is_some_and(|k| k.blocks_change()) {
             self.blocked.push(adm.decision.clone());
         }
-        if adm.decision.refusal == Some(crate::guard::RefusalKind::Proposed) {
-            self.propose(rt, call, &adm.decision);
+        let mut refusal = adm.refusal.clone();
+        if adm.decision.refusal == Some(crate::guard::RefusalKind::Proposed)
+            && !self.propose(rt, call, &adm.decision)
+        {
+            // the guard holds a dry-run this task did not see (restored by a resume): without
+            // its call the change cannot be replayed, so the model is told to dry-run again
+            refusal = Some("refused by bosun's guard: this task runs in suggest mode, and the dry-run of this change ran before the session was resumed, so the change cannot be recorded in the proposal yet: dry-run it again, then call it again".into());
         }
         // the task set out to change something when a change was admitted, or refused for want
         // of its dry-run (the model tried to apply): only completion makes that a success. A
@@ -113,7 +118,7 @@ impl Session {
         let approved_by = adm.decision.approved_by.clone();
         let target = adm.decision.target.clone().unwrap_or_default();
         let (ok, output) = match adm.admitted {
-            None => (false, adm.refusal.clone().unwrap_or_default()),
+            None => (false, refusal.unwrap_or_default()),
             Some(a) if a.tool == tools::delegate::NAME => Box::pin(self.delegate(rt, &a)).await?,
             Some(a) if a.tool == transition::NAME => match TransitionArgs::parse(&a.args) {
                 Ok(t) => match Box::pin(self.transition(rt, &t)).await? {
@@ -491,13 +496,21 @@ fn redact_json(redactor: &crate::redact::Redactor, v: &serde_json::Value) -> ser
 impl Session {
     /// Suggest mode: the guard refused `call` as a proposal (it passed every check and has a
     /// fresh matching dry-run): record the change with that dry-run's call and evidence.
-    fn propose(&mut self, rt: &Runtime, call: &crate::model::ToolCall, d: &crate::guard::Decision) {
-        let Some(short) = &d.fingerprint else { return };
+    /// Whether the change is in the proposal (recorded now or before).
+    fn propose(
+        &mut self,
+        rt: &Runtime,
+        call: &crate::model::ToolCall,
+        d: &crate::guard::Decision,
+    ) -> bool {
+        let Some(short) = &d.fingerprint else {
+            return false;
+        };
         if self.proposed.iter().any(|p| &p.short == short) {
-            return;
+            return true;
         }
         let Some(v) = self.validated.get(short) else {
-            return;
+            return false;
         };
         let redactor = &rt.ctx.redactor;
         let arguments = serde_json::from_str(&call.arguments)
@@ -519,6 +532,7 @@ impl Session {
             evidence_sha256: crate::tools::sha256_hex(v.output.as_bytes()),
             evidence: v.output.clone(),
         });
+        true
     }
 
     /// Suggest mode, at the end of a task: the proposal — every proposed change, then every

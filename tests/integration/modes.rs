@@ -951,3 +951,99 @@ turns:
     assert_eq!(r.status.code(), Some(0), "{}", codes(&r));
     assert!(in_state(&tfstate), "bosun apply did not apply the plan");
 }
+
+/// Suggest mode across a resume: a dry-run restored from the session file has no recorded
+/// call, so its change cannot be proposed — the model is told to dry-run it again, and the
+/// change is proposed after that.
+#[tokio::test]
+async fn a_resumed_suggest_session_asks_for_a_new_dry_run_before_proposing() {
+    use bosun::guard::GuardConfig;
+    use bosun::scope::Mode;
+    use std::sync::Arc;
+    bosun::init_crypto();
+    let ns = common::namespace("resume-suggest").await;
+    let cm = config_map(&ns, "resumed");
+    let first = format!(
+        r#"
+turns:
+  - reply:
+      tool_calls:
+        - {{name: transition, arguments: {{to: validation, justification: "dry-run it"}}}}
+        - {{name: kubectl, arguments: {{operation: apply_dry_run, manifests: {cm}}}}}
+  - reply: {{content: "Validated; stopping here."}}
+"#
+    );
+    let second = format!(
+        r#"
+turns:
+  - reply:
+      tool_calls:
+        - {{name: transition, arguments: {{to: deployment, justification: "validated before"}}}}
+        - {{name: kubectl, arguments: {{operation: apply, manifests: {cm}}}}}
+  - expect:
+      last_tool_result_contains: ["dry-run it again"]
+    reply:
+      tool_calls:
+        - {{name: kubectl, arguments: {{operation: apply, dry_run: true, manifests: {cm}}}}}
+        - {{name: kubectl, arguments: {{operation: apply, manifests: {cm}}}}}
+  - reply: {{content: "Proposed."}}
+"#
+    );
+    let state = tempfile::tempdir().expect("tempdir");
+    let runtime = |server: &ScriptedServer| {
+        let model = bosun::model::OpenAiClient::new(&bosun::config::ModelConfig {
+            base_url: Some(server.base_url()),
+            ..Default::default()
+        })
+        .expect("client");
+        bosun::session::Runtime::from_dir(
+            &common::repo_root(),
+            Arc::new(model),
+            bosun::session::RuntimeOptions {
+                kube: bosun::kube_client::KubeTarget {
+                    kubeconfig: Some(common::sandbox().kubeconfig.clone()),
+                    context: None,
+                },
+                guard: GuardConfig {
+                    mode: Mode::Suggest,
+                    ..Default::default()
+                },
+                sessions_dir: Some(state.path().join("sessions")),
+                ..Default::default()
+            },
+        )
+        .expect("runtime")
+    };
+    let s1 = ScriptedServer::start(Script::from_yaml(&first).expect("script"))
+        .await
+        .expect("server");
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut s = bosun::session::Session::new(runtime(&s1), tx).expect("session");
+    let id = s.id().to_string();
+    let o = s
+        .run_task("Create the ConfigMap resumed")
+        .await
+        .expect("outcome");
+    // dry-run only: listed as validated, not replayable
+    assert_eq!(o.proposed.len(), 1);
+    assert!(o.proposed[0].apply.is_none());
+    drop(s);
+
+    let s2 = ScriptedServer::start(Script::from_yaml(&second).expect("script"))
+        .await
+        .expect("server");
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut s = bosun::session::Session::resume(runtime(&s2), tx, &id).expect("resume");
+    let o = s.run_task("Go on").await.expect("outcome");
+    assert_eq!(s2.failures(), Vec::<String>::new());
+    assert_eq!(
+        o.status,
+        bosun::session::TaskStatus::Success,
+        "{}",
+        o.verdict
+    );
+    assert_eq!(o.proposed.len(), 1, "{:?}", o.proposed);
+    assert!(o.proposed[0].apply.is_some());
+    let cms: Api<ConfigMap> = Api::namespaced(common::kube().await, &ns);
+    assert!(cms.get_opt("resumed").await.expect("get").is_none());
+}
