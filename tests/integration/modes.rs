@@ -839,42 +839,53 @@ turns:
         .is_ok());
 }
 
-/// The embedding API: `GuardConfig { mode: Suggest }` and `RuntimeOptions::proposal_dir` — the
-/// outcome carries the proposal, the directory holds it, the cluster is unchanged.
-#[tokio::test]
-async fn an_embedded_suggest_session_returns_and_writes_its_proposal() {
-    use bosun::guard::GuardConfig;
-    use bosun::scope::Mode;
-    use std::sync::Arc;
+/// An embedded runtime of the shipped agent in suggest mode on the sandbox, answering with
+/// `server`; `opts` gives the directories.
+fn suggest_runtime(
+    server: &ScriptedServer,
+    opts: bosun::session::RuntimeOptions,
+) -> std::sync::Arc<bosun::session::Runtime> {
     bosun::init_crypto();
-    let ns = common::namespace("embed-suggest").await;
-    let script = change_script(&ns, &config_map(&ns, "embedded"));
-    let server = ScriptedServer::start(Script::from_yaml(&script).expect("script"))
-        .await
-        .expect("server");
     let model = bosun::model::OpenAiClient::new(&bosun::config::ModelConfig {
         base_url: Some(server.base_url()),
         ..Default::default()
     })
     .expect("client");
-    let state = tempfile::tempdir().expect("tempdir");
-    let rt = bosun::session::Runtime::from_dir(
+    bosun::session::Runtime::from_dir(
         &common::repo_root(),
-        Arc::new(model),
+        std::sync::Arc::new(model),
         bosun::session::RuntimeOptions {
             kube: bosun::kube_client::KubeTarget {
                 kubeconfig: Some(common::sandbox().kubeconfig.clone()),
                 context: None,
             },
-            guard: GuardConfig {
-                mode: Mode::Suggest,
+            guard: bosun::guard::GuardConfig {
+                mode: bosun::scope::Mode::Suggest,
                 ..Default::default()
             },
+            ..opts
+        },
+    )
+    .expect("runtime")
+}
+
+/// The embedding API: `GuardConfig { mode: Suggest }` and `RuntimeOptions::proposal_dir` — the
+/// outcome carries the proposal, the directory holds it, the cluster is unchanged.
+#[tokio::test]
+async fn an_embedded_suggest_session_returns_and_writes_its_proposal() {
+    let ns = common::namespace("embed-suggest").await;
+    let script = change_script(&ns, &config_map(&ns, "embedded"));
+    let server = ScriptedServer::start(Script::from_yaml(&script).expect("script"))
+        .await
+        .expect("server");
+    let state = tempfile::tempdir().expect("tempdir");
+    let rt = suggest_runtime(
+        &server,
+        bosun::session::RuntimeOptions {
             proposal_dir: Some(state.path().join("p-{session}")),
             ..Default::default()
         },
-    )
-    .expect("runtime");
+    );
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let mut s = bosun::session::Session::new(rt, tx).expect("session");
     let o = s
@@ -957,10 +968,6 @@ turns:
 /// change is proposed after that.
 #[tokio::test]
 async fn a_resumed_suggest_session_asks_for_a_new_dry_run_before_proposing() {
-    use bosun::guard::GuardConfig;
-    use bosun::scope::Mode;
-    use std::sync::Arc;
-    bosun::init_crypto();
     let ns = common::namespace("resume-suggest").await;
     let cm = config_map(&ns, "resumed");
     let first = format!(
@@ -991,28 +998,13 @@ turns:
     );
     let state = tempfile::tempdir().expect("tempdir");
     let runtime = |server: &ScriptedServer| {
-        let model = bosun::model::OpenAiClient::new(&bosun::config::ModelConfig {
-            base_url: Some(server.base_url()),
-            ..Default::default()
-        })
-        .expect("client");
-        bosun::session::Runtime::from_dir(
-            &common::repo_root(),
-            Arc::new(model),
+        suggest_runtime(
+            server,
             bosun::session::RuntimeOptions {
-                kube: bosun::kube_client::KubeTarget {
-                    kubeconfig: Some(common::sandbox().kubeconfig.clone()),
-                    context: None,
-                },
-                guard: GuardConfig {
-                    mode: Mode::Suggest,
-                    ..Default::default()
-                },
                 sessions_dir: Some(state.path().join("sessions")),
                 ..Default::default()
             },
         )
-        .expect("runtime")
     };
     let s1 = ScriptedServer::start(Script::from_yaml(&first).expect("script"))
         .await
