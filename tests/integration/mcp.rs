@@ -798,4 +798,20 @@ turns:
     assert_eq!(p.changes[0].operation, "apply");
     let cms: kube::api::Api<ConfigMap> = kube::api::Api::namespaced(common::kube().await, &ns);
     assert!(cms.get_opt("via-mcp").await.expect("get").is_none());
+
+    // direct tool calls have no session to record a proposal in: refused as a usage error
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = common::bosun_cmd(home.path())
+        .arg("--agent")
+        .arg(common::repo_root())
+        .args(["mcp", "--mode", "suggest", "--expose-tools"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("bosun mcp");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--expose-tools cannot be combined"),
+        "{stderr}"
+    );
 }
