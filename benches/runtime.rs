@@ -820,7 +820,7 @@ impl bosun::tools::Tool for Rec {
     }
     fn execute<'a>(
         &'a self,
-        _: &'a bosun::guard::Admitted,
+        _: bosun::guard::Admitted,
         _: &'a bosun::tools::ToolCtx,
     ) -> futures::future::BoxFuture<'a, Result<String, bosun::tools::ToolError>> {
         Box::pin(async { Ok(String::new()) })

@@ -5,8 +5,8 @@
 //! ready, and the vault references of its credentials). Problems are [`Diagnostic`]s with
 //! file:line:col, like the agent loader's.
 
-use crate::agent::{frontmatter, yaml};
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::document::{frontmatter, yaml};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -261,7 +261,7 @@ fn render_groups(header: &[&str], groups: &[(String, usize, Vec<Row>)], out: &mu
             })
             .collect();
         let h: Vec<&str> = header.iter().copied().filter(|h| *h != "STATUS").collect();
-        let t = crate::tools::table::render(&h, &cells, usize::MAX);
+        let t = crate::table::render(&h, &cells, usize::MAX);
         for line in t.lines().skip(1) {
             out.push_str("  ");
             out.push_str(line);
@@ -294,7 +294,7 @@ pub fn summarise_table(
     let all_cost: usize = bad.iter().chain(good.iter()).map(row_cost).sum();
     if all_cost <= budget {
         let shown: Vec<Vec<String>> = bad.into_iter().chain(good).map(|r| r.cells).collect();
-        out.push_str(&crate::tools::table::render(header, &shown, usize::MAX));
+        out.push_str(&crate::table::render(header, &shown, usize::MAX));
         return fit_budget(&out, max_tokens);
     }
     // grouped by status, unhealthy groups first

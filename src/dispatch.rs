@@ -11,7 +11,7 @@ use crate::effect::EffectClass;
 use crate::guard::{Admitted, Decision, Guard, RefusalKind, Verdict};
 use crate::model::ToolCall;
 use crate::planner::State;
-use crate::session::{Event, EventSink};
+use crate::protocol::{Event, EventSink};
 use crate::store::{Entry, SessionFile};
 use crate::tools::{FollowUps, Registry, ToolCtx};
 use std::time::Instant;
@@ -59,27 +59,8 @@ pub struct Dispatched {
     pub follow_ups: FollowUps,
 }
 
-/// What ran, for the session's bookkeeping.
-#[derive(Debug, Clone)]
-pub struct Ran {
-    pub tool: String,
-    pub operation: String,
-    pub effect: EffectClass,
-    pub fingerprint: Option<crate::guard::Fingerprint>,
-    pub args: serde_json::Value,
-}
-
-impl Ran {
-    pub fn of(a: &Admitted) -> Self {
-        Self {
-            tool: a.tool.clone(),
-            operation: a.operation.clone(),
-            effect: a.effect,
-            fingerprint: a.fingerprint.clone(),
-            args: a.args.clone(),
-        }
-    }
-}
+/// What ran, for the session's bookkeeping (the guard's sealed [`crate::guard::Receipt`]).
+pub use crate::guard::Receipt as Ran;
 
 impl CallEnv<'_> {
     fn emit(&self, e: Event) {
@@ -164,16 +145,17 @@ impl CallEnv<'_> {
     /// Run an admitted call (consumed: it runs once), record a successful dry-run (in the guard
     /// and the session file) and, for a successful change, collect its follow-ups.
     pub async fn execute(&self, a: Admitted) -> Executed {
-        let (ok, output) = match self.registry.get(&a.tool) {
-            Some(reg) => match reg.tool.execute(&a, self.ctx).await {
+        let r = a.receipt();
+        let (ok, output) = match self.registry.get(&r.tool) {
+            Some(reg) => match reg.tool.execute(a, self.ctx).await {
                 Ok(out) => (true, out),
                 Err(e) => (false, format!("error: {e}")),
             },
-            None => (false, format!("error: unknown tool {}", a.tool)),
+            None => (false, format!("error: unknown tool {}", r.tool)),
         };
-        self.guard.record(&a, ok);
+        self.guard.record(&r, ok);
         if let (true, EffectClass::DryRun, Some(fp), Some(file)) =
-            (ok, a.effect, &a.fingerprint, self.file)
+            (ok, r.effect, &r.fingerprint, self.file)
         {
             if let Err(e) = file.append(
                 &self.ctx.redactor,
@@ -186,10 +168,10 @@ impl CallEnv<'_> {
             }
         }
         let follow_ups = match (
-            ok && a.effect >= EffectClass::Mutating,
-            self.registry.get(&a.tool),
+            ok && r.effect >= EffectClass::Mutating,
+            self.registry.get(&r.tool),
         ) {
-            (true, Some(reg)) => reg.tool.follow_ups(&a.args),
+            (true, Some(reg)) => reg.tool.follow_ups(&r.args),
             _ => FollowUps::default(),
         };
         Executed {
@@ -232,7 +214,7 @@ impl CallEnv<'_> {
         let adm = self.admit(call, state).await;
         let (ran, ok, raw, follow_ups) = match adm.admitted {
             Some(a) => {
-                let ran = Ran::of(&a);
+                let ran = a.receipt();
                 let ex = self.execute(a).await;
                 (Some(ran), ex.ok, ex.output, ex.follow_ups)
             }

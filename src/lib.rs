@@ -11,9 +11,10 @@
 //! - [`model`]: the chat-completions client (async-openai) with lenient response parsing.
 //! - [`tools`]: the tools the model can call, their JSON schemas and executors.
 //! - [`scope`]: a task's mode (apply, read-only) and scope (context, namespace), enforced by the guard.
-//! - [`guard`]: the single chokepoint every tool call passes before any executor runs.
+//! - [`call`]: the tool contract (a leaf): `Tool`, `Invocation`, `Change`, the [`guard`] (the single chokepoint every tool call passes before any executor runs) and the registry.
 //! - [`dispatch`]: the one path of a tool call (admit → audit → execute → record → redact → budget → audit), for every frontend.
-//! - [`session`]: the tool-calling loop; operations in, events out.
+//! - [`protocol`]: operations in, events out, outcomes.
+//! - [`session`]: the tool-calling loop over the protocol.
 //! - [`scripted`]: a real OpenAI-compatible HTTP server that replays a script (tests, demo, benches).
 //! - [`sandbox`]: a throwaway local platform: etcd, kube-apiserver, OpenBao, a bare git remote.
 //! - [`kube_client`]: building a kube client from a kubeconfig, context and namespace.
@@ -24,12 +25,14 @@
 pub mod agent;
 pub mod audit;
 pub mod blocks;
+pub mod call;
 pub mod checks;
 pub mod compact;
 pub mod config;
 pub mod defaults;
 pub mod diag;
 pub mod dispatch;
+pub mod document;
 pub mod effect;
 pub mod eval;
 pub mod guard;
@@ -40,6 +43,7 @@ pub mod planner;
 pub mod policy;
 pub mod prompt;
 pub mod proposal;
+pub mod protocol;
 pub mod redact;
 pub mod sandbox;
 pub mod scope;
@@ -47,6 +51,7 @@ pub mod scripted;
 pub mod secrets;
 pub mod session;
 pub mod store;
+pub mod table;
 pub mod term;
 pub mod tools;
 

@@ -336,7 +336,7 @@ impl Policy {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(Diagnostic::error(&path, 0, 0, format!("cannot read: {e}"))),
         };
-        let (file, _warnings): (PolicyFile, _) = crate::agent::yaml::parse(
+        let (file, _warnings): (PolicyFile, _) = crate::document::yaml::parse(
             &path,
             &text,
             0,

@@ -3,9 +3,6 @@
 //! `check_scope`); this module also decides what the model is offered and told.
 
 use crate::effect::EffectClass;
-use crate::model::ToolSpec;
-use crate::prompt::PromptTool;
-use crate::tools::Registry;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -92,64 +89,6 @@ impl fmt::Display for TaskScope {
             (None, None) => f.write_str("everything"),
         }
     }
-}
-
-/// The effect classes of `reg`'s operations that `mode` offers (for MCP annotations).
-pub fn offered_effects(reg: &crate::tools::Registered, mode: Mode) -> Vec<EffectClass> {
-    reg.operations
-        .values()
-        .copied()
-        .filter(|e| mode.offers(*e))
-        .collect()
-}
-
-/// The tool specs offered in `mode`: in read-only mode, operations above `read_only` leave each
-/// schema's `operation` enum, and a tool left with no operation is not offered at all.
-pub fn offered_specs(registry: &Registry, specs: Vec<ToolSpec>, mode: Mode) -> Vec<ToolSpec> {
-    if mode != Mode::ReadOnly {
-        return specs;
-    }
-    specs
-        .into_iter()
-        .filter_map(|mut spec| {
-            let reg = registry.get(&spec.name)?;
-            let allowed: Vec<&str> = reg
-                .operations
-                .iter()
-                .filter(|(_, e)| mode.offers(**e))
-                .map(|(o, _)| o.as_str())
-                .collect();
-            if allowed.is_empty() {
-                return None;
-            }
-            if let Some(serde_json::Value::Array(ops)) =
-                spec.parameters.pointer_mut("/properties/operation/enum")
-            {
-                ops.retain(|v| v.as_str().is_some_and(|s| allowed.contains(&s)));
-            }
-            Some(spec)
-        })
-        .collect()
-}
-
-/// The tools as listed in the system prompt in `mode` (the same filter as [`offered_specs`]).
-pub fn offered_prompt_tools(
-    registry: &Registry,
-    tools: Vec<PromptTool>,
-    mode: Mode,
-) -> Vec<PromptTool> {
-    if mode != Mode::ReadOnly {
-        return tools;
-    }
-    tools
-        .into_iter()
-        .filter_map(|mut t| {
-            let reg = registry.get(&t.name)?;
-            t.operations
-                .retain(|o| reg.operations.get(&o.name).is_some_and(|e| mode.offers(*e)));
-            (!t.operations.is_empty()).then_some(t)
-        })
-        .collect()
 }
 
 /// Facts for the system prompt's environment: the mode (when not the default) and the scope.

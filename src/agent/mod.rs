@@ -2,10 +2,11 @@
 //! `tools/` and `prompts/`. Every problem is a [`Diagnostic`] with file:line:col; all of them
 //! are collected, not just the first.
 
-pub mod frontmatter;
 pub mod manifest;
+pub mod mcp_servers;
 pub mod skill;
-pub mod yaml;
+
+pub use crate::document::{frontmatter, yaml};
 
 use crate::diag::{Diagnostic, Diagnostics};
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use manifest::{OperationSpec, ToolManifest};
+
+/// Names every agent has without a manifest: the built-in `activate_skill` tool and the
+/// planner's verbs `transition` and `delegate` (the session's own, not tools).
+pub const BUILTIN_TOOL_NAMES: &[&str] = &["activate_skill", "transition", "delegate"];
 pub use skill::Skill;
 
 /// `version:` may be written as a string or a number (`1.0`).
@@ -48,7 +53,7 @@ pub struct AgentDef {
     /// MCP servers whose tools become bosun tools `<server>__<tool>` behind the same guard
     /// (see [`crate::mcp`]).
     #[serde(default)]
-    pub mcp_servers: Vec<crate::mcp::McpServerDef>,
+    pub mcp_servers: Vec<mcp_servers::McpServerDef>,
 }
 
 fn default_type() -> String {
@@ -120,13 +125,22 @@ impl Agent {
     /// Load the agent in `dir` (which holds agent.md). On failure, every error found is returned,
     /// followed by the warnings.
     pub fn load(dir: &Path) -> Result<Loaded, Diagnostics> {
-        Self::load_file(dir, &dir.join("agent.md"), &mut Vec::new())
+        Self::load_with(dir, &[])
+    }
+
+    /// Like [`Agent::load`], for an embedding application that provides the tools named in
+    /// `provided` itself (`RuntimeOptions::extra_tools`): those need no manifest — the tool's
+    /// own operations and effect classes are offered, and a manifest, if present, may only
+    /// tighten them.
+    pub fn load_with(dir: &Path, provided: &[String]) -> Result<Loaded, Diagnostics> {
+        Self::load_file(dir, &dir.join("agent.md"), &mut Vec::new(), provided)
     }
 
     fn load_file(
         dir: &Path,
         agent_md: &Path,
         chain: &mut Vec<String>,
+        provided: &[String],
     ) -> Result<Loaded, Diagnostics> {
         let agent_md = agent_md.to_path_buf();
         let mut errors = Vec::new();
@@ -163,13 +177,14 @@ impl Agent {
         for name in &def.tools {
             match manifest::load(&dir.join("tools"), name, &mut warnings) {
                 Ok(m) => tools.push(m),
+                // the application's own tool describes itself
+                Err(_) if provided.contains(name) => {}
                 Err(d) => errors.push(d),
             }
         }
         for s in &skills {
             for t in &s.allowed_tools {
-                if !def.tools.contains(t) && !crate::tools::BUILTIN_TOOL_NAMES.contains(&t.as_str())
-                {
+                if !def.tools.contains(t) && !BUILTIN_TOOL_NAMES.contains(&t.as_str()) {
                     warnings.push(Diagnostic::warning(
                         &s.path,
                         0,
@@ -221,7 +236,7 @@ impl Agent {
                 ));
                 continue;
             }
-            match Self::load_file(dir, &path, chain) {
+            match Self::load_file(dir, &path, chain, provided) {
                 Ok(l) => {
                     warnings.extend(l.warnings);
                     subagents.push(l.agent);
@@ -306,7 +321,7 @@ fn parse_agent_md(
             ),
         ));
     }
-    if let Some(problem) = crate::mcp::check_servers(&def.mcp_servers)
+    if let Some(problem) = mcp_servers::check_servers(&def.mcp_servers)
         .into_iter()
         .next()
     {

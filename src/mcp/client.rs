@@ -491,7 +491,7 @@ impl Tool for McpTool {
 
     fn execute<'a>(
         &'a self,
-        call: &'a Admitted,
+        call: Admitted,
         _ctx: &'a ToolCtx,
     ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {

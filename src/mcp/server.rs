@@ -9,8 +9,8 @@
 //! report says so). While it runs, each tool call is sent as a progress notification when the
 //! caller asked for progress.
 //!
-//! **`expose_tools`**: each tool of the runtime's registry (but `transition`: the planner belongs
-//! to the session) is listed with its JSON schema and annotations derived from the effect classes
+//! **`expose_tools`**: each tool of the runtime's registry (the planner's verbs are the session's
+//! and not tools) is listed with its JSON schema and annotations derived from the effect classes
 //! of its operations. A call goes through [`Guard::admit`] — one guard per MCP connection, in the
 //! planner state `deployment`: the external orchestrator does the planning, while bosun still
 //! enforces dry-run-before-apply (the dry-run must come earlier on the same connection), the
@@ -31,7 +31,6 @@ use crate::guard::Guard;
 use crate::model::ToolCall;
 use crate::planner::State;
 use crate::session::{Event, Op, Runtime};
-use crate::tools::transition;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion,
@@ -113,7 +112,7 @@ impl BosunMcp {
                         Value::Object(m) => m.clone(),
                         _ => Map::new(),
                     };
-                    let offered = crate::scope::offered_effects(r, c.rt.guard_config.mode);
+                    let offered = crate::call::offered_effects(r, c.rt.guard_config.mode);
                     out.push(
                         McpTool::new(name.to_string(), r.description.clone(), schema)
                             .with_annotations(annotations(offered.into_iter())),
@@ -297,12 +296,10 @@ fn failure(message: &str, session: Option<&str>) -> CallToolResult {
     r
 }
 
-/// The registry tools offered directly (everything but the planner's `transition`).
+/// The registry tools offered directly (the planner's verbs are the session's, not tools:
+/// they are not in the registry, so a caller cannot use them on their own).
 fn exposed(rt: &Runtime) -> impl Iterator<Item = &str> {
-    // the planner verbs are the session's, not tools a caller can use on its own
-    rt.registry
-        .names()
-        .filter(|n| *n != transition::NAME && *n != crate::tools::delegate::NAME)
+    rt.registry.names()
 }
 
 /// MCP annotations from effect classes: all read-only (a dry-run changes nothing either) →

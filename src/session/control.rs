@@ -2,8 +2,128 @@
 //! planner (through the verification gate before completion), `delegate` runs a subagent.
 
 use super::{Event, Runtime, Session, SessionError};
+use crate::model::{ToolCall, ToolSpec};
 use crate::planner::State;
-use crate::tools::transition::TransitionArgs;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// The verb that moves the planner.
+pub const TRANSITION: &str = "transition";
+/// The verb that hands a sub-task to a subagent.
+pub const DELEGATE: &str = "delegate";
+
+// Arguments of `transition`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionArgs {
+    pub to: State,
+    /// What was done and checked.
+    pub justification: String,
+    /// Required for completion and failed: the report.
+    pub report: Option<String>,
+}
+
+impl TransitionArgs {
+    /// Parse and check a request; `Err` is what the model is told.
+    pub fn parse(args: &Value) -> Result<Self, String> {
+        let a: Self =
+            serde_json::from_value(args.clone()).map_err(|e| format!("invalid arguments: {e}"))?;
+        if a.justification.trim().is_empty() {
+            return Err(
+                "invalid arguments: `justification` must say why the task is ready for that state"
+                    .into(),
+            );
+        }
+        if matches!(a.to, State::Completion | State::Failed)
+            && a.report.as_deref().is_none_or(|r| r.trim().is_empty())
+        {
+            return Err(format!(
+                "invalid arguments: moving to {} needs a `report`: Success/Fail, the changes applied with their dry-run evidence, access points, credentials as vault references",
+                a.to
+            ));
+        }
+        Ok(a)
+    }
+}
+
+/// A planner verb the model asked for, parsed.
+pub(super) enum Verb {
+    Transition(TransitionArgs),
+    Delegate { agent: String, task: String },
+}
+
+impl Verb {
+    /// `None`: not a verb (a tool call for the dispatch). `Some(Err)`: a verb with bad
+    /// arguments — what the model is told.
+    pub(super) fn parse(call: &ToolCall, rt: &Runtime) -> Option<Result<Self, String>> {
+        let args = || -> Result<Value, String> {
+            serde_json::from_str(&call.arguments)
+                .map_err(|e| format!("invalid arguments: not JSON: {e}"))
+        };
+        match call.name.as_str() {
+            TRANSITION => {
+                Some(args().and_then(|a| TransitionArgs::parse(&a).map(Verb::Transition)))
+            }
+            DELEGATE if !rt.subagents.is_empty() => Some(args().and_then(|a| {
+                let agent = a.get("agent").and_then(Value::as_str).unwrap_or_default();
+                let task = a
+                    .get("task")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .trim();
+                if !rt.subagents.contains_key(agent) {
+                    let ids: Vec<&str> = rt.subagents.keys().map(String::as_str).collect();
+                    return Err(format!(
+                        "invalid arguments: no subagent `{agent}`; the subagents are: {}",
+                        ids.join(", ")
+                    ));
+                }
+                if task.is_empty() {
+                    return Err(
+                        "invalid arguments: `task` must say what the subagent should do".into(),
+                    );
+                }
+                Ok(Verb::Delegate {
+                    agent: agent.into(),
+                    task: task.into(),
+                })
+            })),
+            _ => None,
+        }
+    }
+}
+
+/// The verbs' function specs, offered beside the registry's tools: `transition` always,
+/// `delegate` when the agent has subagents.
+pub(super) fn specs(subagents: &[(String, String)]) -> Vec<ToolSpec> {
+    let mut out = vec![ToolSpec {
+        name: TRANSITION.into(),
+        description: "Move the task to another planner state.".into(),
+        parameters: crate::tools::schema::strict(
+            schemars::schema_for!(TransitionArgs).to_value(),
+            &[],
+        ),
+    }];
+    if !subagents.is_empty() {
+        let ids: Vec<&str> = subagents.iter().map(|(i, _)| i.as_str()).collect();
+        let desc: Vec<String> = subagents.iter().map(|(i, d)| format!("{i}: {d}")).collect();
+        out.push(ToolSpec {
+            name: DELEGATE.into(),
+            description: "Hand a self-contained sub-task to a subagent; you get its report back. Its changes pass the same guard.".into(),
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "agent": {"type": "string", "enum": ids, "description": desc.join("; ")},
+                    "task": {"type": "string", "description": "The sub-task, with everything the subagent needs to know."}
+                },
+                "required": ["agent", "task"],
+                "additionalProperties": false
+            }),
+        });
+    }
+    out
+}
 
 impl Session {
     /// Apply a transition request; `Err` is the refusal the model gets.
@@ -68,19 +188,9 @@ impl Session {
     pub(super) async fn delegate(
         &mut self,
         rt: &Runtime,
-        a: &crate::guard::Admitted,
+        agent: &str,
+        task: String,
     ) -> Result<(bool, String), SessionError> {
-        let agent = a
-            .args
-            .get("agent")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default();
-        let task = a
-            .args
-            .get("task")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string();
         let Some(child_rt) = rt.subagents.get(agent).cloned() else {
             return Ok((false, format!("error: no subagent `{agent}`")));
         };

@@ -2,21 +2,20 @@
 //! over it. A session takes operations and emits [`Event`]s; it never prints. Frontends (the
 //! CLI, tests, embedders) render the events.
 //!
-//! By concern: `protocol` (ops, events, outcomes), `runtime` (what sessions share), `handle`
+//! By concern: [`crate::protocol`] (ops, events, outcomes — shared with the dispatch), `runtime` (what sessions share), `handle`
 //! (a session in its own task), `turn` (the loop), `control` (the planner's verbs), `verify`
 //! (the verification gate, rollback, the verdict).
 
 mod control;
 mod handle;
-mod protocol;
 mod runtime;
 mod turn;
 mod verify;
 
-pub use handle::{ChannelApprover, Interrupt, SessionHandle};
-pub use protocol::{
+pub use crate::protocol::{
     AppliedChange, Event, EventSink, Op, Outcome, ProposalWritten, SessionError, TaskStatus,
 };
+pub use handle::{ChannelApprover, Interrupt, SessionHandle};
 pub use runtime::{Runtime, RuntimeError, RuntimeOptions, DEFAULT_MAX_TURNS};
 
 use crate::guard::{Decision, Guard};

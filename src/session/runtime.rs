@@ -47,8 +47,9 @@ pub struct RuntimeOptions {
     /// becomes the session id; each task of a session replaces the last one's);
     /// `None`: `<sessions_dir>/<session>.proposal`, or not written without a sessions dir.
     pub proposal_dir: Option<PathBuf>,
-    /// Tools of the embedding application, offered like built-in ones (each needs a manifest
-    /// `tools/<name>.yaml` and a place in the agent's `tools:`; they pass the same guard).
+    /// Tools of the embedding application, offered like built-in ones when the agent lists them
+    /// under `tools:` (a manifest `tools/<name>.yaml` is optional and may only tighten); they
+    /// pass the same guard. See `examples/custom_tool.rs`.
     pub extra_tools: Vec<Arc<dyn tools::Tool>>,
 }
 
@@ -100,10 +101,16 @@ impl Runtime {
             environment.entry(k).or_insert(v);
         }
         let prompt_tools =
-            crate::scope::offered_prompt_tools(&registry, registry.prompt_tools(), mode);
+            crate::call::offered_prompt_tools(&registry, registry.prompt_tools(), mode);
         let system_prompt = crate::prompt::render_system(&agent, &prompt_tools, &environment)
             .map_err(|d| RuntimeError::Invalid(vec![d]))?;
-        let specs = crate::scope::offered_specs(&registry, registry.specs(), mode);
+        let mut specs = crate::call::offered_specs(&registry, registry.specs(), mode);
+        let subagent_list: Vec<(String, String)> = agent
+            .subagents
+            .iter()
+            .map(|a| (a.def.id.clone(), a.def.description.clone()))
+            .collect();
+        specs.extend(super::control::specs(&subagent_list));
         let (workspace, tmp) = match opts.workspace {
             Some(w) => (w, None),
             None => {
@@ -178,7 +185,12 @@ impl Runtime {
         model: Arc<dyn ModelClient>,
         opts: RuntimeOptions,
     ) -> Result<Arc<Self>, RuntimeError> {
-        let loaded = Agent::load(dir).map_err(|d| RuntimeError::Invalid(d.0))?;
+        let provided: Vec<String> = opts
+            .extra_tools
+            .iter()
+            .map(|t| t.name().to_string())
+            .collect();
+        let loaded = Agent::load_with(dir, &provided).map_err(|d| RuntimeError::Invalid(d.0))?;
         let (rt, _warnings) = Self::new(loaded.agent, model, opts)?;
         Ok(Arc::new(rt))
     }

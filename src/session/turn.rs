@@ -1,10 +1,10 @@
 //! The turn loop: ask the model, run the calls it asked for through the one dispatch, and
 //! keep the books (evidence, applied changes, pending checks) until a final answer.
 
+use super::control::Verb;
 use super::{AppliedChange, Event, Outcome, Pending, Runtime, Session, SessionError};
 use crate::model::{ChatRequest, FinishReason, Message, ModelError, ToolSpec};
 use crate::planner::State;
-use crate::tools::{self, transition, transition::TransitionArgs};
 
 impl Session {
     /// Run one user task to its final answer.
@@ -83,15 +83,19 @@ impl Session {
         }
     }
 
-    /// One tool call, start to finish, through [`crate::dispatch`]: admission (in `state`),
-    /// then the session's own verbs (`transition`, `delegate`) or the tool, then redaction,
-    /// budget, audit and events. Returns (ok, what the model is told).
+    /// One tool call, start to finish: a planner verb is the session's own
+    /// ([`Self::run_verb`]); anything else goes through [`crate::dispatch`] — admission (in
+    /// `state`), the tool, redaction, budget, audit and events. Returns (ok, what the model is
+    /// told).
     pub(super) async fn run_call(
         &mut self,
         rt: &Runtime,
         call: &crate::model::ToolCall,
         state: State,
     ) -> Result<(bool, String), SessionError> {
+        if let Some(verb) = Verb::parse(call, rt) {
+            return self.run_verb(rt, call, verb).await;
+        }
         let adm = self.env(rt).admit(call, state).await;
         if adm.decision.refusal.is_some_and(|k| k.blocks_change()) {
             self.blocked.push(adm.decision.clone());
@@ -119,16 +123,8 @@ impl Session {
         let target = adm.decision.target.clone().unwrap_or_default();
         let (ok, output) = match adm.admitted {
             None => (false, refusal.unwrap_or_default()),
-            Some(a) if a.tool == tools::delegate::NAME => Box::pin(self.delegate(rt, &a)).await?,
-            Some(a) if a.tool == transition::NAME => match TransitionArgs::parse(&a.args) {
-                Ok(t) => match Box::pin(self.transition(rt, &t)).await? {
-                    Ok(msg) => (true, msg),
-                    Err(why) => (false, format!("refused by bosun's planner: {why}")),
-                },
-                Err(e) => (false, format!("error: {e}")),
-            },
             Some(a) => {
-                let ran = crate::dispatch::Ran::of(&a);
+                let ran = a.receipt();
                 let ex = self.env(rt).execute(a).await;
                 self.bookkeep(rt, &ran, &ex, &target, approved_by);
                 (ex.ok, ex.output)
@@ -136,6 +132,31 @@ impl Session {
         };
         let output = self.env(rt).finish(call, ok, &output, adm.started);
         Ok((ok, output))
+    }
+
+    /// A planner verb: the session decides it (no tool runs, nothing outside changes); the
+    /// call and its result are still audited and shown like any other.
+    async fn run_verb(
+        &mut self,
+        rt: &Runtime,
+        call: &crate::model::ToolCall,
+        verb: Result<Verb, String>,
+    ) -> Result<(bool, String), SessionError> {
+        let started = std::time::Instant::now();
+        self.emit(Event::ToolCallStarted {
+            call_id: call.id.clone(),
+            tool: call.name.clone(),
+            arguments: rt.ctx.redactor.redact(&call.arguments),
+        });
+        let (ok, output) = match verb {
+            Err(e) => (false, format!("error: {e}")),
+            Ok(Verb::Delegate { agent, task }) => Box::pin(self.delegate(rt, &agent, task)).await?,
+            Ok(Verb::Transition(t)) => match Box::pin(self.transition(rt, &t)).await? {
+                Ok(msg) => (true, msg),
+                Err(why) => (false, format!("refused by bosun's planner: {why}")),
+            },
+        };
+        Ok((ok, self.env(rt).finish(call, ok, &output, started)))
     }
 
     /// After a tool ran: a dry-run's output is kept as evidence; a change is listed as applied
@@ -292,13 +313,14 @@ impl Session {
             .specs
             .iter()
             .filter(|spec| {
-                rt.registry
-                    .get(&spec.name)
+                match rt.registry.get(&spec.name) {
                     // in validation, a mutating operation may run as its dry-run
-                    .is_some_and(|r| {
+                    Some(r) => {
                         self.state == State::Validation
                             || r.operations.values().any(|e| self.state.allows(*e))
-                    })
+                    }
+                    None => true, // the planner's verbs
+                }
             })
             .cloned()
             .collect();

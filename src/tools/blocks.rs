@@ -389,7 +389,32 @@ const BAD_EVENTS: &[&str] = &[
     "UpgradeFailed",
 ];
 
-/// Collect the evidence and decide.
+/// What [`check`] gathers, step by step, before it decides.
+struct Findings {
+    degraded: Vec<String>,
+    progressing: Vec<String>,
+    evidence: Vec<String>,
+    access: Vec<String>,
+    /// Objects the block's health section names that do not exist.
+    missing: Vec<String>,
+    suspended: bool,
+    state: ReleaseState,
+    found_workloads: usize,
+    all_pods_ready: bool,
+    workload_names: Vec<String>,
+}
+
+/// Where a step looks, and when.
+struct Look<'a> {
+    cluster: &'a Cluster,
+    ctx: &'a str,
+    ns: &'a str,
+    release: &'a str,
+    now: jiff::Timestamp,
+}
+
+/// Collect the evidence and decide: the Flux HelmRelease, Helm's release records, the
+/// workloads and their pods, Services and endpoints, Ingresses, recent warning events.
 pub async fn check(
     cluster: &Cluster,
     b: &Block,
@@ -399,119 +424,214 @@ pub async fn check(
 ) -> Result<Report, ToolError> {
     let env_s = env.to_string();
     let x = |t: &str| blocks::expand(t, &env_s, release, ns);
-    let mut degraded: Vec<String> = Vec::new();
-    let mut progressing: Vec<String> = Vec::new();
-    let mut evidence: Vec<String> = Vec::new();
-    let mut access: Vec<String> = Vec::new();
-    let mut suspended = false;
-    let mut state = ReleaseState::None;
-    let ctxname = &cluster.context;
-    let now = jiff::Timestamp::now();
-
-    // 1. a Flux HelmRelease for the release
+    let l = Look {
+        cluster,
+        ctx: &cluster.context,
+        ns,
+        release,
+        now: jiff::Timestamp::now(),
+    };
+    let mut f = Findings {
+        degraded: vec![],
+        progressing: vec![],
+        evidence: vec![],
+        access: vec![],
+        missing: vec![],
+        suspended: false,
+        state: ReleaseState::None,
+        found_workloads: 0,
+        all_pods_ready: true,
+        workload_names: vec![],
+    };
     let all = cluster.resources().await.map_err(k8s::failed)?;
-    let hr_ar = all
-        .iter()
-        .find(|(ar, _)| ar.group == "helm.toolkit.fluxcd.io" && ar.kind == "HelmRelease")
-        .map(|(ar, _)| ar.clone());
+    let served = |group: &str, kind: &str| {
+        all.iter()
+            .find(|(ar, _)| ar.group == group && ar.kind == kind)
+            .map(|(ar, _)| ar.clone())
+    };
+    let hr_ar = served("helm.toolkit.fluxcd.io", "HelmRelease");
     if let Some(ar) = &hr_ar {
-        let api: Api<DynamicObject> = Api::all_with(cluster.client.clone(), ar);
-        let hrs = list_all(&api, ListParams::default(), 5_000, ctxname).await?;
-        let hr = hrs.into_iter().find(|o| {
-            let d = &o.data;
-            let rname = d.pointer("/spec/releaseName").and_then(Value::as_str);
-            let name = o.metadata.name.as_deref().unwrap_or("");
-            let target = d.pointer("/spec/targetNamespace").and_then(Value::as_str);
-            let home = o.metadata.namespace.as_deref().unwrap_or("");
-            rname.unwrap_or(name) == release && target.unwrap_or(home) == ns
-        });
-        if let Some(hr) = hr {
-            let d = &hr.data;
-            let id = format!(
-                "HelmRelease {}/{}",
-                hr.metadata.namespace.clone().unwrap_or_default(),
-                hr.metadata.name.clone().unwrap_or_default()
-            );
-            suspended = d.pointer("/spec/suspend") == Some(&Value::Bool(true));
-            let generation = hr.metadata.generation.unwrap_or(0);
-            let observed = d
-                .pointer("/status/observedGeneration")
-                .and_then(Value::as_i64)
-                .unwrap_or(-1);
-            let version = s(d, "/spec/chart/spec/version");
-            let stalled = condition(d, "Stalled").is_some_and(|c| s(c, "/status") == "True");
-            match condition(d, "Ready") {
-                _ if stalled => {
-                    let c = condition(d, "Stalled").cloned().unwrap_or(Value::Null);
-                    state = ReleaseState::Failed;
-                    degraded.push(format!(
-                        "{id} Stalled: {} {}",
-                        s(&c, "/reason"),
-                        s(&c, "/message")
-                    ));
-                }
-                Some(c) if s(c, "/status") == "True" && observed >= generation => {
-                    state = ReleaseState::Ready;
-                    evidence.push(format!(
-                        "{id} Ready=True {}: {} (chart {version})",
-                        s(c, "/reason"),
-                        s(c, "/message")
-                    ));
-                }
-                Some(c) if s(c, "/status") == "True" => {
-                    state = ReleaseState::Progressing;
-                    progressing.push(format!(
-                        "{id} was Ready, but generation {generation} is not reconciled yet (observed {observed})"
-                    ));
-                }
-                Some(c)
-                    if s(c, "/status") == "False"
-                        && !matches!(
-                            s(c, "/reason"),
-                            "Progressing"
-                                | "DependencyNotReady"
-                                | "ArtifactNotReady"
-                                | "ReconciliationInProgress"
-                        ) =>
-                {
-                    state = ReleaseState::Failed;
-                    degraded.push(format!(
-                        "{id} Ready=False, reason {}: {} (chart {version})",
-                        s(c, "/reason"),
-                        s(c, "/message")
-                    ));
-                }
-                Some(c) => {
-                    state = ReleaseState::Progressing;
-                    progressing.push(format!(
-                        "{id} Ready={} {}: {}",
-                        s(c, "/status"),
-                        s(c, "/reason"),
-                        s(c, "/message")
-                    ));
-                }
-                None => {
-                    state = ReleaseState::Progressing;
-                    progressing.push(format!("{id} has no Ready condition yet: Flux has not reconciled it (chart {version})"));
-                }
-            }
-            if suspended {
-                evidence.push(format!("{id} is suspended"));
-            }
+        flux_release(&l, ar, &mut f).await?;
+    }
+    helm_records(&l, &mut f).await?;
+    let release_found = f.state != ReleaseState::None;
+    for w in &b.def.health.workloads {
+        workload(&l, &w.kind, x(&w.name), &mut f).await?;
+    }
+    for sref in &b.def.health.services {
+        service(&l, sref, x(&sref.name), &mut f).await?;
+    }
+    let ing_ar = served("networking.k8s.io", "Ingress");
+    for iname in &b.def.health.ingresses {
+        ingress(&l, ing_ar.as_ref(), x(iname), &mut f).await?;
+    }
+    warning_events(&l, &mut f).await;
+    if !f.missing.is_empty() && (release_found || f.found_workloads > 0) {
+        let line = format!("missing: {}", f.missing.join(", "));
+        if f.state == ReleaseState::Progressing {
+            f.progressing.push(format!("{line} (not created yet)"));
+        } else {
+            f.degraded.push(format!(
+                "{line} although the release is deployed or the workloads exist"
+            ));
         }
     }
 
-    // 2. Helm's own release records (when there is no HelmRelease, or as extra evidence)
+    let Findings {
+        degraded,
+        progressing,
+        evidence,
+        access,
+        suspended,
+        found_workloads,
+        ..
+    } = f;
+    let ctxname = l.ctx;
+    let found = release_found || found_workloads > 0;
+    let (verdict, reasons) = if !found {
+        (
+            Verdict::Missing,
+            vec![format!(
+                "no HelmRelease for release {release} targeting namespace {ns}{}, no Helm release records (Secrets owner=helm,name={release}) in {ns}, and none of {} exist",
+                if hr_ar.is_none() { " (the cluster serves no HelmRelease API)" } else { "" },
+                b.def.health.workloads.iter().map(|w| format!("{} {}", w.kind, x(&w.name))).collect::<Vec<_>>().join(", ")
+            )],
+        )
+    } else if !degraded.is_empty() {
+        (Verdict::Degraded, degraded)
+    } else if !progressing.is_empty() {
+        (Verdict::Progressing, progressing)
+    } else {
+        (Verdict::Ready, vec!["release deployed, every workload available, every pod ready, every Service has endpoints".into()])
+    };
+    Ok(Report {
+        header: format!(
+            "Block: {} ({} {}), environment {env}, context {ctxname}, namespace {ns}, release {release}",
+            b.def.id,
+            b.def.name,
+            b.def.version.clone().unwrap_or_default()
+        ),
+        verdict,
+        suspended,
+        reasons,
+        evidence,
+        access,
+        credentials: b
+            .credentials(&env_s, release, ns)
+            .into_iter()
+            .map(|(p, r)| format!("{p}: {r}"))
+            .collect(),
+    })
+}
+
+/// 1. A Flux HelmRelease for the release.
+async fn flux_release(
+    l: &Look<'_>,
+    ar: &kube::discovery::ApiResource,
+    f: &mut Findings,
+) -> Result<(), ToolError> {
+    let api: Api<DynamicObject> = Api::all_with(l.cluster.client.clone(), ar);
+    let hrs = list_all(&api, ListParams::default(), 5_000, l.ctx).await?;
+    let hr = hrs.into_iter().find(|o| {
+        let d = &o.data;
+        let rname = d.pointer("/spec/releaseName").and_then(Value::as_str);
+        let name = o.metadata.name.as_deref().unwrap_or("");
+        let target = d.pointer("/spec/targetNamespace").and_then(Value::as_str);
+        let home = o.metadata.namespace.as_deref().unwrap_or("");
+        rname.unwrap_or(name) == l.release && target.unwrap_or(home) == l.ns
+    });
+    if let Some(hr) = hr {
+        let d = &hr.data;
+        let id = format!(
+            "HelmRelease {}/{}",
+            hr.metadata.namespace.clone().unwrap_or_default(),
+            hr.metadata.name.clone().unwrap_or_default()
+        );
+        f.suspended = d.pointer("/spec/suspend") == Some(&Value::Bool(true));
+        let generation = hr.metadata.generation.unwrap_or(0);
+        let observed = d
+            .pointer("/status/observedGeneration")
+            .and_then(Value::as_i64)
+            .unwrap_or(-1);
+        let version = s(d, "/spec/chart/spec/version");
+        let stalled = condition(d, "Stalled").is_some_and(|c| s(c, "/status") == "True");
+        match condition(d, "Ready") {
+            _ if stalled => {
+                let c = condition(d, "Stalled").cloned().unwrap_or(Value::Null);
+                f.state = ReleaseState::Failed;
+                f.degraded.push(format!(
+                    "{id} Stalled: {} {}",
+                    s(&c, "/reason"),
+                    s(&c, "/message")
+                ));
+            }
+            Some(c) if s(c, "/status") == "True" && observed >= generation => {
+                f.state = ReleaseState::Ready;
+                f.evidence.push(format!(
+                    "{id} Ready=True {}: {} (chart {version})",
+                    s(c, "/reason"),
+                    s(c, "/message")
+                ));
+            }
+            Some(c) if s(c, "/status") == "True" => {
+                f.state = ReleaseState::Progressing;
+                f.progressing.push(format!(
+                    "{id} was Ready, but generation {generation} is not reconciled yet (observed {observed})"
+                ));
+            }
+            Some(c)
+                if s(c, "/status") == "False"
+                    && !matches!(
+                        s(c, "/reason"),
+                        "Progressing"
+                            | "DependencyNotReady"
+                            | "ArtifactNotReady"
+                            | "ReconciliationInProgress"
+                    ) =>
+            {
+                f.state = ReleaseState::Failed;
+                f.degraded.push(format!(
+                    "{id} Ready=False, reason {}: {} (chart {version})",
+                    s(c, "/reason"),
+                    s(c, "/message")
+                ));
+            }
+            Some(c) => {
+                f.state = ReleaseState::Progressing;
+                f.progressing.push(format!(
+                    "{id} Ready={} {}: {}",
+                    s(c, "/status"),
+                    s(c, "/reason"),
+                    s(c, "/message")
+                ));
+            }
+            None => {
+                f.state = ReleaseState::Progressing;
+                f.progressing.push(format!(
+                    "{id} has no Ready condition yet: Flux has not reconciled it (chart {version})"
+                ));
+            }
+        }
+        if f.suspended {
+            f.evidence.push(format!("{id} is suspended"));
+        }
+    }
+    Ok(())
+}
+
+/// 2. Helm's own release records (when there is no HelmRelease, or as extra evidence).
+async fn helm_records(l: &Look<'_>, f: &mut Findings) -> Result<(), ToolError> {
+    let release = l.release;
     let secrets: Api<DynamicObject> = Api::namespaced_with(
-        cluster.client.clone(),
-        ns,
+        l.cluster.client.clone(),
+        l.ns,
         &k8s::ar("", "v1", "Secret", "secrets"),
     );
     let records = list_all(
         &secrets,
         ListParams::default().labels(&format!("owner=helm,name={release}")),
         1_000,
-        ctxname,
+        l.ctx,
     )
     .await?;
     let latest = records.iter().max_by_key(|o| {
@@ -562,297 +682,311 @@ pub async fn check(
         let age_min = deployed_at
             .parse::<jiff::Timestamp>()
             .ok()
-            .map(|t| (now.as_second() - t.as_second()) / 60)
+            .map(|t| (l.now.as_second() - t.as_second()) / 60)
             .unwrap_or(0);
         match status.as_str() {
             "deployed" => {
-                if state == ReleaseState::None {
-                    state = ReleaseState::Ready;
+                if f.state == ReleaseState::None {
+                    f.state = ReleaseState::Ready;
                 }
-                evidence.push(line);
+                f.evidence.push(line);
             }
             "failed" => {
-                state = ReleaseState::Failed;
-                degraded.push(line);
+                f.state = ReleaseState::Failed;
+                f.degraded.push(line);
             }
             s if s.starts_with("pending") && age_min > 15 => {
-                state = ReleaseState::Failed;
-                degraded.push(format!(
+                f.state = ReleaseState::Failed;
+                f.degraded.push(format!(
                     "{line} for {age_min} min: a stuck Helm operation (lock)"
                 ));
             }
             s if s.starts_with("pending") || s == "uninstalling" => {
-                if state != ReleaseState::Failed {
-                    state = ReleaseState::Progressing;
+                if f.state != ReleaseState::Failed {
+                    f.state = ReleaseState::Progressing;
                 }
-                progressing.push(line);
+                f.progressing.push(line);
             }
-            _ => evidence.push(line),
+            _ => f.evidence.push(line),
         }
     }
-    let release_found = state != ReleaseState::None;
+    Ok(())
+}
 
-    // 3. workloads and their pods
-    let mut found_workloads = 0usize;
-    let mut missing: Vec<String> = Vec::new();
-    let mut all_pods_ready = true;
-    let mut workload_names: Vec<String> = Vec::new();
-    for w in &b.def.health.workloads {
-        let name = x(&w.name);
-        workload_names.push(name.clone());
-        let (ar, namespaced) = k8s::resolve_kind(cluster, &w.kind).await?;
-        let api = k8s::api(cluster, &ar, namespaced, ns);
-        let Some(o) = api.get_opt(&name).await.map_err(|e| kube_err(e, ctxname))? else {
-            missing.push(format!("{} {name}", w.kind));
-            continue;
-        };
-        found_workloads += 1;
-        let (done, stuck, st) = k8s::rollout_state(&ar.kind, &o.data);
-        let line = format!("{} {name}: {st}", w.kind);
-        if stuck {
-            degraded.push(line);
-        } else if done {
-            evidence.push(line);
+/// 3. A workload and its pods.
+async fn workload(
+    l: &Look<'_>,
+    kind: &str,
+    name: String,
+    f: &mut Findings,
+) -> Result<(), ToolError> {
+    f.workload_names.push(name.clone());
+    let (ar, namespaced) = k8s::resolve_kind(l.cluster, kind).await?;
+    let api = k8s::api(l.cluster, &ar, namespaced, l.ns);
+    let Some(o) = api.get_opt(&name).await.map_err(|e| kube_err(e, l.ctx))? else {
+        f.missing.push(format!("{} {name}", kind));
+        return Ok(());
+    };
+    f.found_workloads += 1;
+    let (done, stuck, st) = k8s::rollout_state(&ar.kind, &o.data);
+    let line = format!("{} {name}: {st}", kind);
+    if stuck {
+        f.degraded.push(line);
+    } else if done {
+        f.evidence.push(line);
+    } else {
+        f.progressing.push(format!("{line} (rollout in progress)"));
+    }
+    // pods by the workload's selector
+    let sel: Vec<String> = o
+        .data
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    if sel.is_empty() {
+        return Ok(());
+    }
+    let pods_api: Api<DynamicObject> = Api::namespaced_with(
+        l.cluster.client.clone(),
+        l.ns,
+        &k8s::ar("", "v1", "Pod", "pods"),
+    );
+    let pods = list_all(
+        &pods_api,
+        ListParams::default().labels(&sel.join(",")),
+        2_000,
+        l.ctx,
+    )
+    .await?;
+    let mut ready = 0usize;
+    let mut restarts = 0i64;
+    for p in &pods {
+        let d = &p.data;
+        let pname = p.metadata.name.clone().unwrap_or_default();
+        let is_ready = condition(d, "Ready").is_some_and(|c| s(c, "/status") == "True");
+        if is_ready {
+            ready += 1;
         } else {
-            progressing.push(format!("{line} (rollout in progress)"));
+            f.all_pods_ready = false;
         }
-        // pods by the workload's selector
-        let sel: Vec<String> = o
-            .data
-            .pointer("/spec/selector/matchLabels")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                    .collect()
-            })
+        let cs = d
+            .pointer("/status/containerStatuses")
+            .and_then(Value::as_array)
+            .cloned()
             .unwrap_or_default();
-        if sel.is_empty() {
-            continue;
-        }
-        let pods_api: Api<DynamicObject> = Api::namespaced_with(
-            cluster.client.clone(),
-            ns,
-            &k8s::ar("", "v1", "Pod", "pods"),
-        );
-        let pods = list_all(
-            &pods_api,
-            ListParams::default().labels(&sel.join(",")),
-            2_000,
-            ctxname,
-        )
-        .await?;
-        let mut ready = 0usize;
-        let mut restarts = 0i64;
-        for p in &pods {
-            let d = &p.data;
-            let pname = p.metadata.name.clone().unwrap_or_default();
-            let is_ready = condition(d, "Ready").is_some_and(|c| s(c, "/status") == "True");
-            if is_ready {
-                ready += 1;
-            } else {
-                all_pods_ready = false;
-            }
-            let cs = d
-                .pointer("/status/containerStatuses")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            restarts += cs
-                .iter()
-                .map(|c| c.get("restartCount").and_then(Value::as_i64).unwrap_or(0))
-                .sum::<i64>();
-            let bad = cs.iter().find_map(|c| {
-                let r = c
-                    .pointer("/state/waiting/reason")
-                    .or_else(|| c.pointer("/state/terminated/reason"))
-                    .and_then(Value::as_str)?;
-                BAD_WAITING.contains(&r).then(|| {
-                    format!(
-                        "pod {pname} {r} (restarts {}){}",
-                        c.get("restartCount").and_then(Value::as_i64).unwrap_or(0),
-                        c.pointer("/state/waiting/message")
-                            .and_then(Value::as_str)
-                            .map(|m| format!(": {}", compact::clip_line(m, 160)))
-                            .unwrap_or_default()
-                    )
-                })
-            });
-            if let Some(b) = bad {
-                degraded.push(b);
-            } else if !is_ready {
-                let age_min = p
-                    .metadata
-                    .creation_timestamp
-                    .as_ref()
-                    .map(|t| (now.as_second() - t.0.as_second()) / 60)
-                    .unwrap_or(0);
-                let phase = s(d, "/status/phase");
-                if phase == "Pending" && age_min >= 5 {
-                    degraded.push(format!("pod {pname} Pending for {age_min} min"));
-                }
+        restarts += cs
+            .iter()
+            .map(|c| c.get("restartCount").and_then(Value::as_i64).unwrap_or(0))
+            .sum::<i64>();
+        let bad = cs.iter().find_map(|c| {
+            let r = c
+                .pointer("/state/waiting/reason")
+                .or_else(|| c.pointer("/state/terminated/reason"))
+                .and_then(Value::as_str)?;
+            BAD_WAITING.contains(&r).then(|| {
+                format!(
+                    "pod {pname} {r} (restarts {}){}",
+                    c.get("restartCount").and_then(Value::as_i64).unwrap_or(0),
+                    c.pointer("/state/waiting/message")
+                        .and_then(Value::as_str)
+                        .map(|m| format!(": {}", compact::clip_line(m, 160)))
+                        .unwrap_or_default()
+                )
+            })
+        });
+        if let Some(b) = bad {
+            f.degraded.push(b);
+        } else if !is_ready {
+            let age_min = p
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| (l.now.as_second() - t.0.as_second()) / 60)
+                .unwrap_or(0);
+            let phase = s(d, "/status/phase");
+            if phase == "Pending" && age_min >= 5 {
+                f.degraded
+                    .push(format!("pod {pname} Pending for {age_min} min"));
             }
         }
-        evidence.push(format!(
-            "pods of {name}: {ready}/{} ready, {restarts} restarts",
-            pods.len()
-        ));
     }
+    f.evidence.push(format!(
+        "pods of {name}: {ready}/{} ready, {restarts} restarts",
+        pods.len()
+    ));
+    Ok(())
+}
 
-    // 4. services and endpoints
+/// 4. A Service and its endpoints; its ports are access points.
+async fn service(
+    l: &Look<'_>,
+    sref: &blocks::ServiceRef,
+    name: String,
+    f: &mut Findings,
+) -> Result<(), ToolError> {
+    let ns = l.ns;
     let svc_api: Api<DynamicObject> = Api::namespaced_with(
-        cluster.client.clone(),
-        ns,
+        l.cluster.client.clone(),
+        l.ns,
         &k8s::ar("", "v1", "Service", "services"),
     );
     let ep_api: Api<DynamicObject> = Api::namespaced_with(
-        cluster.client.clone(),
-        ns,
+        l.cluster.client.clone(),
+        l.ns,
         &k8s::ar("", "v1", "Endpoints", "endpoints"),
     );
-    for sref in &b.def.health.services {
-        let name = x(&sref.name);
-        let Some(svc) = svc_api
-            .get_opt(&name)
-            .await
-            .map_err(|e| kube_err(e, ctxname))?
-        else {
-            missing.push(format!("Service {name}"));
-            continue;
-        };
-        let ready_addrs = ep_api
-            .get_opt(&name)
-            .await
-            .map_err(|e| kube_err(e, ctxname))?
-            .and_then(|e| e.data.get("subsets").and_then(Value::as_array).cloned())
-            .map(|subs| {
-                subs.iter()
-                    .map(|s| {
-                        s.get("addresses")
-                            .and_then(Value::as_array)
-                            .map_or(0, Vec::len)
-                    })
-                    .sum::<usize>()
-            })
-            .unwrap_or(0);
-        let line = format!("Service {name}: {ready_addrs} ready endpoint(s)");
-        if ready_addrs == 0 {
-            if all_pods_ready && found_workloads > 0 && progressing.is_empty() {
-                degraded.push(format!(
-                    "{line} although the pods are ready (selector or port mismatch?)"
-                ));
-            } else {
-                progressing.push(line);
-            }
+    let Some(svc) = svc_api
+        .get_opt(&name)
+        .await
+        .map_err(|e| kube_err(e, l.ctx))?
+    else {
+        f.missing.push(format!("Service {name}"));
+        return Ok(());
+    };
+    let ready_addrs = ep_api
+        .get_opt(&name)
+        .await
+        .map_err(|e| kube_err(e, l.ctx))?
+        .and_then(|e| e.data.get("subsets").and_then(Value::as_array).cloned())
+        .map(|subs| {
+            subs.iter()
+                .map(|s| {
+                    s.get("addresses")
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len)
+                })
+                .sum::<usize>()
+        })
+        .unwrap_or(0);
+    let line = format!("Service {name}: {ready_addrs} ready endpoint(s)");
+    if ready_addrs == 0 {
+        if f.all_pods_ready && f.found_workloads > 0 && f.progressing.is_empty() {
+            f.degraded.push(format!(
+                "{line} although the pods are ready (selector or port mismatch?)"
+            ));
         } else {
-            evidence.push(line);
+            f.progressing.push(line);
         }
-        let d = &svc.data;
-        let ports: Vec<i64> = d
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
-            .map(|ps| {
-                ps.iter()
-                    .filter_map(|p| p.get("port").and_then(Value::as_i64))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let purpose = sref
-            .purpose
-            .clone()
-            .map(|p| format!(" ({p})"))
-            .unwrap_or_default();
-        let lb = d.pointer("/status/loadBalancer/ingress/0").map(|i| {
-            if s(i, "/ip").is_empty() {
-                s(i, "/hostname").to_string()
-            } else {
-                s(i, "/ip").to_string()
+    } else {
+        f.evidence.push(line);
+    }
+    let d = &svc.data;
+    let ports: Vec<i64> = d
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p.get("port").and_then(Value::as_i64))
+                .collect()
+        })
+        .unwrap_or_default();
+    let purpose = sref
+        .purpose
+        .clone()
+        .map(|p| format!(" ({p})"))
+        .unwrap_or_default();
+    let lb = d.pointer("/status/loadBalancer/ingress/0").map(|i| {
+        if s(i, "/ip").is_empty() {
+            s(i, "/hostname").to_string()
+        } else {
+            s(i, "/ip").to_string()
+        }
+    });
+    for p in ports {
+        f.access.push(match &lb {
+            Some(addr) if !addr.is_empty() => {
+                format!("{addr}:{p}{purpose} (LoadBalancer, configured)")
             }
+            _ => format!("{name}.{ns}.svc:{p}{purpose} (in-cluster)"),
         });
-        for p in ports {
-            access.push(match &lb {
-                Some(addr) if !addr.is_empty() => {
-                    format!("{addr}:{p}{purpose} (LoadBalancer, configured)")
-                }
-                _ => format!("{name}.{ns}.svc:{p}{purpose} (in-cluster)"),
-            });
-        }
     }
+    Ok(())
+}
 
-    // 5. ingresses
-    let ing_ar = all
-        .iter()
-        .find(|(ar, _)| ar.kind == "Ingress" && ar.group == "networking.k8s.io")
-        .map(|(ar, _)| ar.clone());
-    for iname in &b.def.health.ingresses {
-        let name = x(iname);
-        let Some(ar) = &ing_ar else {
-            missing.push(format!(
-                "Ingress {name} (the cluster serves no Ingress API)"
-            ));
-            continue;
+/// 5. An Ingress; its hosts are access points.
+async fn ingress(
+    l: &Look<'_>,
+    ing_ar: Option<&kube::discovery::ApiResource>,
+    name: String,
+    f: &mut Findings,
+) -> Result<(), ToolError> {
+    let Some(ar) = ing_ar else {
+        f.missing.push(format!(
+            "Ingress {name} (the cluster serves no Ingress API)"
+        ));
+        return Ok(());
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(l.cluster.client.clone(), l.ns, ar);
+    let Some(ing) = api.get_opt(&name).await.map_err(|e| kube_err(e, l.ctx))? else {
+        f.missing.push(format!("Ingress {name}"));
+        return Ok(());
+    };
+    let d = &ing.data;
+    let tls_hosts: Vec<String> = d
+        .pointer("/spec/tls")
+        .and_then(Value::as_array)
+        .map(|ts| {
+            ts.iter()
+                .flat_map(|t| {
+                    t.get("hosts")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .filter_map(|h| h.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let addr = d.pointer("/status/loadBalancer/ingress/0").is_some();
+    for r in d
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
+        let host = s(&r, "/host");
+        if host.is_empty() {
+            return Ok(());
+        }
+        let scheme = if tls_hosts.iter().any(|h| h == host) {
+            "https"
+        } else {
+            "http"
         };
-        let api: Api<DynamicObject> = Api::namespaced_with(cluster.client.clone(), ns, ar);
-        let Some(ing) = api.get_opt(&name).await.map_err(|e| kube_err(e, ctxname))? else {
-            missing.push(format!("Ingress {name}"));
-            continue;
-        };
-        let d = &ing.data;
-        let tls_hosts: Vec<String> = d
-            .pointer("/spec/tls")
-            .and_then(Value::as_array)
-            .map(|ts| {
-                ts.iter()
-                    .flat_map(|t| {
-                        t.get("hosts")
-                            .and_then(Value::as_array)
-                            .cloned()
-                            .unwrap_or_default()
-                    })
-                    .filter_map(|h| h.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let addr = d.pointer("/status/loadBalancer/ingress/0").is_some();
-        for r in d
-            .pointer("/spec/rules")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-        {
-            let host = s(&r, "/host");
-            if host.is_empty() {
-                continue;
-            }
-            let scheme = if tls_hosts.iter().any(|h| h == host) {
-                "https"
+        f.access.push(format!(
+            "{scheme}://{host} (Ingress {name}, configured{})",
+            if addr {
+                ", has an address"
             } else {
-                "http"
-            };
-            access.push(format!(
-                "{scheme}://{host} (Ingress {name}, configured{})",
-                if addr {
-                    ", has an address"
-                } else {
-                    ", no address yet"
-                }
-            ));
-        }
-        if !addr {
-            progressing.push(format!("Ingress {name} has no load-balancer address yet"));
-        }
+                ", no address yet"
+            }
+        ));
     }
+    if !addr {
+        f.progressing
+            .push(format!("Ingress {name} has no load-balancer address yet"));
+    }
+    Ok(())
+}
 
-    // 6. recent warning events about the block's objects
-    let evs = k8s::events(cluster, Some(ns), Some("type=Warning"))
+/// 6. Recent warning events about the block's objects.
+async fn warning_events(l: &Look<'_>, f: &mut Findings) {
+    let evs = k8s::events(l.cluster, Some(l.ns), Some("type=Warning"))
         .await
         .unwrap_or_default();
     let recent: Vec<&DynamicObject> = evs
         .iter()
-        .filter(|e| k8s::event_time(e).is_some_and(|t| now.as_second() - t.as_second() <= 15 * 60))
+        .filter(|e| {
+            k8s::event_time(e).is_some_and(|t| l.now.as_second() - t.as_second() <= 15 * 60)
+        })
         .filter(|e| {
             let n = s(&e.data, "/involvedObject/name");
-            n.starts_with(release) || workload_names.iter().any(|w| n.starts_with(w.as_str()))
+            n.starts_with(l.release) || f.workload_names.iter().any(|w| n.starts_with(w.as_str()))
         })
         .collect();
     if !recent.is_empty() {
@@ -872,60 +1006,12 @@ pub async fn check(
         for (reason, (n, last)) in by_reason {
             let line = format!("warning events (15 min): {reason} ×{n}, e.g. {last}");
             if BAD_EVENTS.iter().any(|b| reason.starts_with(b)) {
-                degraded.push(line);
+                f.degraded.push(line);
             } else {
-                evidence.push(line);
+                f.evidence.push(line);
             }
         }
     }
-
-    // missing objects: expected while the release is on its way, a fault once it claims ready
-    if !missing.is_empty() && (release_found || found_workloads > 0) {
-        let line = format!("missing: {}", missing.join(", "));
-        if state == ReleaseState::Progressing {
-            progressing.push(format!("{line} (not created yet)"));
-        } else {
-            degraded.push(format!(
-                "{line} although the release is deployed or the workloads exist"
-            ));
-        }
-    }
-
-    let found = release_found || found_workloads > 0;
-    let (verdict, reasons) = if !found {
-        (
-            Verdict::Missing,
-            vec![format!(
-                "no HelmRelease for release {release} targeting namespace {ns}{}, no Helm release records (Secrets owner=helm,name={release}) in {ns}, and none of {} exist",
-                if hr_ar.is_none() { " (the cluster serves no HelmRelease API)" } else { "" },
-                b.def.health.workloads.iter().map(|w| format!("{} {}", w.kind, x(&w.name))).collect::<Vec<_>>().join(", ")
-            )],
-        )
-    } else if !degraded.is_empty() {
-        (Verdict::Degraded, degraded)
-    } else if !progressing.is_empty() {
-        (Verdict::Progressing, progressing)
-    } else {
-        (Verdict::Ready, vec!["release deployed, every workload available, every pod ready, every Service has endpoints".into()])
-    };
-    Ok(Report {
-        header: format!(
-            "Block: {} ({} {}), environment {env}, context {ctxname}, namespace {ns}, release {release}",
-            b.def.id,
-            b.def.name,
-            b.def.version.clone().unwrap_or_default()
-        ),
-        verdict,
-        suspended,
-        reasons,
-        evidence,
-        access,
-        credentials: b
-            .credentials(&env_s, release, ns)
-            .into_iter()
-            .map(|(p, r)| format!("{p}: {r}"))
-            .collect(),
-    })
 }
 
 impl Tool for Blocks {
@@ -970,7 +1056,7 @@ impl Tool for Blocks {
 
     fn execute<'a>(
         &'a self,
-        call: &'a Admitted,
+        call: Admitted,
         ctx: &'a ToolCtx,
     ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {

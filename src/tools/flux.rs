@@ -980,7 +980,7 @@ impl Tool for Flux {
 
     fn execute<'a>(
         &'a self,
-        call: &'a Admitted,
+        call: Admitted,
         ctx: &'a ToolCtx,
     ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {

@@ -1417,7 +1417,7 @@ impl Tool for Terraform {
 
     fn execute<'a>(
         &'a self,
-        call: &'a Admitted,
+        call: Admitted,
         ctx: &'a ToolCtx,
     ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {

@@ -1047,7 +1047,7 @@ impl Tool for VaultTool {
 
     fn execute<'a>(
         &'a self,
-        call: &'a Admitted,
+        call: Admitted,
         ctx: &'a ToolCtx,
     ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {

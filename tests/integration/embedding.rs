@@ -83,7 +83,7 @@ impl Tool for AppTool {
     }
     fn execute<'a>(
         &'a self,
-        call: &'a Admitted,
+        call: Admitted,
         _: &'a ToolCtx,
     ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {
@@ -311,22 +311,109 @@ turns:
     assert_eq!(server.failures(), Vec::<String>::new());
 }
 
-#[test]
-fn the_embedding_example_runs_two_sessions_concurrently() {
+/// Run example `name` (built by `cargo test` beside the test binary).
+fn run_example(name: &str) -> std::process::Output {
     let exe = std::env::current_exe().expect("exe");
     let example = exe
         .parent()
         .and_then(|deps| deps.parent())
-        .map(|debug| debug.join("examples/embed"))
+        .map(|debug| debug.join("examples").join(name))
         .expect("examples dir");
     assert!(
         example.is_file(),
         "{} missing: cargo test builds examples",
         example.display()
     );
-    let out = std::process::Command::new(&example)
+    std::process::Command::new(&example)
         .output()
-        .expect("run example");
+        .expect("run example")
+}
+
+#[test]
+fn the_custom_tool_example_is_guarded_like_a_builtin() {
+    let out = run_example("custom_tool");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    // refused in intake, dry-run admitted, the apply admitted on that dry-run, then success
+    assert!(
+        lines[0].starts_with("guard: notes append → Refuse")
+            && lines[0].contains("not allowed in the intake state"),
+        "{text}"
+    );
+    assert!(
+        text.contains("guard: notes append → Allow: dry_run operation"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Allow: mutating operation; dry-run matched"),
+        "{text}"
+    );
+    assert!(text.contains("notes ok: web v2 rolled out"), "{text}");
+    assert!(
+        text.trim_end().ends_with("task: success — Success: noted."),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_application_tool_needs_no_manifest_and_a_manifest_only_tightens_it() {
+    let dir = agent_dir();
+    std::fs::remove_file(dir.path().join("tools/app.yaml")).expect("rm manifest");
+    // the plain loader does not know the application's tool: a clear error
+    let Err(err) = bosun::agent::Agent::load(dir.path()) else {
+        panic!("an unknown tool without a manifest must not load");
+    };
+    assert!(err.to_string().contains("names tool `app`"), "{err}");
+    let model: Arc<dyn bosun::model::ModelClient> = Arc::new(
+        OpenAiClient::new(&ModelConfig {
+            base_url: Some("http://127.0.0.1:9".into()),
+            ..Default::default()
+        })
+        .expect("client"),
+    );
+    let opts = || RuntimeOptions {
+        extra_tools: vec![Arc::new(AppTool {
+            ran: Default::default(),
+        })],
+        ..Default::default()
+    };
+    let rt = Runtime::from_dir(dir.path(), model.clone(), opts()).expect("runtime");
+    let app = rt.registry.get("app").expect("offered without a manifest");
+    assert_eq!(
+        app.operations.get("delete"),
+        Some(&EffectClass::Destructive)
+    );
+    assert_eq!(app.operations.get("check"), Some(&EffectClass::ReadOnly));
+    assert!(rt.specs.iter().any(|s| s.name == "app"));
+    // a manifest may make it stricter, never looser
+    std::fs::write(
+        dir.path().join("tools/app.yaml"),
+        "name: app\noperations:\n  apply: {effect: destructive}\n  check: {effect: read_only}\n",
+    )
+    .expect("manifest");
+    let rt = Runtime::from_dir(dir.path(), model.clone(), opts()).expect("runtime");
+    let app = rt.registry.get("app").expect("offered");
+    assert_eq!(app.operations.get("apply"), Some(&EffectClass::Destructive));
+    assert!(
+        !app.operations.contains_key("delete"),
+        "dropped by the manifest"
+    );
+    std::fs::write(
+        dir.path().join("tools/app.yaml"),
+        "name: app\noperations:\n  delete: {effect: read_only}\n",
+    )
+    .expect("manifest");
+    assert!(Runtime::from_dir(dir.path(), model, opts()).is_err());
+}
+
+#[test]
+fn the_embedding_example_runs_two_sessions_concurrently() {
+    let out = run_example("embed");
     assert!(
         out.status.success(),
         "{}",

@@ -109,7 +109,7 @@ impl Tool for Recorder {
     }
     fn execute<'a>(
         &'a self,
-        call: &'a Admitted,
+        call: Admitted,
         _ctx: &'a ToolCtx,
     ) -> BoxFuture<'a, Result<String, ToolError>> {
         Box::pin(async move {
@@ -321,17 +321,25 @@ fn run_sequence(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 };
                 let before = seen.lock().map(|s| s.len()).unwrap_or(0);
                 let asked_before = approver.asked.load(Ordering::SeqCst);
-                let (decision, admitted) = rt.block_on(guard.admit(&reg, &call, state, &ctx));
-                let Some(a) = admitted else {
+                // the production path: the one dispatch (admit, then execute + record)
+                let env = bosun::dispatch::CallEnv {
+                    registry: &reg,
+                    ctx: &ctx,
+                    guard: &guard,
+                    audit: None,
+                    file: None,
+                    events: None,
+                };
+                let adm = rt.block_on(env.admit(&call, state));
+                let decision = adm.decision;
+                let Some(a) = adm.admitted else {
                     if matches!(op, "apply" | "delete") && !dry_flag {
                         MUTATIONS_REFUSED.fetch_add(1, Ordering::Relaxed);
                     }
                     prop_assert!(!decision.reason.is_empty(), "a refusal must say why");
                     continue;
                 };
-                let result =
-                    rt.block_on(reg.get("rec").expect("registered").tool.execute(&a, &ctx));
-                guard.record(&a, result.is_ok());
+                let result = rt.block_on(env.execute(a));
                 let after = seen.lock().map(|s| s.clone()).unwrap_or_default();
                 prop_assert_eq!(after.len(), before + 1);
                 let e = &after[after.len() - 1];
@@ -373,7 +381,7 @@ fn run_sequence(steps: Vec<Step>) -> Result<(), TestCaseError> {
                         approved_for.remove(&key);
                     }
                     EffectClass::DryRun => {
-                        if result.is_ok() {
+                        if result.ok {
                             validated.insert(key.clone());
                         }
                     }

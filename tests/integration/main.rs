@@ -5,6 +5,7 @@
 
 mod common;
 
+mod architecture;
 mod blocks;
 mod chat;
 mod cli_run;

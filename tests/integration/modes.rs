@@ -387,7 +387,15 @@ async fn guard_config_scope_and_mode_for_embedders() {
     .expect("runtime");
     assert!(rt.system_prompt.contains("read-only"));
     for spec in &rt.specs {
-        let reg = rt.registry.get(&spec.name).expect("registered");
+        let Some(reg) = rt.registry.get(&spec.name) else {
+            // the planner's verbs are the session's, not tools
+            assert!(
+                ["transition", "delegate"].contains(&spec.name.as_str()),
+                "{}",
+                spec.name
+            );
+            continue;
+        };
         if let Some(ops) = spec.parameters["properties"]["operation"]["enum"].as_array() {
             for op in ops.iter().filter_map(|o| o.as_str()) {
                 assert_eq!(

@@ -329,7 +329,6 @@ fn the_seed_alone_in_an_empty_dir_validates_and_offers_its_tools() {
             "helm",
             "kubectl",
             "terraform",
-            "transition"
         ]
     );
     // every operation the code implements is offered, at the default manifest's class
