@@ -22,6 +22,10 @@
 //! - concurrency: 1,000 embedded sessions (100 in quick mode) in one fresh process, each a 10-turn
 //!   scripted task, against `bosun scripted-model` in another process: total time, peak RSS, errors.
 //! - guard: `Guard::admit` latency with 10,000 recorded dry-run fingerprints.
+//! - discovery: CPU (user + system, from wait4) of a one-call `bosun run` (`kubectl get
+//!   namespaces`) against a real kube-apiserver (a sandbox started for the section, or
+//!   `BOSUN_TEST_SANDBOX_DIR`'s) with a cold and a warm discovery disk cache, next to the CPU of
+//!   one full `kube::Discovery::run` in this process (what every run paid before the cache).
 //!
 //! The `bosun` binary: cargo builds it for benches and passes `CARGO_BIN_EXE_bosun`; `BOSUN_BIN`
 //! overrides it (the release binary is what should be measured).
@@ -484,6 +488,23 @@ fn fake_apiserver_kubeconfig(home: &Path) -> PathBuf {
 }
 
 fn bosun_run(base_url: &str, home: &Path, task: &str, extra: &[&str]) -> Command {
+    bosun_run_on(
+        &fake_apiserver_kubeconfig(home),
+        base_url,
+        home,
+        task,
+        extra,
+    )
+}
+
+/// `bosun run` against the cluster of `kubeconfig`.
+fn bosun_run_on(
+    kubeconfig: &Path,
+    base_url: &str,
+    home: &Path,
+    task: &str,
+    extra: &[&str],
+) -> Command {
     let mut c = Command::new(bosun_bin());
     c.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -492,7 +513,7 @@ fn bosun_run(base_url: &str, home: &Path, task: &str, extra: &[&str]) -> Command
         .args(["--agent", &repo().to_string_lossy(), "run", "--base-url"])
         .arg(base_url)
         .args(["--model", "bench", "--quiet", "--kubeconfig"])
-        .arg(fake_apiserver_kubeconfig(home))
+        .arg(kubeconfig)
         .arg("--audit-dir")
         .arg(home.join("audit"))
         .arg("--sessions-dir")
@@ -1000,6 +1021,135 @@ async fn guard_section(t: &mut Table, quick: bool) -> Value {
     })
 }
 
+// discovery: the disk cache against a real API server
+
+/// A running sandbox: `BOSUN_TEST_SANDBOX_DIR`'s, else one started now whose processes end with
+/// this benchmark (tied to a parked thread, as the test harness does).
+fn bench_sandbox() -> bosun::sandbox::SandboxState {
+    use bosun::sandbox::{self, Lifetime, UpOptions};
+    if let Some(dir) = std::env::var_os("BOSUN_TEST_SANDBOX_DIR") {
+        if let Ok(Some(st)) = sandbox::load_state(Path::new(&dir)) {
+            if st.all_alive() {
+                return st;
+            }
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("bosun-bench-{}", std::process::id()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio");
+        let opts = UpOptions {
+            lifetime: Lifetime::TiedToParent,
+            controller_manager: false,
+            kubelet: None,
+        };
+        let _ = tx.send(
+            rt.block_on(sandbox::up(&dir, opts, &|_| {}))
+                .map_err(|e| e.to_string()),
+        );
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv()
+        .expect("sandbox thread")
+        .unwrap_or_else(|e| panic!("the sandbox could not start: {e}"))
+}
+
+/// User + system CPU of this process's waited-for children so far, in ms.
+fn children_cpu_ms() -> f64 {
+    cpu_ms(libc::RUSAGE_CHILDREN)
+}
+
+fn cpu_ms(who: libc::c_int) -> f64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(who, &mut ru) };
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+    ms(ru.ru_utime) + ms(ru.ru_stime)
+}
+
+async fn discovery_section(t: &mut Table, quick: bool) -> Value {
+    let runs = if quick { 5 } else { 20 };
+    let st = bench_sandbox();
+    let script = "per_conversation: true\nrecord_requests: false\nturns:\n  - reply:\n      content: \"\"\n      tool_calls:\n        - {name: kubectl, arguments: {operation: get, kind: namespaces}}\n  - reply: {content: \"done\"}\n";
+    let server = ScriptedServer::start(Script::from_yaml(script).expect("script"))
+        .await
+        .expect("server");
+    let home = tempfile::tempdir().expect("tempdir");
+    let cache = home.path().join(".cache/bosun/discovery");
+    // one run's CPU (ms): the child's rusage, from wait4
+    let one = |k: String| {
+        let before = children_cpu_ms();
+        let child = bosun_run_on(&st.kubeconfig, &server.base_url(), home.path(), &k, &[])
+            .spawn()
+            .expect("spawn bosun");
+        let (code, err) = finish(child);
+        assert_eq!(code, 0, "bosun run failed: {err}");
+        children_cpu_ms() - before
+    };
+    let mut cold = vec![];
+    let mut warm = vec![];
+    one("warm-up".into()); // the page cache, and a cache file
+    for k in 0..runs {
+        let _ = std::fs::remove_dir_all(&cache);
+        cold.push(one(format!("cold {k}")));
+        warm.push(one(format!("warm {k}")));
+    }
+    // kube's full discovery in this process, as every run did before the disk cache
+    let target = KubeTarget {
+        kubeconfig: Some(st.kubeconfig.clone()),
+        context: None,
+    };
+    let cluster = bosun::kube_client::connect_with(&target, None)
+        .await
+        .expect("connect");
+    let mut full = vec![];
+    for _ in 0..runs {
+        let before = cpu_ms(libc::RUSAGE_SELF);
+        kube::discovery::Discovery::new(cluster.client.clone())
+            .run()
+            .await
+            .expect("discovery");
+        full.push(cpu_ms(libc::RUSAGE_SELF) - before);
+    }
+    let (cold, warm, full) = (sorted(cold), sorted(warm), sorted(full));
+    let (c, w, f) = (pct(&cold, 50.0), pct(&warm, 50.0), pct(&full, 50.0));
+    t.row(
+        &format!("one-call `bosun run` CPU, cold discovery cache, p50 of {runs}"),
+        format!("{c:.1} ms"),
+        "",
+        None,
+    );
+    t.row(
+        "  warm discovery cache, p50",
+        format!("{w:.1} ms"),
+        "< cold",
+        Some(w < c),
+    );
+    t.row(
+        "  warm / cold",
+        format!("{:.2}", w / c.max(f64::MIN_POSITIVE)),
+        "",
+        None,
+    );
+    t.row(
+        "  kube `Discovery::run` alone (in process), p50",
+        format!("{f:.1} ms"),
+        "",
+        None,
+    );
+    json!({
+        "runs": runs,
+        "one_call_run_cpu_ms": {"cold": {"p50": c, "min": pct(&cold, 0.0), "max": pct(&cold, 100.0)},
+                                 "warm": {"p50": w, "min": pct(&warm, 0.0), "max": pct(&warm, 100.0)}},
+        "warm_over_cold": w / c.max(f64::MIN_POSITIVE),
+        "full_discovery_cpu_ms": {"p50": f, "min": pct(&full, 0.0), "max": pct(&full, 100.0)},
+    })
+}
+
 fn main() {
     bosun::init_crypto();
     let o = opts();
@@ -1036,6 +1186,10 @@ fn main() {
     report.insert("memory".into(), rt.block_on(memory_section(&mut t)));
     report.insert("concurrency".into(), concurrency_section(&mut t, o.quick));
     report.insert("guard".into(), rt.block_on(guard_section(&mut t, o.quick)));
+    report.insert(
+        "discovery".into(),
+        rt.block_on(discovery_section(&mut t, o.quick)),
+    );
     // last: the 10,000-pod listing makes this process large, which would slow the spawns above
     let mut p = Table(vec![]);
     report.insert("prompt".into(), prompt_section(&mut p));

@@ -27,6 +27,9 @@ pub struct CallEnv<'a> {
     /// The session file where dry-runs and their use are saved for `--resume`, if any.
     pub file: Option<&'a SessionFile>,
     pub events: Option<&'a EventSink>,
+    /// The session's Ctrl-C switch: a running read or dry-run is cancelled when it flips
+    /// (`None`: calls always run to the end).
+    pub interrupt: Option<&'a crate::protocol::Interrupt>,
 }
 
 /// The admission of one call.
@@ -144,13 +147,36 @@ impl CallEnv<'_> {
 
     /// Run an admitted call (consumed: it runs once), record a successful dry-run (in the guard
     /// and the session file) and, for a successful change, collect its follow-ups.
+    ///
+    /// A read or dry-run is raced against the session's [`Interrupt`](crate::protocol::Interrupt):
+    /// on Ctrl-C its future is dropped (a child process group is killed with it, see
+    /// [`crate::tools::exec::run`]) and it ends as failed, "interrupted". A call that may change
+    /// something (workspace writes included) is never raced: it finishes and is recorded.
     pub async fn execute(&self, a: Admitted) -> Executed {
         let r = a.receipt();
+        let cancellable = matches!(r.effect, EffectClass::ReadOnly | EffectClass::DryRun);
         let (ok, output) = match self.registry.get(&r.tool) {
-            Some(reg) => match reg.tool.execute(a, self.ctx).await {
-                Ok(out) => (true, out),
-                Err(e) => (false, format!("error: {e}")),
-            },
+            Some(reg) => {
+                let run = reg.tool.execute(a, self.ctx);
+                let result = match self.interrupt.filter(|_| cancellable) {
+                    Some(int) => tokio::select! {
+                        r = run => Some(r),
+                        _ = int.wait() => None,
+                    },
+                    None => Some(run.await),
+                };
+                match result {
+                    Some(Ok(out)) => (true, out),
+                    Some(Err(e)) => (false, format!("error: {e}")),
+                    None => (
+                        false,
+                        format!(
+                            "interrupted: the user stopped this {} call before it finished (it changed nothing)",
+                            r.effect
+                        ),
+                    ),
+                }
+            }
             None => (false, format!("error: unknown tool {}", r.tool)),
         };
         self.guard.record(&r, ok);

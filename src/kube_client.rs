@@ -1,10 +1,13 @@
 //! Kubernetes clients: one per (kubeconfig, context), built on demand and cached, with API
-//! discovery cached alongside.
+//! discovery cached alongside — in memory, and on disk per cluster ([`crate::discovery_cache`]),
+//! refreshed once when a kind is missing from it.
 
+use crate::discovery_cache::{self, CacheConfig};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
@@ -165,17 +168,68 @@ pub struct Cluster {
     pub context: String,
     pub default_namespace: String,
     discovery: Mutex<Option<Resources>>,
+    /// The disk cache of this cluster's discovery: (file, server URL, TTL).
+    disk: Option<(PathBuf, String, std::time::Duration)>,
+    /// Full discoveries this client ran (the disk cache is there to keep this at zero).
+    runs: AtomicU64,
 }
 
 impl Cluster {
-    /// All served resources (recommended version per group), discovered once and cached.
-    pub async fn resources(
-        &self,
-    ) -> Result<Arc<Vec<(ApiResource, ApiCapabilities)>>, KubeClientError> {
+    /// All served resources (every kind at its most stable served version): from memory, else
+    /// from the disk cache while it is fresh, else discovered (and the disk cache rewritten).
+    pub async fn resources(&self) -> Result<Resources, KubeClientError> {
         let mut guard = self.discovery.lock().await;
         if let Some(d) = guard.as_ref() {
             return Ok(d.clone());
         }
+        if let Some((path, server, ttl)) = &self.disk {
+            if let Some(all) = discovery_cache::load(path, server, *ttl) {
+                let all = Arc::new(all);
+                *guard = Some(all.clone());
+                return Ok(all);
+            }
+        }
+        let all = self.discover().await?;
+        *guard = Some(all.clone());
+        Ok(all)
+    }
+
+    /// Run discovery again (memory and disk), whatever is cached.
+    pub async fn refresh(&self) -> Result<Resources, KubeClientError> {
+        let mut guard = self.discovery.lock().await;
+        let all = self.discover().await?;
+        *guard = Some(all.clone());
+        Ok(all)
+    }
+
+    /// How many full discoveries this client ran.
+    pub fn discoveries(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
+
+    /// `find` over the served resources; when it finds nothing in cached data, discovery runs
+    /// once more and `find` is asked again — a CRD installed after the cache was written (or
+    /// after a long-lived `bosun mcp` started) is found, and a kind the server really lacks
+    /// costs one discovery before the usual error.
+    pub async fn lookup<T>(
+        &self,
+        find: impl Fn(&[(ApiResource, ApiCapabilities)]) -> Option<T>,
+    ) -> Result<Option<T>, KubeClientError> {
+        let before = self.discoveries();
+        let all = self.resources().await?;
+        if let Some(t) = find(&all) {
+            return Ok(Some(t));
+        }
+        if self.discoveries() != before {
+            // just discovered: asking again would find nothing new
+            return Ok(None);
+        }
+        let all = self.refresh().await?;
+        Ok(find(&all))
+    }
+
+    async fn discover(&self) -> Result<Resources, KubeClientError> {
+        self.runs.fetch_add(1, Ordering::Relaxed);
         let disc = Discovery::new(self.client.clone())
             .run()
             .await
@@ -189,9 +243,12 @@ impl Cluster {
         for g in disc.groups() {
             all.extend(g.resources_by_stability());
         }
-        let all = Arc::new(all);
-        *guard = Some(all.clone());
-        Ok(all)
+        if let Some((path, server, _)) = &self.disk {
+            if let Err(e) = discovery_cache::store(path, server, &all) {
+                tracing::debug!(path = %path.display(), "discovery cache not written: {e}");
+            }
+        }
+        Ok(Arc::new(all))
     }
 
     /// Resolve what a user or model calls a kind: `pods`, `pod`, `Pod`, `po`,
@@ -200,7 +257,6 @@ impl Cluster {
         &self,
         kind: &str,
     ) -> Result<Option<(ApiResource, ApiCapabilities)>, KubeClientError> {
-        let all = self.resources().await?;
         let k = kind.trim().to_ascii_lowercase();
         let k = expand_short_name(&k);
         let (name, group) = match k.split_once('.') {
@@ -211,10 +267,13 @@ impl Cluster {
             let names = [ar.plural.to_ascii_lowercase(), ar.kind.to_ascii_lowercase()];
             names.contains(&name) && group.as_ref().is_none_or(|g| &ar.group == g)
         };
-        // prefer the core group and well-known groups when a kind name is ambiguous
-        let mut found: Vec<_> = all.iter().filter(|(ar, _)| matches(ar)).cloned().collect();
-        found.sort_by_key(|(ar, _)| (!ar.group.is_empty(), ar.group.contains('.')));
-        Ok(found.into_iter().next())
+        self.lookup(|all| {
+            // prefer the core group and well-known groups when a kind name is ambiguous
+            let mut found: Vec<_> = all.iter().filter(|(ar, _)| matches(ar)).cloned().collect();
+            found.sort_by_key(|(ar, _)| (!ar.group.is_empty(), ar.group.contains('.')));
+            found.into_iter().next()
+        })
+        .await
     }
 }
 
@@ -250,27 +309,50 @@ pub fn is_namespaced(caps: &ApiCapabilities) -> bool {
     matches!(caps.scope, Scope::Namespaced)
 }
 
-/// A cache of connected clusters, keyed by target.
-#[derive(Default)]
+/// A cache of connected clusters, keyed by target, with the discovery disk cache they use.
 pub struct Clusters {
     cache: Mutex<HashMap<KubeTarget, Arc<Cluster>>>,
+    disk: Option<CacheConfig>,
+}
+
+impl Default for Clusters {
+    /// The disk cache from the environment ([`CacheConfig::from_env`]).
+    fn default() -> Self {
+        Self::with_disk_cache(CacheConfig::from_env())
+    }
 }
 
 impl Clusters {
+    /// Clusters whose discovery is cached in `disk` (`None`: in memory only).
+    pub fn with_disk_cache(disk: Option<CacheConfig>) -> Self {
+        Self {
+            cache: Mutex::default(),
+            disk,
+        }
+    }
+
     /// The cluster for `target`, connecting on first use.
     pub async fn get(&self, target: &KubeTarget) -> Result<Arc<Cluster>, KubeClientError> {
         let mut cache = self.cache.lock().await;
         if let Some(c) = cache.get(target) {
             return Ok(c.clone());
         }
-        let c = Arc::new(connect(target).await?);
+        let c = Arc::new(connect_with(target, self.disk.as_ref()).await?);
         cache.insert(target.clone(), c.clone());
         Ok(c)
     }
 }
 
-/// Connect to `target`.
+/// Connect to `target`, discovery cached on disk as the environment says.
 pub async fn connect(target: &KubeTarget) -> Result<Cluster, KubeClientError> {
+    connect_with(target, CacheConfig::from_env().as_ref()).await
+}
+
+/// Connect to `target`, discovery cached in `disk` (`None`: in memory only).
+pub async fn connect_with(
+    target: &KubeTarget,
+    disk: Option<&CacheConfig>,
+) -> Result<Cluster, KubeClientError> {
     let kerr = |detail: String| KubeClientError::Kubeconfig {
         path: target.kubeconfig.clone(),
         detail,
@@ -302,6 +384,12 @@ pub async fn connect(target: &KubeTarget) -> Result<Cluster, KubeClientError> {
     // attempts, backoff up to 1000 s) would hide both.
     cfg.default_retry = false;
     let default_namespace = cfg.default_namespace.clone();
+    // one cache file per cluster: its address and the CA it is trusted through
+    let disk = disk.map(|d| {
+        let server = cfg.cluster_url.to_string();
+        let path = d.file_for(&server, cfg.root_cert.as_deref());
+        (path, server, d.ttl)
+    });
     let client = kube::Client::try_from(cfg).map_err(|e| KubeClientError::Api {
         context: context.clone(),
         detail: e.to_string(),
@@ -311,5 +399,7 @@ pub async fn connect(target: &KubeTarget) -> Result<Cluster, KubeClientError> {
         context,
         default_namespace,
         discovery: Mutex::new(None),
+        disk,
+        runs: AtomicU64::new(0),
     })
 }

@@ -18,6 +18,7 @@
 //! - [`scripted`]: a real OpenAI-compatible HTTP server that replays a script (tests, demo, benches).
 //! - [`sandbox`]: a throwaway local platform: etcd, kube-apiserver, OpenBao, a bare git remote.
 //! - [`kube_client`]: building a kube client from a kubeconfig, context and namespace.
+//! - [`discovery_cache`]: API discovery cached on disk per cluster (as kubectl does).
 //! - [`eval`]: the eval task suite (k8s-ai-bench layout) run on the sandbox, scored Pass@1/Pass@k/Pass^k.
 //! - [`term`]: text from outside made safe to print on a terminal.
 //! - [`mcp`]: bosun as an MCP server (the agent and its guarded tools) and as an MCP client (remote tools behind the same guard).
@@ -31,6 +32,7 @@ pub mod compact;
 pub mod config;
 pub mod defaults;
 pub mod diag;
+pub mod discovery_cache;
 pub mod dispatch;
 pub mod document;
 pub mod effect;

@@ -181,3 +181,41 @@ pub enum Op {
     /// End the session.
     Shutdown,
 }
+
+/// A switch a frontend flips to interrupt the running task (Ctrl-C). The task stops at the next
+/// safe point: while waiting for the model, between tool calls, or in the middle of a read or
+/// dry-run (cancelled, its processes killed) — never in the middle of a tool call that may be
+/// changing something (it finishes and is recorded first).
+#[derive(Debug, Default)]
+pub struct Interrupt {
+    flag: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Interrupt {
+    pub fn trigger(&self) {
+        self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    pub(crate) fn take(&self) -> bool {
+        self.flag.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether the switch is on (not consuming it).
+    pub fn is_triggered(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Resolves once the switch is on (not consuming it): what a cancellable tool call is raced
+    /// against in [`crate::dispatch`].
+    pub async fn wait(&self) {
+        loop {
+            let n = self.notify.notified();
+            if self.flag.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            n.await;
+        }
+    }
+}

@@ -128,6 +128,8 @@ pub async fn apply(dir: &Path, a: ApplyArgs) -> anyhow::Result<ExitCode> {
         audit: audit.as_ref(),
         file: None,
         events: None,
+        // no model, no session: a proposal's dry-runs and changes run to their end
+        interrupt: None,
     };
     let mut results: Vec<ChangeResult> = Vec::new();
     let result = |c: &ProposedChange, result: &'static str, detail: String| ChangeResult {

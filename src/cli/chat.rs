@@ -3,7 +3,7 @@
 //! interrupt the running turn (the session stays), Ctrl-D to leave.
 
 use super::exit;
-use super::render::one_line;
+use super::render::{one_line, Palette};
 use super::run::{self, RunArgs};
 use bosun::guard::Verdict;
 use bosun::planner::State;
@@ -130,8 +130,11 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(line) = run::scope_line(&rt) {
         eprintln!("{line}");
     }
+    // colours on a terminal, honouring NO_COLOR; none in pipes
+    let pal = Palette::stderr();
     let mut ui = Ui {
-        state: State::Intake,
+        // a resumed session continues in its restored planner state
+        state: handle.started_in(),
         spinner: None,
         streamed: false,
     };
@@ -143,7 +146,8 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
         let input = match pending_first.take() {
             Some(t) => t,
             None => {
-                let (e, r) = read_input(ed, &format!("{}> ", ui.state)).await?;
+                let prompt = format!("{}{}{}>{} ", pal.bold, pal.cyan, ui.state, pal.reset);
+                let (e, r) = read_input(ed, &prompt).await?;
                 ed = e;
                 match r {
                     Ok(t) => t,
@@ -215,7 +219,8 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
                         Ok(h) => {
                             handle.submit(Op::Shutdown);
                             handle = h;
-                            println!("resumed session {id}");
+                            ui.state = handle.started_in();
+                            println!("resumed session {id} (planner state {})", ui.state);
                         }
                         Err(e) => println!("cannot resume {id}: {e}"),
                     },
@@ -236,6 +241,7 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
                                 match new_rt.spawn(approver.clone(), Some(&id)) {
                                     Ok(h) => {
                                         handle = h;
+                                        ui.state = handle.started_in();
                                         rt = new_rt;
                                         println!("model: {m} (session {id} continues)");
                                     }
@@ -286,10 +292,20 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
                     tool, arguments, ..
                 } => {
                     ui.clear_spinner();
-                    ui.spinner = Some(spinner(format!("{tool} {}", one_line(&arguments, 70))));
+                    ui.spinner = Some(spinner(format!(
+                        "{}{tool}{} {}",
+                        pal.bold,
+                        pal.reset,
+                        one_line(&arguments, 70)
+                    )));
                 }
                 Event::GuardDecision(d) if d.verdict == Verdict::Refuse => {
-                    let line = format!("  ✗ guard: {}", one_line(&d.reason, 150));
+                    let line = format!(
+                        "  {}✗ guard:{} {}",
+                        pal.red,
+                        pal.reset,
+                        one_line(&d.reason, 150)
+                    );
                     match &ui.spinner {
                         Some(sp) if !sp.is_hidden() => sp.println(line),
                         _ => eprintln!("{line}"),
@@ -303,8 +319,14 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
                     ..
                 } => {
                     let line = format!(
-                        "{} {tool} · {duration_ms} ms · {}",
-                        if ok { "✓" } else { "✗" },
+                        "{} {}{tool}{} · {duration_ms} ms · {}",
+                        if ok {
+                            format!("{}✓{}", pal.green, pal.reset)
+                        } else {
+                            format!("{}✗{}", pal.red, pal.reset)
+                        },
+                        pal.bold,
+                        pal.reset,
                         one_line(&output, 90)
                     );
                     match ui.spinner.take() {
@@ -321,15 +343,27 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
                     justification,
                 } => {
                     ui.state = to;
-                    eprintln!("◆ {from} → {to}: {}", one_line(&justification, 100));
+                    eprintln!(
+                        "{}◆ {from} → {to}:{} {}",
+                        pal.cyan,
+                        pal.reset,
+                        one_line(&justification, 100)
+                    );
                 }
                 Event::ApprovalRequested { id, request } => {
                     if let Some(sp) = ui.spinner.take() {
                         sp.finish_and_clear();
                     }
                     eprintln!(
-                        "\n⚠ approval needed: {} — {}.{} ({})",
-                        request.reason, request.tool, request.operation, request.effect
+                        "\n{}⚠ approval needed:{} {} — {}{}.{}{} ({})",
+                        pal.yellow,
+                        pal.reset,
+                        request.reason,
+                        pal.bold,
+                        request.tool,
+                        request.operation,
+                        pal.reset,
+                        request.effect
                     );
                     eprintln!("  target: {}", request.target);
                     if let Some(env) = request.environment {
@@ -371,7 +405,7 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
                 }
                 Event::TaskFailed { error } => {
                     ui.clear_spinner();
-                    eprintln!("✗ {}", printable(&error));
+                    eprintln!("{}✗{} {}", pal.red, pal.reset, printable(&error));
                     break;
                 }
                 Event::TaskInterrupted => {

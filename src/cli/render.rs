@@ -12,6 +12,93 @@ pub fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// ANSI styles — every one empty when colour is off, so plain output has no escape byte.
+#[derive(Debug, Clone, Copy)]
+pub struct Palette {
+    pub dim: &'static str,
+    pub bold: &'static str,
+    pub red: &'static str,
+    pub green: &'static str,
+    pub yellow: &'static str,
+    pub cyan: &'static str,
+    pub reset: &'static str,
+}
+
+impl Palette {
+    /// Colours when `on`, else none.
+    pub fn new(on: bool) -> Self {
+        if on {
+            Self {
+                dim: "\x1b[2m",
+                bold: "\x1b[1m",
+                red: "\x1b[31m",
+                green: "\x1b[32m",
+                yellow: "\x1b[33m",
+                cyan: "\x1b[36m",
+                reset: "\x1b[0m",
+            }
+        } else {
+            Self {
+                dim: "",
+                bold: "",
+                red: "",
+                green: "",
+                yellow: "",
+                cyan: "",
+                reset: "",
+            }
+        }
+    }
+
+    /// Colours as [`color`] decides for stderr.
+    pub fn stderr() -> Self {
+        Self::new(color())
+    }
+}
+
+/// The line `run` shows on a terminal while the model thinks — elapsed seconds and tokens
+/// streamed so far — cleared (never left on screen) when something else is printed.
+struct Thinking {
+    bar: Option<indicatif::ProgressBar>,
+    /// Streamed chunks of this model turn (one per token, as endpoints stream them).
+    tokens: u64,
+    /// When the model was asked.
+    since: std::time::Instant,
+}
+
+impl Thinking {
+    /// A new line for a new model request.
+    fn show(&mut self) {
+        self.tokens = 0;
+        self.since = std::time::Instant::now();
+        self.hide();
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        self.bar = Some(bar);
+        self.update();
+    }
+
+    fn update(&self) {
+        if let Some(bar) = &self.bar {
+            let secs = self.since.elapsed().as_secs();
+            bar.set_message(match self.tokens {
+                0 => format!("model thinking · {secs} s"),
+                n => format!("model thinking · {secs} s · {n} tokens streamed"),
+            });
+        }
+    }
+
+    fn hide(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// `s` on one line of at most `max` characters, control characters escaped.
 pub fn one_line(s: &str, max: usize) -> String {
     let flat: String = printable(s)
@@ -34,14 +121,47 @@ pub async fn render(
     quiet: bool,
     mut trace: Option<std::fs::File>,
 ) {
-    let color = color();
-    let (dim, bold, red, green, reset) = if color {
-        ("\x1b[2m", "\x1b[1m", "\x1b[31m", "\x1b[32m", "\x1b[0m")
-    } else {
-        ("", "", "", "", "")
-    };
+    let Palette {
+        dim,
+        bold,
+        red,
+        green,
+        reset,
+        ..
+    } = Palette::stderr();
     let mut streamed = false;
-    while let Some(ev) = rx.recv().await {
+    // the progress line: text output on a terminal only (never in pipes, logs or JSON)
+    let live = !quiet && format == OutputFormat::Text && std::io::stderr().is_terminal();
+    let mut thinking = Thinking {
+        bar: None,
+        tokens: 0,
+        since: std::time::Instant::now(),
+    };
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        let ev = tokio::select! {
+            ev = rx.recv() => ev,
+            _ = tick.tick() => {
+                thinking.update();
+                continue;
+            }
+        };
+        let Some(ev) = ev else { break };
+        // on a terminal the line stands for the streamed text while the model thinks (the
+        // text is printed whole when complete); before anything is printed it is cleared
+        let think_after = live
+            && matches!(
+                ev,
+                Event::TaskStarted { .. } | Event::ToolCallFinished { .. }
+            );
+        if live {
+            if let Event::AssistantDelta { .. } = ev {
+                thinking.tokens += 1;
+                thinking.update();
+            } else {
+                thinking.hide();
+            }
+        }
         if let Some(f) = trace.as_mut() {
             if let Ok(line) = serde_json::to_string(&ev) {
                 if writeln!(f, "{line}").is_err() {
@@ -67,15 +187,17 @@ pub async fn render(
             }
             Event::AssistantDelta { text } if !quiet => {
                 streamed = true;
-                eprint!("{dim}{}{reset}", printable(&text));
-            }
-            Event::AssistantMessage { text } if !quiet => {
-                if streamed {
-                    eprintln!();
-                    streamed = false;
+                if !live {
+                    eprint!("{dim}{}{reset}", printable(&text));
                 }
-                // the final answer goes to stdout on TaskComplete; interim text is progress
-                let _ = text;
+            }
+            // the final answer goes to stdout on TaskComplete; interim text is progress
+            Event::AssistantMessage { text } if !quiet && streamed => {
+                if live {
+                    eprint!("{dim}{}{reset}", printable(&text));
+                }
+                eprintln!();
+                streamed = false;
             }
             Event::ToolCallStarted {
                 tool, arguments, ..
@@ -134,5 +256,9 @@ pub async fn render(
             }
             _ => {}
         }
+        if think_after {
+            thinking.show();
+        }
     }
+    thinking.hide();
 }

@@ -518,12 +518,13 @@ pub async fn run_task(
     }
     let audit = session.audit_path().map(|p| p.display().to_string());
     let session_id = session.id().to_string();
-    // Ctrl-C / SIGTERM: the session stops at its next safe point (a running tool call finishes
-    // and is recorded), so the report below still lists what changed; a second one exits now
+    // Ctrl-C / SIGTERM: the session stops at its next safe point (a running read or dry-run is
+    // cancelled; a running change finishes and is recorded), so the report below still lists
+    // what changed; a second one exits now
     let interrupter = session.interrupter();
     let watcher = tokio::spawn(async move {
         stop_signal().await;
-        eprintln!("bosun: interrupted; stopping after the running call (Ctrl-C again to quit now)");
+        eprintln!("bosun: interrupted; a running read stops now, a running change finishes first (Ctrl-C again to quit now)");
         interrupter.trigger();
         stop_signal().await;
         std::process::exit(i32::from(INTERRUPTED));

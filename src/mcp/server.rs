@@ -272,6 +272,7 @@ impl BosunMcp {
             audit,
             file: None,
             events: None,
+            interrupt: None,
         };
         let d = env.call(&call, State::Deployment).await;
         let content = vec![ContentBlock::text(d.output)];

@@ -4,36 +4,6 @@
 use super::{Event, EventSink, Op, Runtime, Session, SessionError};
 use std::sync::Arc;
 
-/// A switch a frontend flips to interrupt the running task (Ctrl-C). The task stops at the next
-/// safe point: while waiting for the model, or between tool calls — never in the middle of a
-/// tool call that may be changing something.
-#[derive(Debug, Default)]
-pub struct Interrupt {
-    flag: std::sync::atomic::AtomicBool,
-    notify: tokio::sync::Notify,
-}
-
-impl Interrupt {
-    pub fn trigger(&self) {
-        self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.notify.notify_waiters();
-    }
-
-    pub(super) fn take(&self) -> bool {
-        self.flag.swap(false, std::sync::atomic::Ordering::SeqCst)
-    }
-
-    pub(super) async fn wait(&self) {
-        loop {
-            let n = self.notify.notified();
-            if self.flag.load(std::sync::atomic::Ordering::SeqCst) {
-                return;
-            }
-            n.await;
-        }
-    }
-}
-
 /// An approver that asks the frontend: it emits `Event::ApprovalRequested` and waits for
 /// [`ChannelApprover::resolve`] (driven by `Op::Approve` / `Op::Deny`).
 pub struct ChannelApprover {
@@ -95,6 +65,9 @@ pub struct SessionHandle {
     ops: tokio::sync::mpsc::UnboundedSender<Op>,
     events: tokio::sync::mpsc::UnboundedReceiver<Event>,
     id: String,
+    /// The planner state when the session task started: `intake` for a new session, the
+    /// restored state for a resumed one.
+    started_in: crate::planner::State,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -112,6 +85,12 @@ impl SessionHandle {
     /// The session id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The planner state the session started in (the restored one after a resume); later
+    /// moves arrive as [`Event::StateChanged`].
+    pub fn started_in(&self) -> crate::planner::State {
+        self.started_in
     }
 
     /// Wait for the session task to end (after `Op::Shutdown`).
@@ -148,6 +127,7 @@ impl Runtime {
             None => channel.clone(),
         });
         let id = session.id().to_string();
+        let started_in = session.state();
         let interrupt = session.interrupter();
         let task = tokio::spawn(async move {
             let mut queue: std::collections::VecDeque<String> = Default::default();
@@ -213,6 +193,7 @@ impl Runtime {
             ops: otx,
             events: erx,
             id,
+            started_in,
             task,
         })
     }

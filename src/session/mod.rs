@@ -13,9 +13,10 @@ mod turn;
 mod verify;
 
 pub use crate::protocol::{
-    AppliedChange, Event, EventSink, Op, Outcome, ProposalWritten, SessionError, TaskStatus,
+    AppliedChange, Event, EventSink, Interrupt, Op, Outcome, ProposalWritten, SessionError,
+    TaskStatus,
 };
-pub use handle::{ChannelApprover, Interrupt, SessionHandle};
+pub use handle::{ChannelApprover, SessionHandle};
 pub use runtime::{Runtime, RuntimeError, RuntimeOptions, DEFAULT_MAX_TURNS};
 
 use crate::guard::{Decision, Guard};

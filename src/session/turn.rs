@@ -80,6 +80,7 @@ impl Session {
             audit: self.audit.as_deref(),
             file: self.file.as_ref(),
             events: Some(&self.events),
+            interrupt: Some(&self.interrupt),
         }
     }
 

@@ -188,6 +188,16 @@ async fn capture<R: AsyncRead + Unpin>(mut r: R) -> Vec<u8> {
     buf
 }
 
+/// SIGKILL to a child's process group when dropped before the child was waited for (the future
+/// of [`run`] dropped mid-run); disarmed (`None`) once [`run`] stopped the group itself.
+struct KillGroupOnDrop(Option<u32>);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        signal_group(self.0, libc::SIGKILL);
+    }
+}
+
 fn signal_group(pid: Option<u32>, sig: libc::c_int) {
     if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
         if pid > 0 {
@@ -234,6 +244,9 @@ pub async fn run(cmd: &Cmd) -> Result<Output, ToolError> {
         .spawn()
         .map_err(|e| ToolError::Failed(format!("cannot start {}: {e}", cmd.program.display())))?;
     let pid = child.id();
+    // a call cancelled mid-run (Ctrl-C on a read or dry-run: its future is dropped) takes its
+    // whole process group with it, not only bwrap (which `kill_on_drop` reaches)
+    let mut group = KillGroupOnDrop(pid);
     if let (Some(data), Some(mut stdin)) = (cmd.stdin.clone(), child.stdin.take()) {
         tokio::spawn(async move {
             let _ = stdin.write_all(&data).await;
@@ -247,6 +260,7 @@ pub async fn run(cmd: &Cmd) -> Result<Output, ToolError> {
             // whatever the program left running in its group goes with it (a pgid is not
             // reused while any member is alive, so this reaches only our own processes)
             signal_group(pid, libc::SIGKILL);
+            group.0 = None;
             s.map_err(|e| ToolError::Failed(format!("waiting for {}: {e}", cmd.display())))?
         }
         Err(_) => {
@@ -256,6 +270,7 @@ pub async fn run(cmd: &Cmd) -> Result<Output, ToolError> {
             }
             // members that ignore SIGINT (background jobs of a shell do) are killed now
             signal_group(pid, libc::SIGKILL);
+            group.0 = None;
             // reap and drop the pipes
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
             tracing::warn!(command = %cmd.display(), secs = cmd.timeout.as_secs(), "command timed out; process group stopped");

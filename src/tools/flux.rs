@@ -393,10 +393,14 @@ async fn flux_ar(
     cluster: &Cluster,
     k: &(&str, &str, &str),
 ) -> Result<(ApiResource, bool), ToolError> {
-    let all = cluster.resources().await.map_err(k8s::failed)?;
-    all.iter()
-        .find(|(ar, _)| ar.group == k.1 && ar.kind == k.0)
-        .map(|(ar, caps)| (ar.clone(), is_namespaced(caps)))
+    cluster
+        .lookup(|all| {
+            all.iter()
+                .find(|(ar, _)| ar.group == k.1 && ar.kind == k.0)
+                .map(|(ar, caps)| (ar.clone(), is_namespaced(caps)))
+        })
+        .await
+        .map_err(k8s::failed)?
         .ok_or_else(|| {
             ToolError::Failed(format!(
                 "the cluster does not serve {} ({}): are the Flux CRDs installed?",

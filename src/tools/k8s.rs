@@ -123,14 +123,18 @@ pub async fn resolve_gvk(
     api_version: &str,
     kind: &str,
 ) -> Result<(ApiResource, bool), ToolError> {
-    let all = cluster.resources().await.map_err(failed)?;
     let (group, version) = match api_version.split_once('/') {
         Some((g, v)) => (g, v),
         None => ("", api_version),
     };
-    let found = all
-        .iter()
-        .find(|(ar, _)| ar.group == group && ar.kind == kind)
+    let found = cluster
+        .lookup(|all| {
+            all.iter()
+                .find(|(ar, _)| ar.group == group && ar.kind == kind)
+                .cloned()
+        })
+        .await
+        .map_err(failed)?
         .ok_or_else(|| {
             ToolError::Failed(format!(
                 "the server does not serve {kind} in {api_version} (is its CRD installed? see api_resources)"

@@ -329,6 +329,7 @@ fn run_sequence(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     audit: None,
                     file: None,
                     events: None,
+                    interrupt: None,
                 };
                 let adm = rt.block_on(env.admit(&call, state));
                 let decision = adm.decision;

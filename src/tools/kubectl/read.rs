@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 pub(super) async fn api_resources(cluster: &Cluster) -> Result<String, ToolError> {
-    let all = cluster.resources().await.map_err(k8s::failed)?;
+    // a listing of kinds is read fresh (as `kubectl api-resources` does), never from the cache
+    let all = cluster.refresh().await.map_err(k8s::failed)?;
     let mut rows: Vec<Vec<String>> = all
         .iter()
         .map(|(ar, caps)| {

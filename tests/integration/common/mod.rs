@@ -400,6 +400,7 @@ impl Driver {
             audit: None,
             file: None,
             events: None,
+            interrupt: None,
         }
     }
 
@@ -422,6 +423,8 @@ pub struct Harness {
     pub registry: bosun::tools::Registry,
     pub guard: bosun::guard::Guard,
     pub ctx: bosun::tools::ToolCtx,
+    /// The Ctrl-C switch calls are raced against, as a session's are (off unless a test flips it).
+    pub interrupt: bosun::session::Interrupt,
     next_id: std::sync::atomic::AtomicUsize,
 }
 
@@ -452,6 +455,7 @@ impl Harness {
             registry,
             guard: bosun::guard::Guard::new(cfg),
             ctx,
+            interrupt: Default::default(),
             next_id: std::sync::atomic::AtomicUsize::new(0),
         }
     }
@@ -491,6 +495,7 @@ impl Harness {
             audit: None,
             file: None,
             events: None,
+            interrupt: Some(&self.interrupt),
         };
         let d = env.call(&call, state).await;
         match (d.ok, d.ran.is_some()) {
