@@ -48,6 +48,7 @@ pub mod model;
 pub mod planner;
 pub mod policy;
 pub mod prompt;
+pub mod proposal;
 pub mod protocol;
 pub mod redact;
 pub mod sandbox;

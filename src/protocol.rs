@@ -63,9 +63,19 @@ pub enum Event {
         usage: Usage,
         state: State,
         report: Option<String>,
+        /// Suggest mode: where the change proposal was written, and how many changes it holds.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        proposal: Option<ProposalWritten>,
     },
     /// The task ended with an error.
     TaskFailed { error: String },
+}
+
+/// A change proposal written at the end of a suggest-mode task.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProposalWritten {
+    pub dir: std::path::PathBuf,
+    pub changes: usize,
 }
 
 /// Where events go. A closed receiver is not an error: the session keeps working.
@@ -114,6 +124,11 @@ pub struct Outcome {
     pub applied: Vec<AppliedChange>,
     /// Calls the policy denied or that waited for an approval that was not given.
     pub blocked: Vec<Decision>,
+    /// Suggest mode: the change proposal — each change whose dry-run passed, with the calls
+    /// that validate and make it (`bosun apply` replays them). Empty in other modes.
+    pub proposed: Vec<crate::proposal::ProposedChange>,
+    /// Where the proposal was written (`proposal.json` + one file per change), if it was.
+    pub proposal_dir: Option<std::path::PathBuf>,
 }
 
 /// A change that was applied, with its evidence.
@@ -147,6 +162,8 @@ pub enum SessionError {
     Interrupted,
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Proposal(#[from] crate::proposal::ProposalError),
 }
 
 /// Operations a frontend sends to a running session.

@@ -1,4 +1,4 @@
-//! What a task may touch: its [`Mode`] (apply, or read-only) and its [`TaskScope`] (the kube
+//! What a task may touch: its [`Mode`] (apply, suggest or read-only) and its [`TaskScope`] (the kube
 //! context and namespace writes are confined to). The guard enforces both (`check_mode`,
 //! `check_scope`); this module also decides what the model is offered and told.
 
@@ -16,6 +16,11 @@ pub enum Mode {
     Apply,
     /// Only `read_only` operations are offered and admitted; nothing is dry-run or changed.
     ReadOnly,
+    /// Reads and dry-runs run; every change is offered but never applied: the guard judges it
+    /// as it would in apply mode (scope, state, policy, a matching dry-run) and then refuses it
+    /// as [`crate::guard::RefusalKind::Proposed`] — the session records it in a change proposal
+    /// that `bosun apply` replays later.
+    Suggest,
 }
 
 impl Mode {
@@ -23,20 +28,31 @@ impl Mode {
         match self {
             Self::Apply => "apply",
             Self::ReadOnly => "read-only",
+            Self::Suggest => "suggest",
         }
     }
 
-    /// The strictest effect class this mode admits.
+    /// The strictest effect class this mode lets run.
     pub fn max_effect(self) -> EffectClass {
         match self {
             Self::Apply => EffectClass::Destructive,
             Self::ReadOnly => EffectClass::ReadOnly,
+            Self::Suggest => EffectClass::DryRun,
         }
     }
 
     /// Whether an operation of class `effect` may run in this mode.
     pub fn allows(self, effect: EffectClass) -> bool {
         effect <= self.max_effect()
+    }
+
+    /// Whether an operation of class `effect` is offered to the model in this mode: in suggest
+    /// mode changes are offered too (calling one is how the model proposes it), though none runs.
+    pub fn offers(self, effect: EffectClass) -> bool {
+        match self {
+            Self::Suggest => true,
+            m => m.allows(effect),
+        }
     }
 }
 
@@ -106,6 +122,12 @@ pub fn prompt_facts(mode: Mode, scope: Option<&TaskScope>) -> BTreeMap<String, S
             "read-only: only read operations are offered and allowed; do not dry-run or change anything — answer from what you read, and describe any change you would recommend instead of making it".into(),
         );
     }
+    if mode == Mode::Suggest {
+        facts.insert(
+            "mode".into(),
+            "suggest: nothing is applied in this task. Work exactly as you would to make the change — read, dry-run, move to deployment and call the change itself with the same arguments — and the guard records each change whose dry-run passed as a proposal instead of applying it (it answers `recorded as a proposal`). Do not retry a proposed change; once every change is proposed, move on to verification and completion and summarise the proposal for a human, who applies it with `bosun apply`".into(),
+        );
+    }
     if let Some(s) = scope.filter(|s| !s.is_empty()) {
         let mut text =
             format!("this task is scoped to {s}: every dry-run and change must act only there");
@@ -137,6 +159,10 @@ mod tests {
         assert!(Mode::ReadOnly.allows(EffectClass::ReadOnly));
         assert!(!Mode::ReadOnly.allows(EffectClass::DryRun));
         assert!(Mode::Apply.allows(EffectClass::Destructive));
+        assert!(Mode::Suggest.allows(EffectClass::DryRun));
+        assert!(!Mode::Suggest.allows(EffectClass::Mutating));
+        assert!(Mode::Suggest.offers(EffectClass::Destructive));
+        assert!(!Mode::ReadOnly.offers(EffectClass::DryRun));
     }
 
     #[test]

@@ -40,6 +40,12 @@ pub enum Entry {
     Report {
         report: String,
     },
+    /// How a task ended: the runtime's status (`success`, `failed`, `needs_approval`, or
+    /// `interrupted` / `error` when it ended without an answer) and why.
+    Outcome {
+        status: String,
+        verdict: String,
+    },
 }
 
 /// Errors reading or writing session files.
@@ -126,6 +132,8 @@ pub struct Saved {
     pub state: Option<State>,
     pub dry_runs: Vec<(Fingerprint, String)>,
     pub report: Option<String>,
+    /// The last task's outcome: (status, verdict).
+    pub outcome: Option<(String, String)>,
 }
 
 /// Read session `id` from `dir`. A truncated last line (a crash mid-write) is ignored; any other
@@ -180,6 +188,7 @@ pub fn load(dir: &Path, id: &str) -> Result<Saved, StoreError> {
             // entries are in order: a use removes the dry-runs of that change recorded before it
             Entry::DryRunUsed { fingerprint } => s.dry_runs.retain(|(f, _)| f != &fingerprint),
             Entry::Report { report } => s.report = Some(report),
+            Entry::Outcome { status, verdict } => s.outcome = Some((status, verdict)),
         }
     }
     Ok(s)
@@ -191,7 +200,13 @@ pub struct Summary {
     pub id: String,
     pub created: String,
     pub agent: String,
+    /// The final planner state of the last task.
     pub state: String,
+    /// The last task's outcome (`success`, `failed`, `needs_approval`, `interrupted`, `error`);
+    /// `None`: still running, or cut off before it ended.
+    pub outcome: Option<String>,
+    /// Why the runtime decided the outcome.
+    pub verdict: Option<String>,
     pub messages: usize,
     pub task: String,
 }
@@ -228,6 +243,8 @@ pub fn list(dir: &Path) -> Result<Vec<Summary>, StoreError> {
             created: s.created,
             agent: s.agent,
             state: s.state.map_or("intake".into(), |st| st.to_string()),
+            outcome: s.outcome.as_ref().map(|o| o.0.clone()),
+            verdict: s.outcome.map(|o| o.1),
             messages: s.messages.len(),
             task,
         });

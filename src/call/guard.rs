@@ -197,6 +197,9 @@ pub enum RefusalKind {
     /// A dry-run or change outside the task's scope (another context or namespace, or a
     /// cluster-scoped object).
     Scope,
+    /// Suggest mode: a change that passed every check up to its dry-run, refused so that it is
+    /// recorded in the task's change proposal instead of applied (not a failure of the task).
+    Proposed,
 }
 
 impl RefusalKind {
@@ -537,6 +540,7 @@ impl Guard {
         let decided = self.check_policy(call, &inv, registered, effect, env)?;
         if effect >= EffectClass::Mutating {
             self.check_dry_run(call, &inv, fingerprint.as_ref())?;
+            self.check_proposal(call, &inv, effect, fingerprint.as_ref())?;
         }
         let key = fingerprint.clone().unwrap_or_else(|| Fingerprint {
             tool: call.name.clone(),
@@ -625,7 +629,9 @@ impl Guard {
         effect: EffectClass,
     ) -> Result<(), Refusal> {
         let mode = self.cfg.mode;
-        if mode.allows(effect) {
+        // suggest mode: a change is judged like in apply mode and refused at the end
+        // (`check_proposal`), so a proposal holds only changes that would have been admitted
+        if mode.allows(effect) || (mode == Mode::Suggest && effect >= EffectClass::Mutating) {
             return Ok(());
         }
         Err(Refusal(
@@ -840,6 +846,30 @@ impl Guard {
             )),
             Some(_) => Ok(()),
         }
+    }
+
+    /// Suggest mode: a change that passed every check so far (mode, scope, state, policy, a
+    /// fresh matching dry-run) is refused here — nothing is applied — with the answer that it
+    /// is recorded as a proposal. Its dry-run is not used up (`bosun apply` runs a new one).
+    fn check_proposal(
+        &self,
+        call: &ToolCall,
+        inv: &Invocation,
+        effect: EffectClass,
+        fingerprint: Option<&Fingerprint>,
+    ) -> Result<(), Refusal> {
+        if self.cfg.mode != Mode::Suggest {
+            return Ok(());
+        }
+        Err(Refusal(
+            RefusalKind::Proposed,
+            format!(
+                "this task runs in suggest mode, so nothing is applied: `{}.{}` ({effect}, change {}) passed its dry-run and is recorded as a proposal instead. Do not retry it; propose any other change the same way, then move on to verification and completion and summarise the proposal — a human applies it with `bosun apply`",
+                call.name,
+                inv.operation,
+                fingerprint.map(Fingerprint::short).unwrap_or_default()
+            ),
+        ))
     }
 
     /// Step 8: Destructive calls, changes in prod and calls an `approve` rule matches need a yes for

@@ -395,14 +395,14 @@ pub fn offered_effects(reg: &Registered, mode: Mode) -> Vec<EffectClass> {
     reg.operations
         .values()
         .copied()
-        .filter(|e| mode.allows(*e))
+        .filter(|e| mode.offers(*e))
         .collect()
 }
 
 /// The tool specs offered in `mode`: in read-only mode, operations above `read_only` leave each
 /// schema's `operation` enum, and a tool left with no operation is not offered at all.
 pub fn offered_specs(registry: &Registry, specs: Vec<ToolSpec>, mode: Mode) -> Vec<ToolSpec> {
-    if mode == Mode::Apply {
+    if mode != Mode::ReadOnly {
         return specs;
     }
     specs
@@ -412,7 +412,7 @@ pub fn offered_specs(registry: &Registry, specs: Vec<ToolSpec>, mode: Mode) -> V
             let allowed: Vec<&str> = reg
                 .operations
                 .iter()
-                .filter(|(_, e)| mode.allows(**e))
+                .filter(|(_, e)| mode.offers(**e))
                 .map(|(o, _)| o.as_str())
                 .collect();
             if allowed.is_empty() {
@@ -434,7 +434,7 @@ pub fn offered_prompt_tools(
     tools: Vec<PromptTool>,
     mode: Mode,
 ) -> Vec<PromptTool> {
-    if mode == Mode::Apply {
+    if mode != Mode::ReadOnly {
         return tools;
     }
     tools
@@ -442,7 +442,7 @@ pub fn offered_prompt_tools(
         .filter_map(|mut t| {
             let reg = registry.get(&t.name)?;
             t.operations
-                .retain(|o| reg.operations.get(&o.name).is_some_and(|e| mode.allows(*e)));
+                .retain(|o| reg.operations.get(&o.name).is_some_and(|e| mode.offers(*e)));
             (!t.operations.is_empty()).then_some(t)
         })
         .collect()

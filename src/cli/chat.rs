@@ -389,9 +389,17 @@ pub async fn chat(dir: &Path, mut args: RunArgs) -> anyhow::Result<ExitCode> {
                     });
                     ui.spinner = Some(spinner(format!("{} {}", request.tool, request.operation)));
                 }
-                Event::TaskComplete { .. } => {
+                Event::TaskComplete { proposal, .. } => {
                     // the answer was shown as the last assistant message
                     ui.clear_spinner();
+                    if let Some(p) = proposal {
+                        eprintln!(
+                            "◇ proposal: {} change(s) in {} — `bosun apply {}` applies it",
+                            p.changes,
+                            p.dir.display(),
+                            p.dir.display()
+                        );
+                    }
                     ui.streamed = false;
                     break;
                 }

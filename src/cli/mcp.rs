@@ -37,6 +37,19 @@ pub async fn mcp(dir: &Path, args: McpArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(exit::USAGE));
     }
+    if args.expose_tools && args.run.mode == run::ModeArg::Suggest {
+        eprintln!(
+            "bosun mcp: --expose-tools cannot be combined with --mode suggest: a direct tool call has no session to record a proposal in; callers use the run_<agent> tool in suggest mode"
+        );
+        return Ok(ExitCode::from(exit::USAGE));
+    }
+    // many sessions share one server: each writes its own proposal under --proposal-dir
+    let mut args = args;
+    if let Some(d) = &args.run.proposal_dir {
+        if !d.to_string_lossy().contains("{session}") {
+            args.run.proposal_dir = Some(d.join("{session}"));
+        }
+    }
     let rt = match run::build_runtime(dir, &args.run).await {
         Ok(rt) => rt,
         Err(e) => {

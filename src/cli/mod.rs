@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch.
 
+mod apply;
 mod chat;
 mod demo;
 mod eval;
@@ -43,6 +44,10 @@ pub enum Cmd {
     Validate,
     /// Run one task to its final answer.
     Run(Box<run::RunArgs>),
+    /// Apply a change proposal written by `run --mode suggest`: each change is dry-run again
+    /// (same fingerprint, else refused), approved as the policy says, and applied through the
+    /// guard — no model involved.
+    Apply(Box<apply::ApplyArgs>),
     /// The interactive REPL (same flags as run; an optional first message).
     Chat(Box<run::RunArgs>),
     /// Serve the agent over MCP (stdio, or streamable HTTP with --listen): the tool
@@ -185,6 +190,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Init { dir } => validate::init(&dir),
         Cmd::Run(args) => run::run(&cli.agent, *args).await,
         Cmd::Chat(args) => chat::chat(&cli.agent, *args).await,
+        Cmd::Apply(args) => apply::apply(&cli.agent, *args).await,
         Cmd::Mcp(args) => mcp::mcp(&cli.agent, *args).await,
         Cmd::Serve(args) => serve::serve(&cli.agent, *args).await,
         Cmd::Sandbox { cmd, dir } => sandbox_cmd::sandbox(cmd, dir).await,
@@ -221,13 +227,18 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             } else if list.is_empty() {
                 eprintln!("no saved sessions in {}", dir.display());
             } else {
+                println!(
+                    "{:<26}  {:<14} {:<12} {:>4}  TASK",
+                    "SESSION", "OUTCOME", "STATE", "MSGS"
+                );
                 for s in list {
                     println!(
-                        "{}  {:<12} {:>3} msgs  {}",
+                        "{:<26}  {:<14} {:<12} {:>4}  {}",
                         s.id,
+                        s.outcome.as_deref().unwrap_or("-"),
                         s.state,
                         s.messages,
-                        s.task.chars().take(80).collect::<String>()
+                        bosun::term::printable(&s.task.chars().take(80).collect::<String>())
                     );
                 }
             }

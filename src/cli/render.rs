@@ -207,6 +207,14 @@ pub async fn render(
                     one_line(&arguments, 100)
                 );
             }
+            Event::GuardDecision(d)
+                if !quiet && d.refusal == Some(bosun::guard::RefusalKind::Proposed) =>
+            {
+                eprintln!(
+                    "  ◇ proposed, not applied (suggest mode): change {}",
+                    d.fingerprint.as_deref().unwrap_or("?")
+                );
+            }
             Event::GuardDecision(d) if !quiet && d.verdict == Verdict::Refuse => {
                 eprintln!(
                     "  {red}✗ guard refused:{reset} {}",

@@ -29,6 +29,9 @@ pub struct Report {
     pub verification: Vec<bosun::audit::CheckRecord>,
     /// Changes the policy denied or that wait for approval.
     pub blocked: Vec<Blocked>,
+    /// Suggest mode: the change proposal (nothing of it was applied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<ProposalSummary>,
     /// Where what the task changed is reached, read from the cluster after the task (Services
     /// of type LoadBalancer/NodePort and Ingress hosts and paths of the changed objects); see
     /// [`Report::read_access_points`].
@@ -41,6 +44,27 @@ pub struct Report {
     pub tool_calls: Option<u32>,
     pub usage: Option<bosun::model::Usage>,
     pub audit_log: Option<String>,
+}
+
+/// The change proposal of a suggest-mode task, as the report lists it.
+#[derive(Debug, Serialize)]
+pub struct ProposalSummary {
+    /// The proposal directory (`bosun apply DIR`), when it was written.
+    pub dir: Option<String>,
+    pub changes: Vec<ProposedLine>,
+}
+
+/// One proposed change in the report.
+#[derive(Debug, Serialize)]
+pub struct ProposedLine {
+    pub tool: String,
+    pub operation: String,
+    pub target: String,
+    pub fingerprint: String,
+    /// Whether `bosun apply` can replay it (the model asked for the change, not only its
+    /// dry-run).
+    pub replayable: bool,
+    pub dry_run_evidence: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,6 +116,7 @@ impl Report {
             error: None,
             changes_applied: vec![],
             blocked: vec![],
+            proposal: None,
             access_points: vec![],
             claimed_access_points: vec![],
             credentials: vec![],
@@ -119,6 +144,28 @@ impl Report {
                         diff: d.diff.clone(),
                     })
                     .collect();
+                if !o.proposed.is_empty() {
+                    r.proposal = Some(ProposalSummary {
+                        dir: o.proposal_dir.as_ref().map(|d| d.display().to_string()),
+                        changes: o
+                            .proposed
+                            .iter()
+                            .map(|c| ProposedLine {
+                                tool: c.tool.clone(),
+                                operation: c.operation.clone(),
+                                target: c.target.clone(),
+                                fingerprint: c.short.clone(),
+                                replayable: c.apply.is_some(),
+                                dry_run_evidence: c
+                                    .evidence
+                                    .lines()
+                                    .take(20)
+                                    .collect::<Vec<_>>()
+                                    .join("\n"),
+                            })
+                            .collect(),
+                    });
+                }
                 r.turns = Some(o.turns);
                 r.tool_calls = Some(o.tool_calls);
                 r.usage = Some(o.usage);
@@ -287,6 +334,26 @@ impl Report {
                     c.operation,
                     c.target,
                     c.approved_by.as_deref().unwrap_or("?")
+                ));
+            }
+        }
+        if let Some(p) = &self.proposal {
+            m.push_str(&format!(
+                "\n## Change proposal (suggest mode: nothing applied)\n\n{}\n\n",
+                p.dir
+                    .as_ref()
+                    .map(|d| format!("Written to `{d}`; apply it with `bosun apply {d}`."))
+                    .unwrap_or_else(|| "Not written (no proposal or sessions directory).".into())
+            ));
+            for c in &p.changes {
+                m.push_str(&format!(
+                    "### {}.{} — {}\n\nchange `{}`{}\n\nDry-run evidence:\n\n```\n{}\n```\n\n",
+                    c.tool,
+                    c.operation,
+                    c.target,
+                    c.fingerprint,
+                    if c.replayable { "" } else { " (validated only: the change itself was never asked for, so `bosun apply` skips it)" },
+                    c.dry_run_evidence
                 ));
             }
         }

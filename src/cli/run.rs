@@ -43,9 +43,15 @@ pub struct RunArgs {
     #[arg(short = 'n', long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
     /// read-only: only read operations are offered to the model and admitted by the guard.
+    /// suggest: reads and dry-runs run, nothing is applied — each change whose dry-run passed
+    /// is written to a change proposal (see --proposal-dir) for `bosun apply`.
     /// apply: reads, dry-runs and changes after a matching dry-run.
     #[arg(long, value_enum, default_value = "apply")]
     pub mode: ModeArg,
+    /// --mode suggest: write the change proposal (proposal.json + one file per change) to DIR
+    /// (default: SESSIONS_DIR/<session>.proposal).
+    #[arg(long, value_name = "DIR")]
+    pub proposal_dir: Option<PathBuf>,
     /// Maximum model turns for the task (default: agent.md max_turns, else 40).
     #[arg(long)]
     pub max_turns: Option<u32>,
@@ -110,10 +116,11 @@ pub struct RunArgs {
     pub local_engine: super::local::Engine,
 }
 
-/// `--mode apply|read-only`.
+/// `--mode apply|suggest|read-only`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ModeArg {
     Apply,
+    Suggest,
     ReadOnly,
 }
 
@@ -122,6 +129,7 @@ impl From<ModeArg> for bosun::scope::Mode {
         match m {
             ModeArg::Apply => Self::Apply,
             ModeArg::ReadOnly => Self::ReadOnly,
+            ModeArg::Suggest => Self::Suggest,
         }
     }
 }
@@ -140,11 +148,16 @@ pub fn task_scope(args: &RunArgs) -> Option<bosun::scope::TaskScope> {
 pub fn scope_line(rt: &Runtime) -> Option<String> {
     let g = &rt.guard_config;
     let mut parts = Vec::new();
-    if g.mode != bosun::scope::Mode::Apply {
-        parts.push(format!(
+    match g.mode {
+        bosun::scope::Mode::Apply => {}
+        bosun::scope::Mode::ReadOnly => parts.push(format!(
             "mode {} (only reads are offered and admitted)",
             g.mode
-        ));
+        )),
+        bosun::scope::Mode::Suggest => parts.push(format!(
+            "mode {} (reads and dry-runs run; changes are recorded as a proposal, never applied)",
+            g.mode
+        )),
     }
     if let Some(s) = g.scope.as_ref().filter(|s| !s.is_empty()) {
         parts.push(format!(
@@ -312,6 +325,7 @@ pub async fn runtime_parts(
                 .clone()
                 .unwrap_or_else(|| state_dir("sessions")),
         ),
+        proposal_dir: args.proposal_dir.clone(),
         secrets,
         redactor: Some(redactor),
         extra_tools: mcp.tools,
@@ -521,6 +535,16 @@ pub async fn run_task(
     let _ = renderer.await;
     if let (Some(a), OutputFormat::Text, false) = (&audit, format, quiet) {
         eprintln!("audit log: {a}");
+    }
+    if let (Ok(o), OutputFormat::Text) = (&result, format) {
+        if let Some(dir) = &o.proposal_dir {
+            eprintln!(
+                "proposal: {} change(s) in {} — review, then `bosun apply {}`",
+                o.proposed.len(),
+                dir.display(),
+                dir.display()
+            );
+        }
     }
     let mut report =
         report::Report::new(task, &session_id, &agent, &model, audit.as_deref(), &result);

@@ -177,6 +177,7 @@ impl BosunMcp {
                     tool_calls,
                     state,
                     report,
+                    proposal,
                     ..
                 } => {
                     let mut text = answer.clone();
@@ -197,6 +198,13 @@ impl BosunMcp {
                             a["diff"].as_str().unwrap_or("")
                         ));
                     }
+                    if let Some(p) = &proposal {
+                        text.push_str(&format!(
+                            "\nproposal (suggest mode, nothing applied): {} change(s) in {}; apply with `bosun apply`",
+                            p.changes,
+                            p.dir.display()
+                        ));
+                    }
                     text.push_str(&format!(
                         "\nsession: {id} ({turns} turns, {tool_calls} tool calls)"
                     ));
@@ -210,7 +218,8 @@ impl BosunMcp {
                     r.structured_content = Some(json!({
                         "status": status.as_str(), "verdict": verdict, "answer": answer, "state": state,
                         "report": report, "session": id, "turns": turns,
-                        "tool_calls": tool_calls, "approvals": approvals, "error": null}));
+                        "tool_calls": tool_calls, "approvals": approvals, "error": null,
+                        "proposal": proposal.as_ref().map(|p| p.dir.display().to_string())}));
                     break r;
                 }
                 Event::GuardDecision(d) if d.diff.is_some() => {
@@ -369,7 +378,8 @@ fn run_tool(rt: &Runtime, name: &str) -> McpTool {
             "session": nullable("string"),
             "turns": nullable("integer"),
             "tool_calls": nullable("integer"),
-            "error": nullable("string")
+            "error": nullable("string"),
+            "proposal": nullable("string")
         },
         "required": ["status"]
     });

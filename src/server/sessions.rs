@@ -424,6 +424,7 @@ impl Inner {
                 usage,
                 state,
                 report,
+                ..
             } => {
                 self.state = *state;
                 self.outcome = Some(OutcomeView {

@@ -209,6 +209,7 @@ impl Session {
             Ok(o) => {
                 self.applied.extend(o.applied.iter().cloned());
                 self.blocked.extend(o.blocked.iter().cloned());
+                self.proposed.extend(o.proposed.iter().cloned());
                 self.usage += o.usage;
                 Ok((
                     true,

@@ -13,7 +13,8 @@ mod turn;
 mod verify;
 
 pub use crate::protocol::{
-    AppliedChange, Event, EventSink, Interrupt, Op, Outcome, SessionError, TaskStatus,
+    AppliedChange, Event, EventSink, Interrupt, Op, Outcome, ProposalWritten, SessionError,
+    TaskStatus,
 };
 pub use handle::{ChannelApprover, SessionHandle};
 pub use runtime::{Runtime, RuntimeError, RuntimeOptions, DEFAULT_MAX_TURNS};
@@ -59,6 +60,24 @@ pub struct Session {
     verification_failed: bool,
     /// A change was attempted in this task (admitted, or refused for want of a dry-run).
     change_attempted: bool,
+    /// Successful dry-runs of changes in this task, by short fingerprint: the call and its
+    /// redacted output (suggest mode turns them into the proposal).
+    validated: std::collections::HashMap<String, Validated>,
+    /// Suggest mode: the changes the guard refused as proposals, in order.
+    proposed: Vec<crate::proposal::ProposedChange>,
+    /// Successful calls to tools that keep workspace state, in order (a proposed change's
+    /// setup, see [`crate::proposal::ProposedChange::setup`]).
+    workspace_calls: Vec<crate::proposal::RecordedCall>,
+}
+
+/// A successful dry-run of a change, kept for the proposal.
+#[derive(Debug, Clone)]
+struct Validated {
+    fingerprint: crate::guard::Fingerprint,
+    call: crate::proposal::RecordedCall,
+    /// The workspace calls to the same tool that came before it.
+    setup: Vec<crate::proposal::RecordedCall>,
+    output: String,
 }
 
 /// What distinguishes a new, a resumed and a child session; the rest starts empty.
@@ -96,6 +115,9 @@ impl Session {
             events,
             verification_failed: false,
             change_attempted: false,
+            validated: Default::default(),
+            proposed: vec![],
+            workspace_calls: vec![],
         }
     }
 

@@ -43,6 +43,10 @@ pub struct RuntimeOptions {
     pub audit_dir: Option<PathBuf>,
     /// Where sessions are saved (`<id>.jsonl`) for `--resume`; `None`: not saved.
     pub sessions_dir: Option<PathBuf>,
+    /// Suggest mode: the directory a task's change proposal is written to (`{session}` in it
+    /// becomes the session id; each task of a session replaces the last one's);
+    /// `None`: `<sessions_dir>/<session>.proposal`, or not written without a sessions dir.
+    pub proposal_dir: Option<PathBuf>,
     /// Tools of the embedding application, offered like built-in ones when the agent lists them
     /// under `tools:` (a manifest `tools/<name>.yaml` is optional and may only tighten); they
     /// pass the same guard. See `examples/custom_tool.rs`.
@@ -70,6 +74,8 @@ pub struct Runtime {
     pub guard_config: GuardConfig,
     pub audit_dir: Option<PathBuf>,
     pub sessions_dir: Option<PathBuf>,
+    /// See [`RuntimeOptions::proposal_dir`].
+    pub proposal_dir: Option<PathBuf>,
     /// Runtimes of the agent's subagents, by id (they share this runtime's workspace, redactor,
     /// secrets and guard settings).
     pub subagents: BTreeMap<String, Arc<Runtime>>,
@@ -169,6 +175,7 @@ impl Runtime {
                 audit_dir: opts.audit_dir,
                 sessions_dir: opts.sessions_dir,
                 kube: opts.kube.clone(),
+                proposal_dir: opts.proposal_dir,
                 _workspace_dir: tmp,
             },
             warnings,

@@ -24,12 +24,15 @@ impl Session {
         self.blocked.clear();
         self.change_attempted = false;
         self.verification_failed = false;
+        self.validated.clear();
+        self.proposed.clear();
+        self.workspace_calls.clear();
         let span = if self.is_child {
             tracing::Span::current()
         } else {
             crate::telemetry::session_span(&rt.agent.def.id, &self.id)
         };
-        let result = tracing::Instrument::instrument(self.drive(&rt), span.clone()).await;
+        let mut result = tracing::Instrument::instrument(self.drive(&rt), span.clone()).await;
         if !self.is_child {
             let status = match &result {
                 Ok(o) => o.status.as_str(),
@@ -41,12 +44,22 @@ impl Session {
         if matches!(result, Err(SessionError::Interrupted)) {
             self.repair_after_interrupt();
             if !self.is_child {
+                self.save_outcome("interrupted", "the user interrupted the task");
                 self.emit(Event::TaskInterrupted);
             }
             return result;
         }
         if self.is_child {
             return result;
+        }
+        if let Ok(o) = &mut result {
+            if let Err(e) = self.write_proposal(&rt, task, o) {
+                result = Err(e);
+            }
+        }
+        match &result {
+            Ok(o) => self.save_outcome(o.status.as_str(), &o.verdict),
+            Err(e) => self.save_outcome("error", &e.to_string()),
         }
         match &result {
             Ok(o) => self.emit(Event::TaskComplete {
@@ -58,6 +71,10 @@ impl Session {
                 usage: o.usage,
                 state: o.state,
                 report: o.report.clone(),
+                proposal: o.proposal_dir.clone().map(|dir| super::ProposalWritten {
+                    dir,
+                    changes: o.proposed.len(),
+                }),
             }),
             Err(e) => self.emit(Event::TaskFailed {
                 error: e.to_string(),
@@ -97,6 +114,14 @@ impl Session {
         if adm.decision.refusal.is_some_and(|k| k.blocks_change()) {
             self.blocked.push(adm.decision.clone());
         }
+        let mut refusal = adm.refusal.clone();
+        if adm.decision.refusal == Some(crate::guard::RefusalKind::Proposed)
+            && !self.propose(rt, call, &adm.decision)
+        {
+            // the guard holds a dry-run this task did not see (restored by a resume): without
+            // its call the change cannot be replayed, so the model is told to dry-run again
+            refusal = Some("refused by bosun's guard: this task runs in suggest mode, and the dry-run of this change ran before the session was resumed, so the change cannot be recorded in the proposal yet: dry-run it again, then call it again".into());
+        }
         // the task set out to change something when a change was admitted, or refused for want
         // of its dry-run (the model tried to apply): only completion makes that a success. A
         // change refused for the planner state, as already applied, or replayed is not counted
@@ -111,7 +136,7 @@ impl Session {
         let approved_by = adm.decision.approved_by.clone();
         let target = adm.decision.target.clone().unwrap_or_default();
         let (ok, output) = match adm.admitted {
-            None => (false, adm.refusal.clone().unwrap_or_default()),
+            None => (false, refusal.unwrap_or_default()),
             Some(a) => {
                 let ran = a.receipt();
                 let ex = self.env(rt).execute(a).await;
@@ -178,12 +203,40 @@ impl Session {
             }
         }
         let head = |t: &str| t.lines().take(20).collect::<Vec<_>>().join("\n");
+        let stateful = rt.registry.get(&ran.tool).is_some_and(|r| {
+            r.operations
+                .values()
+                .any(|e| *e == EffectClass::WorkspaceWrite)
+        });
+        if ex.ok && ran.effect <= EffectClass::WorkspaceWrite && stateful {
+            self.workspace_calls.push(crate::proposal::RecordedCall {
+                tool: ran.tool.clone(),
+                arguments: redact_json(redactor, &ran.args),
+            });
+        }
         let (true, Some(fp)) = (ex.ok, &ran.fingerprint) else {
             return;
         };
         if ran.effect == EffectClass::DryRun {
             self.evidence
                 .insert(fp.short(), redactor.redact(&head(&ex.output)));
+            self.validated.insert(
+                fp.short(),
+                super::Validated {
+                    fingerprint: fp.clone(),
+                    call: crate::proposal::RecordedCall {
+                        tool: ran.tool.clone(),
+                        arguments: redact_json(redactor, &ran.args),
+                    },
+                    setup: self
+                        .workspace_calls
+                        .iter()
+                        .filter(|c| c.tool == ran.tool)
+                        .cloned()
+                        .collect(),
+                    output: redactor.redact(&ex.output),
+                },
+            );
         } else if ran.effect >= EffectClass::Mutating {
             self.applied.push(AppliedChange {
                 tool: ran.tool.clone(),
@@ -390,6 +443,8 @@ impl Session {
         usage.completion_tokens -= t.start_usage.completion_tokens;
         let (status, verdict) = self.verdict();
         Ok(Some(Outcome {
+            proposed: self.proposed.clone(),
+            proposal_dir: None,
             status,
             verdict,
             answer,
@@ -486,5 +541,126 @@ impl TaskLoop {
             call.name,
             *seen - 1
         )))
+    }
+}
+
+/// A JSON value with every known secret masked (through its text, as session files are).
+fn redact_json(redactor: &crate::redact::Redactor, v: &serde_json::Value) -> serde_json::Value {
+    let text = redactor.redact(&v.to_string());
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+impl Session {
+    /// Suggest mode: the guard refused `call` as a proposal (it passed every check and has a
+    /// fresh matching dry-run): record the change with that dry-run's call and evidence.
+    /// Whether the change is in the proposal (recorded now or before).
+    fn propose(
+        &mut self,
+        rt: &Runtime,
+        call: &crate::model::ToolCall,
+        d: &crate::guard::Decision,
+    ) -> bool {
+        let Some(short) = &d.fingerprint else {
+            return false;
+        };
+        if self.proposed.iter().any(|p| &p.short == short) {
+            return true;
+        }
+        let Some(v) = self.validated.get(short) else {
+            return false;
+        };
+        let redactor = &rt.ctx.redactor;
+        let arguments = serde_json::from_str(&call.arguments)
+            .map(|a| redact_json(redactor, &a))
+            .unwrap_or(serde_json::Value::Null);
+        self.proposed.push(crate::proposal::ProposedChange {
+            tool: call.name.clone(),
+            operation: d.operation.clone().unwrap_or_default(),
+            target: d.target.clone().unwrap_or_default(),
+            effect: d.effect.unwrap_or(crate::effect::EffectClass::Mutating),
+            fingerprint: v.fingerprint.clone(),
+            short: short.clone(),
+            setup: v.setup.clone(),
+            dry_run: v.call.clone(),
+            apply: Some(crate::proposal::RecordedCall {
+                tool: call.name.clone(),
+                arguments,
+            }),
+            evidence_sha256: crate::tools::sha256_hex(v.output.as_bytes()),
+            evidence: v.output.clone(),
+        });
+        true
+    }
+
+    /// Suggest mode, at the end of a task: the proposal — every proposed change, then every
+    /// other change whose dry-run passed (validated, never asked for: not replayable) — goes
+    /// into the outcome and, when the runtime has a proposal or sessions directory, to disk.
+    fn write_proposal(
+        &mut self,
+        rt: &Runtime,
+        task: &str,
+        o: &mut Outcome,
+    ) -> Result<(), SessionError> {
+        if rt.guard_config.mode != crate::scope::Mode::Suggest {
+            return Ok(());
+        }
+        let mut changes = self.proposed.clone();
+        let mut rest: Vec<&super::Validated> = self
+            .validated
+            .iter()
+            .filter(|(k, _)| !changes.iter().any(|c| &c.short == *k))
+            .map(|(_, v)| v)
+            .collect();
+        rest.sort_by_key(|v| v.fingerprint.short());
+        for v in rest {
+            changes.push(crate::proposal::ProposedChange {
+                tool: v.call.tool.clone(),
+                operation: v
+                    .call
+                    .arguments
+                    .get("operation")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                target: v.fingerprint.target.clone(),
+                effect: crate::effect::EffectClass::DryRun,
+                short: v.fingerprint.short(),
+                fingerprint: v.fingerprint.clone(),
+                setup: v.setup.clone(),
+                dry_run: v.call.clone(),
+                apply: None,
+                evidence_sha256: crate::tools::sha256_hex(v.output.as_bytes()),
+                evidence: v.output.clone(),
+            });
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        o.proposed = changes.clone();
+        let dir = rt
+            .proposal_dir
+            .as_ref()
+            .map(|d| std::path::PathBuf::from(d.to_string_lossy().replace("{session}", &self.id)));
+        let dir = dir.or_else(|| {
+            rt.sessions_dir
+                .as_ref()
+                .map(|d| d.join(format!("{}.proposal", self.id)))
+        });
+        if let Some(dir) = dir {
+            let p = crate::proposal::Proposal::new(&self.id, &rt.agent.def.id, task, changes);
+            p.write(&dir, &rt.ctx.redactor)?;
+            o.proposal_dir = Some(dir);
+        }
+        Ok(())
+    }
+}
+
+impl Session {
+    /// The task's outcome in the session file (for `bosun sessions list`).
+    fn save_outcome(&self, status: &str, verdict: &str) {
+        self.save(&crate::store::Entry::Outcome {
+            status: status.to_string(),
+            verdict: verdict.to_string(),
+        });
     }
 }

@@ -147,11 +147,24 @@ impl Session {
                 ),
             );
         }
-        match self.state {
-            State::Failed => (
+        if self.state == State::Failed {
+            return (
                 TaskStatus::Failed,
                 "the task moved to the failed state".into(),
-            ),
+            );
+        }
+        // suggest mode: proposing every change is the task's end — nothing was applied, so
+        // nothing waits for verification and the planner need not reach completion
+        if !self.proposed.is_empty() {
+            return (
+                TaskStatus::Success,
+                format!(
+                    "suggest mode: {} change(s) passed their dry-run and were recorded as a proposal; nothing was applied (`bosun apply` applies the proposal)",
+                    self.proposed.len()
+                ),
+            );
+        }
+        match self.state {
             State::Completion => (
                 TaskStatus::Success,
                 "the task reached completion and every applied change passed its checks".into(),

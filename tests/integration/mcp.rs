@@ -742,3 +742,76 @@ async fn http_with_a_token_refuses_requests_without_it() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("BOSUN_MCP_TOKEN"), "{stderr}");
 }
+
+/// `bosun mcp --mode suggest`: the agent's task proposes instead of applying; the caller gets
+/// the proposal's directory (one per session under --proposal-dir) in structuredContent.
+#[tokio::test]
+async fn suggest_mode_over_mcp_returns_the_proposal_and_changes_nothing() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let ns = common::namespace("mcp-suggest").await;
+    let manifest = serde_json::to_string(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: via-mcp\n  namespace: {ns}\ndata:\n  k: v\n"
+    ))
+    .expect("json");
+    let script = format!(
+        r#"
+turns:
+  - reply:
+      tool_calls:
+        - {{name: transition, arguments: {{to: validation, justification: "dry-run it"}}}}
+        - {{name: kubectl, arguments: {{operation: apply_dry_run, manifests: {manifest}}}}}
+        - {{name: transition, arguments: {{to: deployment, justification: "validated"}}}}
+        - {{name: kubectl, arguments: {{operation: apply, manifests: {manifest}}}}}
+  - reply: {{content: "Proposed."}}
+"#
+    );
+    let model = ScriptedServer::start(Script::from_yaml(&script).expect("script"))
+        .await
+        .expect("scripted model");
+    let proposals = tempfile::tempdir().expect("tempdir");
+    let calls = json!([{"tool": RUN_TOOL, "args": {"task": "create the ConfigMap via-mcp"}}]);
+    let out = over_mcp(
+        Transport::Stdio,
+        &model,
+        &common::repo_root(),
+        &[
+            "--mode",
+            "suggest",
+            "--proposal-dir",
+            proposals.path().to_str().expect("utf-8"),
+        ],
+        calls,
+    )
+    .await;
+    let r = &out["calls"][0];
+    assert_eq!(r["is_error"], false, "{r:#}");
+    assert_eq!(r["structured"]["status"], "success", "{r:#}");
+    let dir = r["structured"]["proposal"].as_str().expect("proposal dir");
+    let session = r["structured"]["session"].as_str().expect("session");
+    assert_eq!(
+        Path::new(dir),
+        proposals.path().join(session),
+        "one proposal directory per session"
+    );
+    let p = bosun::proposal::Proposal::load(Path::new(dir)).expect("proposal");
+    assert_eq!(p.changes.len(), 1);
+    assert_eq!(p.changes[0].operation, "apply");
+    let cms: kube::api::Api<ConfigMap> = kube::api::Api::namespaced(common::kube().await, &ns);
+    assert!(cms.get_opt("via-mcp").await.expect("get").is_none());
+
+    // direct tool calls have no session to record a proposal in: refused as a usage error
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = common::bosun_cmd(home.path())
+        .arg("--agent")
+        .arg(common::repo_root())
+        .args(["mcp", "--mode", "suggest", "--expose-tools"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("bosun mcp");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--expose-tools cannot be combined"),
+        "{stderr}"
+    );
+}
