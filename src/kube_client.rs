@@ -229,14 +229,27 @@ impl Cluster {
     }
 
     async fn discover(&self) -> Result<Resources, KubeClientError> {
+        // discovery lists the groups, then reads each: a CRD or APIService removed in between
+        // (another client changing the cluster) fails the whole run, so it is tried again
+        // twice before the error counts
+        let mut attempt = 0;
+        let disc = loop {
+            attempt += 1;
+            match Discovery::new(self.client.clone()).run().await {
+                Ok(d) => break d,
+                Err(e) if attempt < 3 => {
+                    tracing::debug!("discovery failed ({e}); trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(250 * attempt)).await;
+                }
+                Err(e) => {
+                    return Err(KubeClientError::Api {
+                        context: self.context.clone(),
+                        detail: e.to_string(),
+                    })
+                }
+            }
+        };
         self.runs.fetch_add(1, Ordering::Relaxed);
-        let disc = Discovery::new(self.client.clone())
-            .run()
-            .await
-            .map_err(|e| KubeClientError::Api {
-                context: self.context.clone(),
-                detail: e.to_string(),
-            })?;
         let mut all = Vec::new();
         // every kind at its most stable served version: a kind served only in a non-preferred
         // version (CronJob in batch/v1beta1 on a 1.20 server, a CRD's older version) is found too

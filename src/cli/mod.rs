@@ -163,6 +163,8 @@ pub fn init_tracing(verbose: u8) -> Option<bosun::telemetry::Telemetry> {
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
+        // no escape codes in pipes or with NO_COLOR
+        .with_ansi(render::color())
         .with_filter(filter);
     let (otel, telemetry) = match bosun::telemetry::otlp_layer() {
         Ok(Some((layer, t))) => (Some(layer), Some(t)),
