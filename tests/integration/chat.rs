@@ -112,15 +112,7 @@ turns:
     .expect("script");
     let server = ScriptedServer::start(script).await.expect("server");
     let home = tempfile::tempdir().expect("tempdir");
-    let st = common::sandbox();
-    let cmd = format!(
-        "env -i PATH=/usr/bin:/bin HOME={home} TERM=xterm OPENAI_BASE_URL={url} KUBECONFIG={kc} {bin} --agent {agent} chat; echo EXITED-$?; sleep 30",
-        home = home.path().display(),
-        url = server.base_url(),
-        kc = st.kubeconfig.display(),
-        bin = common::bosun_bin().display(),
-        agent = common::repo_root().display(),
-    );
+    let cmd = bosun_in_tmux(home.path(), &server.base_url(), "", "chat");
     let ns2 = ns.clone();
     let t = tokio::task::spawn_blocking(move || {
         let t = Tmux::start(&cmd);
@@ -160,15 +152,26 @@ turns:
     assert!(home.path().join(".local/state/bosun/history").is_file());
 }
 
-/// The shell command that runs `bosun ARGS` in tmux with a clean environment (`env` extra
-/// variables first), then says how it exited and stays on screen.
+/// The shell command that runs `bosun ARGS` with the shipped agent in tmux with a clean
+/// environment (`env` extra variables first), then says how it exited and stays on screen.
 fn bosun_in_tmux(home: &std::path::Path, url: &str, env: &str, args: &str) -> String {
+    bosun_in_tmux_with(home, url, env, &common::repo_root(), args)
+}
+
+/// [`bosun_in_tmux`] with the agent in `agent`.
+fn bosun_in_tmux_with(
+    home: &std::path::Path,
+    url: &str,
+    env: &str,
+    agent: &std::path::Path,
+    args: &str,
+) -> String {
     format!(
         "env -i PATH=/usr/bin:/bin HOME={home} TERM=xterm OPENAI_BASE_URL={url} KUBECONFIG={kc} {env} {bin} --agent {agent} {args}; echo EXITED-$?; sleep 30",
         home = home.display(),
         kc = common::sandbox().kubeconfig.display(),
         bin = common::bosun_bin().display(),
-        agent = common::repo_root().display(),
+        agent = agent.display(),
     )
 }
 
@@ -371,14 +374,6 @@ turns:
     assert!(!stderr.contains("model thinking"), "{stderr}");
 }
 
-/// `bosun chat` in a clean environment against `url`, the sandbox and the agent in `agent`.
-fn chat_cmd(home: &std::path::Path, url: &str, agent: &std::path::Path) -> String {
-    bosun_in_tmux(home, url, "", "chat").replace(
-        &format!("--agent {}", common::repo_root().display()),
-        &format!("--agent {}", agent.display()),
-    )
-}
-
 /// An approval prompt in the REPL shows what the change does — the dry-run's diff against the
 /// live object, old and new value — before it asks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -413,7 +408,7 @@ turns:
     )
     .expect("policy");
     let home = tempfile::tempdir().expect("tempdir");
-    let cmd = chat_cmd(home.path(), &server.base_url(), agent.path());
+    let cmd = bosun_in_tmux_with(home.path(), &server.base_url(), "", agent.path(), "chat");
     let screen = tokio::task::spawn_blocking(move || {
         let t = Tmux::start(&cmd);
         t.wait_for("intake>", 1);
